@@ -1,0 +1,40 @@
+//! The command-line edge. One file per subcommand family; `anyhow` lives only here.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// eugate — SFTP gateway with per-tenant encryption and verified data residency.
+#[derive(Debug, Parser)]
+#[command(name = "eugate", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace). `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// Logs go to stderr so that commands writing data to stdout stay pipeable.
+pub fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs one command; the exit code is the command's own (e.g. `policy explain` exits 3 on deny).
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {}
+}

@@ -1,0 +1,8 @@
+//! eugate: a secure file-transfer gateway.
+//!
+//! Partners upload over SFTP; every file is sealed with its tenant's key, the destination's
+//! verified location is checked against the residency policy, and only then is ciphertext
+//! streamed to storage. See `../shared/DESIGN.md` for the architecture and its invariants.
+#![forbid(unsafe_code)]
+
+pub mod cli;
