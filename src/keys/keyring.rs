@@ -222,6 +222,7 @@ impl Keyring {
 
     /// Adds a new active version; older versions still open the objects sealed under them.
     pub fn rotate(&mut self, tenant: &str) -> Result<KeyInfo, KeyError> {
+        self.tenant_keys(tenant)?; // the precise error (unknown vs shredded)
         let keys = self
             .tenants
             .get_mut(tenant)
@@ -275,10 +276,7 @@ impl Keyring {
     }
 
     pub fn info(&self, tenant: &str) -> Result<KeyInfo, KeyError> {
-        let keys = self
-            .tenants
-            .get(tenant)
-            .ok_or_else(|| KeyError::UnknownTenant(tenant.to_string()))?;
+        let keys = self.tenant_keys(tenant)?;
         Ok(KeyInfo {
             tenant: tenant.to_string(),
             key_id: keys.key_id.clone(),
