@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod audit;
 pub mod keys;
 
 /// eugate — SFTP gateway with per-tenant encryption and verified data residency.
@@ -22,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Manage tenant keys: init, add-tenant, rotate, shred, list.
     Keys(keys::KeysArgs),
+    /// Audit log tools: verify the hash chain.
+    Audit(audit::AuditArgs),
 }
 
 /// Logs go to stderr so that commands writing data to stdout stay pipeable.
@@ -43,5 +46,6 @@ pub fn init_tracing(verbose: u8) {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Keys(args) => keys::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Audit(args) => audit::run(args),
     }
 }
