@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod audit;
+pub mod crypt;
 pub mod keys;
 
 /// eugate — SFTP gateway with per-tenant encryption and verified data residency.
@@ -23,6 +24,10 @@ pub struct Cli {
 pub enum Command {
     /// Manage tenant keys: init, add-tenant, rotate, shred, list.
     Keys(keys::KeysArgs),
+    /// Seal a local file for a tenant in the eugate object format.
+    Encrypt(crypt::EncryptArgs),
+    /// Verify and open a sealed object; no output file unless everything verifies.
+    Decrypt(crypt::DecryptArgs),
     /// Audit log tools: verify the hash chain.
     Audit(audit::AuditArgs),
 }
@@ -46,6 +51,8 @@ pub fn init_tracing(verbose: u8) {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Keys(args) => keys::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Encrypt(args) => crypt::encrypt(args).map(|()| ExitCode::SUCCESS),
+        Command::Decrypt(args) => crypt::decrypt(args).map(|()| ExitCode::SUCCESS),
         Command::Audit(args) => audit::run(args),
     }
 }
