@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod policy;
+
 /// eugate — SFTP gateway with per-tenant encryption and verified data residency.
 #[derive(Debug, Parser)]
 #[command(name = "eugate", version, about, long_about = None)]
@@ -17,7 +19,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Residency policies: check, explain, test, diff.
+    Policy(policy::PolicyArgs),
+}
 
 /// Logs go to stderr so that commands writing data to stdout stay pipeable.
 pub fn init_tracing(verbose: u8) {
@@ -36,5 +41,7 @@ pub fn init_tracing(verbose: u8) {
 
 /// Runs one command; the exit code is the command's own (e.g. `policy explain` exits 3 on deny).
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {}
+    match cli.command {
+        Command::Policy(args) => policy::run(args),
+    }
 }
