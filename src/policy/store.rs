@@ -69,12 +69,40 @@ fn reload_logged(store: &PolicyStore, dir: &Path, trigger: &str) {
     }
 }
 
+/// What makes the reloader reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReloadTriggers {
+    /// Any change under the policy directory (debounced).
+    pub file_changes: bool,
+    /// SIGHUP to the process.
+    pub sighup: bool,
+}
+
 /// Watches `dir` (notify) and SIGHUP; reloads; logs rejections; keeps the old bundle on failure.
 /// Must be called inside a Tokio runtime.
 pub fn spawn_reloader(store: Arc<PolicyStore>, dir: PathBuf) -> tokio::task::JoinHandle<()> {
+    spawn_reloader_with(
+        store,
+        dir,
+        ReloadTriggers {
+            file_changes: true,
+            sighup: true,
+        },
+    )
+}
+
+/// [`spawn_reloader`] with a choice of triggers.
+pub fn spawn_reloader_with(
+    store: Arc<PolicyStore>,
+    dir: PathBuf,
+    triggers: ReloadTriggers,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-        let watcher = {
+        let watcher = if !triggers.file_changes {
+            drop(tx);
+            None
+        } else {
             use notify::Watcher;
             let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
                 if let Ok(ev) = res
@@ -95,8 +123,13 @@ pub fn spawn_reloader(store: Arc<PolicyStore>, dir: PathBuf) -> tokio::task::Joi
             }
             w.ok()
         };
-        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(s) => Some(s),
+        let hup = if triggers.sighup {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map(Some)
+        } else {
+            Ok(None)
+        };
+        let mut hup = match hup {
+            Ok(s) => s,
             Err(e) => {
                 tracing::error!("cannot listen for SIGHUP ({e}); reload on file change only");
                 None
