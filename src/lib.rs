@@ -9,3 +9,4 @@ pub mod audit;
 pub mod cli;
 pub mod crypto;
 pub mod keys;
+pub mod policy;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 pub mod audit;
 pub mod crypt;
 pub mod keys;
+pub mod policy;
 
 /// eugate — SFTP gateway with per-tenant encryption and verified data residency.
 #[derive(Debug, Parser)]
@@ -30,6 +31,8 @@ pub enum Command {
     Decrypt(crypt::DecryptArgs),
     /// Audit log tools: verify the hash chain.
     Audit(audit::AuditArgs),
+    /// Residency policies: check, explain, test, diff.
+    Policy(policy::PolicyArgs),
 }
 
 /// Logs go to stderr so that commands writing data to stdout stay pipeable.
@@ -54,5 +57,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Encrypt(args) => crypt::encrypt(args).map(|()| ExitCode::SUCCESS),
         Command::Decrypt(args) => crypt::decrypt(args).map(|()| ExitCode::SUCCESS),
         Command::Audit(args) => audit::run(args),
+        Command::Policy(args) => policy::run(args),
     }
 }
