@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod config;
+pub mod passwd;
+
 /// eugate — SFTP gateway with per-tenant encryption and verified data residency.
 #[derive(Debug, Parser)]
 #[command(name = "eugate", version, about, long_about = None)]
@@ -17,7 +20,13 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Gateway configuration tools.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// Read a password from stdin and print its argon2id hash for `password_hash`.
+    Passwd,
+}
 
 /// Logs go to stderr so that commands writing data to stdout stay pipeable.
 pub fn init_tracing(verbose: u8) {
@@ -36,5 +45,8 @@ pub fn init_tracing(verbose: u8) {
 
 /// Runs one command; the exit code is the command's own (e.g. `policy explain` exits 3 on deny).
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {}
+    match cli.command {
+        Command::Config(cmd) => config::run(cmd),
+        Command::Passwd => passwd::run().map(|()| ExitCode::SUCCESS),
+    }
 }
