@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 
 pub mod config;
 pub mod passwd;
+pub mod audit;
+pub mod keys;
 
 /// eugate — SFTP gateway with per-tenant encryption and verified data residency.
 #[derive(Debug, Parser)]
@@ -26,6 +28,10 @@ pub enum Command {
     Config(config::ConfigCommand),
     /// Read a password from stdin and print its argon2id hash for `password_hash`.
     Passwd,
+    /// Manage tenant keys: init, add-tenant, rotate, shred, list.
+    Keys(keys::KeysArgs),
+    /// Audit log tools: verify the hash chain.
+    Audit(audit::AuditArgs),
 }
 
 /// Logs go to stderr so that commands writing data to stdout stay pipeable.
@@ -48,5 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Config(cmd) => config::run(cmd),
         Command::Passwd => passwd::run().map(|()| ExitCode::SUCCESS),
+        Command::Keys(args) => keys::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Audit(args) => audit::run(args),
     }
 }
