@@ -8,6 +8,7 @@ pub mod config;
 pub mod passwd;
 pub mod audit;
 pub mod keys;
+pub mod policy;
 
 /// eugate — SFTP gateway with per-tenant encryption and verified data residency.
 #[derive(Debug, Parser)]
@@ -32,6 +33,8 @@ pub enum Command {
     Keys(keys::KeysArgs),
     /// Audit log tools: verify the hash chain.
     Audit(audit::AuditArgs),
+    /// Residency policies: check, explain, test, diff.
+    Policy(policy::PolicyArgs),
 }
 
 /// Logs go to stderr so that commands writing data to stdout stay pipeable.
@@ -56,5 +59,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Passwd => passwd::run().map(|()| ExitCode::SUCCESS),
         Command::Keys(args) => keys::run(args).map(|()| ExitCode::SUCCESS),
         Command::Audit(args) => audit::run(args),
+        Command::Policy(args) => policy::run(args),
     }
 }

@@ -1,0 +1,304 @@
+//! `eugate policy …`: the compliance officer's tools — check, explain, test, diff.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::policy::{
+    self, Classification, Decision, Evidence, Location, PolicyBundle, PolicyError, Request,
+};
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// The policy directory (facts, rules, tests).
+    #[arg(long, global = true, value_name = "DIR", default_value = "policies")]
+    pub policies: PathBuf,
+
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate facts, schema and rules; every error names file, line and what to fix. Exit 1 on error.
+    Check,
+    /// Decide one transfer and say why. Exit 0 allow, 3 deny, 1 error.
+    Explain(ExplainArgs),
+    /// Run the expected-decision cases in DIR/tests/. Exit 1 if any fails.
+    Test,
+    /// Show every catalogued destination × classification × tenant whose decision changes.
+    Diff {
+        /// The policy directory before the change.
+        old: PathBuf,
+        /// The policy directory after the change.
+        new: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    #[arg(long)]
+    pub tenant: String,
+    /// PROVIDER:REGION from regions.toml, or "unknown".
+    #[arg(
+        long,
+        value_name = "PROVIDER:REGION",
+        required_unless_present = "declared"
+    )]
+    pub destination: Option<String>,
+    /// A self-hosted store's declared countries instead of a catalogued region, e.g. DE,FR.
+    #[arg(long, value_delimiter = ',', conflicts_with = "destination")]
+    pub declared: Option<Vec<String>>,
+    /// public | internal | personal | special-category; leave out for unclassified (treated as
+    /// special-category).
+    #[arg(long)]
+    pub classification: Option<String>,
+    /// probed | attested | unverified
+    #[arg(long, default_value = "probed")]
+    pub evidence: String,
+    #[arg(long, default_value = "policy-explain")]
+    pub user: String,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+pub fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        PolicyCommand::Check => check(&args.policies),
+        PolicyCommand::Explain(e) => explain(&args.policies, &e),
+        PolicyCommand::Test => test(&args.policies),
+        PolicyCommand::Diff { old, new } => diff(&old, &new),
+    }
+}
+
+/// Loads a bundle; on validation errors prints each as `DIR/file:line: message` and returns None.
+fn load_or_report(dir: &Path) -> anyhow::Result<Option<PolicyBundle>> {
+    match PolicyBundle::load(dir) {
+        Ok(b) => Ok(Some(b)),
+        Err(PolicyError::Invalid(problems)) => {
+            for p in &problems {
+                let file = dir.join(&p.file);
+                if p.line == 0 {
+                    eprintln!("error: {}: {}", file.display(), p.message);
+                } else {
+                    eprintln!("error: {}:{}: {}", file.display(), p.line, p.message);
+                }
+            }
+            eprintln!(
+                "{} problem(s) in {}; nothing was activated",
+                problems.len(),
+                dir.display()
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e).with_context(|| format!("loading policies from {}", dir.display())),
+    }
+}
+
+fn check(dir: &Path) -> anyhow::Result<ExitCode> {
+    let Some(bundle) = load_or_report(dir)? else {
+        return Ok(ExitCode::from(1));
+    };
+    println!(
+        "ok: {} rules, {} catalogued destinations, zones {}, {} test cases",
+        bundle.rule_count(),
+        bundle.destinations().count(),
+        bundle.zones().collect::<Vec<_>>().join(", "),
+        bundle.cases().len()
+    );
+    println!("bundle {}", bundle.hash());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn explain(dir: &Path, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
+    let classification = match args.classification.as_deref() {
+        None | Some("unclassified") => None,
+        Some(s) => Some(s.parse::<Classification>()?),
+    };
+    let evidence: Evidence = args.evidence.parse()?;
+    let (location, destination) = match (&args.destination, &args.declared) {
+        (Some(d), _) if d == "unknown" => (Location::Unknown, d.clone()),
+        (Some(d), _) => {
+            if !d.contains(':') {
+                bail!("--destination '{d}' must be PROVIDER:REGION, e.g. aws:eu-central-1");
+            }
+            (Location::Region(d.clone()), d.clone())
+        }
+        (None, Some(list)) => (Location::Declared(list.clone()), "self-hosted".to_string()),
+        (None, None) => bail!("give --destination PROVIDER:REGION or --declared CC,CC"),
+    };
+    let Some(bundle) = load_or_report(dir)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let req = Request {
+        tenant: args.tenant.clone(),
+        user: args.user.clone(),
+        classification,
+        destination,
+        location,
+        evidence,
+    };
+    let (decision, _grant) = bundle.decide(&req);
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&explain_json(&decision))?
+        ),
+        Format::Text => print!("{}", explain_text(&decision)),
+    }
+    Ok(if decision.allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+fn explain_json(d: &Decision) -> serde_json::Value {
+    serde_json::json!({
+        "decision": d.verdict(),
+        "policies": d.policies,
+        "reasons": d.reasons,
+        "countries": d.countries,
+        "zones": d.zones,
+        "per_country": d.per_country,
+        "notes": d.notes,
+        "bundle": d.bundle_hash,
+        "input": {
+            "tenant": d.tenant,
+            "user": d.user,
+            "classification": d.classification.map(Classification::as_str).unwrap_or("unclassified"),
+            "treated_as": d.treated_as,
+            "destination": d.destination,
+            "location": d.location,
+            "evidence": d.evidence,
+        },
+    })
+}
+
+fn explain_text(d: &Decision) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(s, "decision: {}", d.verdict().to_uppercase());
+    let class = match d.classification {
+        Some(c) => c.to_string(),
+        None => format!("unclassified (treated as {})", d.treated_as),
+    };
+    let _ = writeln!(
+        s,
+        "tenant {}, classification {}, destination {}, evidence {}",
+        d.tenant, class, d.location, d.evidence
+    );
+    if d.countries.is_empty() {
+        let _ = writeln!(s, "countries: unknown");
+    } else {
+        let _ = writeln!(
+            s,
+            "countries: {} (zones: {})",
+            d.countries.join(", "),
+            if d.zones.is_empty() {
+                "none".to_string()
+            } else {
+                d.zones.join(", ")
+            }
+        );
+    }
+    if d.per_country.len() > 1 {
+        let _ = writeln!(s, "every country must pass:");
+        for o in &d.per_country {
+            let _ = writeln!(
+                s,
+                "  {:<7} {:<5} {}",
+                o.country,
+                if o.allowed { "allow" } else { "deny" },
+                o.policies.join(", ")
+            );
+        }
+    }
+    let _ = writeln!(s, "because:");
+    for (p, r) in d.policies.iter().zip(&d.reasons) {
+        let _ = writeln!(s, "  [{p}] {r}");
+    }
+    for n in &d.notes {
+        let _ = writeln!(s, "note: {n}");
+    }
+    let _ = writeln!(s, "bundle {}", d.bundle_hash);
+    s
+}
+
+fn test(dir: &Path) -> anyhow::Result<ExitCode> {
+    let Some(bundle) = load_or_report(dir)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let report = bundle.run_tests();
+    for f in &report.failures {
+        println!(
+            "FAIL {}:{}: {}",
+            dir.join(&f.file).display(),
+            f.line,
+            f.name
+        );
+        let want = match &f.expected_policies {
+            Some(p) => format!("{} by [{}]", f.expected, p.join(", ")),
+            None => f.expected.clone(),
+        };
+        println!("  expected: {want}");
+        println!(
+            "  actual:   {} by [{}]",
+            f.actual,
+            f.actual_policies.join(", ")
+        );
+        for (p, r) in f.actual_policies.iter().zip(&f.reasons) {
+            println!("    [{p}] {r}");
+        }
+    }
+    println!(
+        "{} cases, {} passed, {} failed (bundle {})",
+        report.total,
+        report.total - report.failures.len(),
+        report.failures.len(),
+        bundle.hash()
+    );
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn diff(old_dir: &Path, new_dir: &Path) -> anyhow::Result<ExitCode> {
+    let (Some(old), Some(new)) = (load_or_report(old_dir)?, load_or_report(new_dir)?) else {
+        return Ok(ExitCode::from(1));
+    };
+    let changes = policy::diff::diff(&old, &new);
+    for c in &changes {
+        let class = c
+            .classification
+            .map(Classification::as_str)
+            .unwrap_or("unclassified");
+        println!(
+            "{:<36} {:<17} {:<20} {} -> {}  (was [{}], now [{}])",
+            c.destination,
+            class,
+            c.tenant,
+            c.old,
+            c.new,
+            c.old_policies.join(", "),
+            c.new_policies.join(", ")
+        );
+    }
+    println!(
+        "{} decision(s) change ({} -> {})",
+        changes.len(),
+        old.hash(),
+        new.hash()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,359 @@
+//! Drives `eugate policy …` as a compliance officer would: shipped policies pass, broken copies
+//! fail with file:line, explain exits 0/3/1 with JSON fields, test shows expected vs actual, diff
+//! shows a changed decision.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn eugate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_eugate"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run eugate")
+}
+
+fn shipped() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")
+}
+
+/// A copy of the shipped policies in a temp dir, to break on purpose.
+fn copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for sub in ["", "tests"] {
+        let from = shipped().join(sub);
+        std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
+        for e in std::fs::read_dir(&from).expect("read policies") {
+            let e = e.expect("entry");
+            if e.path().is_file() {
+                std::fs::copy(e.path(), dir.path().join(sub).join(e.file_name())).expect("copy");
+            }
+        }
+    }
+    dir
+}
+
+fn edit(dir: &Path, file: &str, from: &str, to: &str) {
+    let p = dir.join(file);
+    let text = std::fs::read_to_string(&p).expect("read");
+    assert!(text.contains(from), "{file} does not contain {from:?}");
+    std::fs::write(&p, text.replacen(from, to, 1)).expect("write");
+}
+
+fn line_of(dir: &Path, file: &str, needle: &str) -> usize {
+    let text = std::fs::read_to_string(dir.join(file)).expect("read");
+    text.lines()
+        .position(|l| l.contains(needle))
+        .map(|i| i + 1)
+        .expect("needle present")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn policies_arg(dir: &Path) -> String {
+    dir.to_str().expect("utf-8 path").to_string()
+}
+
+#[test]
+fn check_and_test_pass_on_shipped_policies() {
+    let dir = policies_arg(&shipped());
+    let o = eugate(&["policy", "check", "--policies", &dir]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("bundle sha256:"));
+    let o = eugate(&["policy", "test", "--policies", &dir]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("0 failed"));
+}
+
+fn expect_check_error(dir: &Path, file: &str, line: usize, words: &str) {
+    let o = eugate(&["policy", "check", "--policies", &policies_arg(dir)]);
+    assert_eq!(o.status.code(), Some(1), "stdout {}", stdout(&o));
+    let err = stderr(&o);
+    let want = format!("{}:{line}:", dir.join(file).display());
+    assert!(err.contains(&want), "want {want} in:\n{err}");
+    assert!(err.contains(words), "want {words:?} in:\n{err}");
+}
+
+#[test]
+fn check_reports_unknown_country_in_catalogue() {
+    let dir = copy();
+    edit(
+        dir.path(),
+        "regions.toml",
+        r#""fsn1" = { country = "DE""#,
+        r#""fsn1" = { country = "XX""#,
+    );
+    let line = line_of(dir.path(), "regions.toml", r#""fsn1""#);
+    expect_check_error(dir.path(), "regions.toml", line, "unknown country 'XX'");
+}
+
+#[test]
+fn check_reports_duplicate_id() {
+    let dir = copy();
+    edit(
+        dir.path(),
+        "default.cedar",
+        r#"@id("adequacy-full")"#,
+        r#"@id("eea")"#,
+    );
+    let line = line_of(
+        dir.path(),
+        "default.cedar",
+        r#"@legal_basis("GDPR Art. 45: the Commission"#,
+    ) - 1;
+    expect_check_error(dir.path(), "default.cedar", line, "duplicate @id(\"eea\")");
+}
+
+#[test]
+fn check_reports_missing_reason() {
+    let dir = copy();
+    let text = "\n\n@id(\"no-reason\")\npermit (principal, action == Action::\"store\", resource in Zone::\"EEA\");\n";
+    std::fs::write(dir.path().join("extra.cedar"), text).expect("write");
+    expect_check_error(dir.path(), "extra.cedar", 3, "no @reason");
+}
+
+#[test]
+fn check_reports_missing_id() {
+    let dir = copy();
+    let text = "@reason(\"x\")\npermit (principal, action == Action::\"store\", resource in Zone::\"EEA\");\n";
+    std::fs::write(dir.path().join("extra.cedar"), text).expect("write");
+    expect_check_error(dir.path(), "extra.cedar", 1, "no @id");
+}
+
+#[test]
+fn check_reports_cedar_syntax_error() {
+    let dir = copy();
+    let text = "// broken\n@id(\"broken\")\n@reason(\"x\")\npermit (principal, action, resource)\nwhen { context.evidence == };\n";
+    std::fs::write(dir.path().join("extra.cedar"), text).expect("write");
+    expect_check_error(dir.path(), "extra.cedar", 5, "Cedar syntax error");
+}
+
+#[test]
+fn check_reports_unknown_zone_in_rule() {
+    let dir = copy();
+    edit(
+        dir.path(),
+        "default.cedar",
+        r#"resource in Zone::"ADEQUATE_FULL")"#,
+        r#"resource in Zone::"ADEQUATE")"#,
+    );
+    let line = line_of(dir.path(), "default.cedar", r#"Zone::"ADEQUATE")"#);
+    expect_check_error(
+        dir.path(),
+        "default.cedar",
+        line,
+        "unknown zone Zone::\"ADEQUATE\"",
+    );
+}
+
+#[test]
+fn check_reports_unknown_zone_in_catalogue() {
+    let dir = copy();
+    edit(
+        dir.path(),
+        "regions.toml",
+        r#""eu"      = { within_zone = "EU""#,
+        r#""eu"      = { within_zone = "EUROPE""#,
+    );
+    let line = line_of(dir.path(), "regions.toml", r#"within_zone = "EUROPE""#);
+    expect_check_error(dir.path(), "regions.toml", line, "unknown zone 'EUROPE'");
+}
+
+#[test]
+fn check_reports_schema_type_error() {
+    let dir = copy();
+    edit(
+        dir.path(),
+        "default.cedar",
+        r#"when { context.evidence == "unverified" }"#,
+        r#"when { context.evidence == 3 }"#,
+    );
+    let line = line_of(dir.path(), "default.cedar", "context.evidence == 3");
+    expect_check_error(
+        dir.path(),
+        "default.cedar",
+        line,
+        "does not match the schema",
+    );
+}
+
+#[test]
+fn check_reports_unknown_country_in_zone_and_tenant_rule() {
+    let dir = copy();
+    edit(
+        dir.path(),
+        "tenant-acme-health.cedar",
+        r#"Country::"FR""#,
+        r#"Country::"FX""#,
+    );
+    let line = line_of(dir.path(), "tenant-acme-health.cedar", r#"Country::"FX""#);
+    expect_check_error(
+        dir.path(),
+        "tenant-acme-health.cedar",
+        line,
+        "unknown country Country::\"FX\"",
+    );
+}
+
+fn explain(args: &[&str]) -> Output {
+    let dir = policies_arg(&shipped());
+    let mut all = vec!["policy", "explain", "--policies", dir.as_str()];
+    all.extend_from_slice(args);
+    eugate(&all)
+}
+
+#[test]
+fn explain_exit_codes_and_json() {
+    let o = explain(&[
+        "--tenant",
+        "t",
+        "--destination",
+        "aws:eu-central-1",
+        "--classification",
+        "personal",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["decision"], "allow");
+    assert_eq!(v["policies"][0], "eea");
+    assert_eq!(v["countries"][0], "DE");
+    assert!(v["reasons"][0].as_str().is_some_and(|r| r.contains("EEA")));
+    assert!(
+        v["bundle"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("sha256:"))
+    );
+
+    // Default classification is unset → treated as special-category → GB denied.
+    let o = explain(&[
+        "--tenant",
+        "t",
+        "--destination",
+        "aws:eu-west-2",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["decision"], "deny");
+    assert_eq!(v["policies"][0], "unclassified-as-special-category");
+
+    let o = explain(&[
+        "--tenant",
+        "t",
+        "--destination",
+        "aws:eu-west-2",
+        "--classification",
+        "secret",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("unknown classification"));
+
+    let o = explain(&[
+        "--tenant",
+        "t",
+        "--destination",
+        "aws:eu-central-1",
+        "--evidence",
+        "unverified",
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stdout(&o).contains("unverified-evidence"));
+}
+
+#[test]
+fn explain_text_lists_every_country() {
+    let o = explain(&[
+        "--tenant",
+        "t",
+        "--destination",
+        "gcs:eur5",
+        "--classification",
+        "special-category",
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    let out = stdout(&o);
+    assert!(out.contains("decision: DENY"), "{out}");
+    assert!(out.contains("BE") && out.contains("GB"), "{out}");
+    assert!(out.contains("special-category-eea-only"), "{out}");
+}
+
+#[test]
+fn explain_fails_on_missing_directory() {
+    let o = eugate(&[
+        "policy",
+        "explain",
+        "--policies",
+        "/nonexistent/policies",
+        "--tenant",
+        "t",
+        "--destination",
+        "aws:eu-central-1",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/nonexistent/policies"));
+}
+
+#[test]
+fn test_shows_expected_vs_actual_on_broken_case() {
+    let dir = copy();
+    edit(
+        dir.path(),
+        "tests/default.toml",
+        "name = \"personal data to AWS Frankfurt\"\ntenant = \"globex\"\ndestination = \"aws:eu-central-1\"\nclassification = \"personal\"\nexpect = \"allow\"",
+        "name = \"personal data to AWS Frankfurt\"\ntenant = \"globex\"\ndestination = \"aws:eu-central-1\"\nclassification = \"personal\"\nexpect = \"deny\"",
+    );
+    let o = eugate(&["policy", "test", "--policies", &policies_arg(dir.path())]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("FAIL"), "{out}");
+    assert!(out.contains("personal data to AWS Frankfurt"), "{out}");
+    assert!(out.contains("expected: deny"), "{out}");
+    assert!(out.contains("actual:   allow by [eea]"), "{out}");
+    assert!(out.contains("1 failed"), "{out}");
+}
+
+#[test]
+fn diff_shows_changed_decision() {
+    let dir = copy();
+    // Drop the attestation: acme's personal data to aws:us-east-1 flips to deny.
+    edit(
+        dir.path(),
+        "tenants.toml",
+        r#"attested_destinations = ["aws:us-east-1", "#,
+        r#"attested_destinations = ["#,
+    );
+    let o = eugate(&[
+        "policy",
+        "diff",
+        &policies_arg(&shipped()),
+        &policies_arg(dir.path()),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("aws:us-east-1") && l.contains("personal") && l.contains("acme "))
+        .unwrap_or_else(|| panic!("no aws:us-east-1 personal acme line in:\n{out}"));
+    assert!(line.contains("allow -> deny"), "{line}");
+    assert!(
+        !out.contains("aws:eu-central-1 "),
+        "unchanged destinations listed:\n{out}"
+    );
+}
+
+#[test]
+fn diff_of_identical_dirs_is_empty() {
+    let d = policies_arg(&shipped());
+    let o = eugate(&["policy", "diff", &d, &d]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("0 decision(s) change"));
+}
