@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 pub mod config;
 pub mod passwd;
 pub mod audit;
+pub mod crypt;
 pub mod keys;
 pub mod policy;
 
@@ -31,6 +32,10 @@ pub enum Command {
     Passwd,
     /// Manage tenant keys: init, add-tenant, rotate, shred, list.
     Keys(keys::KeysArgs),
+    /// Seal a local file for a tenant in the eugate object format.
+    Encrypt(crypt::EncryptArgs),
+    /// Verify and open a sealed object; no output file unless everything verifies.
+    Decrypt(crypt::DecryptArgs),
     /// Audit log tools: verify the hash chain.
     Audit(audit::AuditArgs),
     /// Residency policies: check, explain, test, diff.
@@ -58,6 +63,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(cmd) => config::run(cmd),
         Command::Passwd => passwd::run().map(|()| ExitCode::SUCCESS),
         Command::Keys(args) => keys::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Encrypt(args) => crypt::encrypt(args).map(|()| ExitCode::SUCCESS),
+        Command::Decrypt(args) => crypt::decrypt(args).map(|()| ExitCode::SUCCESS),
         Command::Audit(args) => audit::run(args),
         Command::Policy(args) => policy::run(args),
     }
