@@ -181,3 +181,56 @@ fn wait_until(mut f: impl FnMut() -> bool, g: &Gateway) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn residency_policy_denial_names_the_rule() {
+    let g = Gateway::start();
+    // gamma's route points at a disk declared to be in the US: personal data may not go there.
+    let r = g.script("dave", &["exclusive", "--path", "/x.txt"]);
+    assert_eq!(r["ok"], false, "{r}");
+    let msg = r["error"].as_str().unwrap();
+    assert!(msg.contains("residency policy denied"), "{msg}");
+    assert!(msg.contains("default-deny"), "{msg}");
+    let out = g.sftp("dave", "ls\n");
+    assert!(out.status.success(), "listing is not a transfer");
+    assert!(
+        std::fs::read_dir(g.path("store-us/gamma"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "no byte reached the denied destination"
+    );
+    assert!(g.log().contains("allowed=false"), "{}", g.log());
+}
+
+#[test]
+fn shutdown_aborts_uploads_in_flight() {
+    let mut g = Gateway::start();
+    let mut holder = std::process::Command::new("python3")
+        .arg(common::scripts().join("sftp_client.py"))
+        .args([
+            "hold-upload",
+            "--path",
+            "/held.bin",
+            "--count",
+            "60",
+            "--user",
+            "alice",
+        ])
+        .arg("--port")
+        .arg(g.port.to_string())
+        .arg("--key")
+        .arg(g.key("alice"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The temp file exists once the server has the data.
+    wait_until(|| !g.stored_files().is_empty(), &g);
+    let files = g.stored_files();
+    assert!(files[0].contains(".eugate-tmp-"), "{files:?}");
+    let status = g.terminate();
+    assert!(status.success(), "{status}\n{}", g.log());
+    assert!(g.stored_files().is_empty(), "{:?}", g.stored_files());
+    let _ = holder.kill();
+    let _ = holder.wait();
+}

@@ -40,6 +40,8 @@ pub struct Options {
     pub max_sessions_per_user: u32,
     pub reorder_window: &'static str,
     pub max_failures: u32,
+    /// Appended to the generated gateway.toml.
+    pub extra_toml: String,
 }
 
 impl Default for Options {
@@ -48,6 +50,7 @@ impl Default for Options {
             max_sessions_per_user: 32,
             reorder_window: "1MiB",
             max_failures: 50,
+            extra_toml: String::new(),
         }
     }
 }
@@ -89,7 +92,7 @@ impl Gateway {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         keygen(&d.join("host_ed25519"), "host");
-        for u in ["alice", "carol", "mallory"] {
+        for u in ["alice", "carol", "dave", "mallory"] {
             keygen(&d.join(u), u);
         }
         let keyring = d.join("keyring");
@@ -108,6 +111,7 @@ impl Gateway {
         keys(&["init"]);
         keys(&["add-tenant", "acme"]);
         keys(&["add-tenant", "beta"]);
+        keys(&["add-tenant", "gamma"]);
         let mut passwd = Command::new(bin())
             .arg("passwd")
             .stdin(Stdio::piped())
@@ -167,12 +171,26 @@ classification = "personal"
 [tenants.beta.users.carol]
 authorized_keys_file = "carol.pub"
 permissions = ["read", "write", "delete"]
+
+[destinations.us-disk]
+kind = "fs"
+root = "store-us"
+country = "US"
+
+[tenants.gamma]
+route = {{ destination = "us-disk", prefix = "gamma/" }}
+classification = "personal"
+
+[tenants.gamma.users.dave]
+authorized_keys_file = "dave.pub"
+{extra}
 "#,
                 sessions = o.max_sessions_per_user,
                 window = o.reorder_window,
                 failures = o.max_failures,
                 alice = pubkey("alice").trim(),
                 hash = hash.trim(),
+                extra = o.extra_toml,
             ),
         )
         .unwrap();
@@ -182,6 +200,7 @@ permissions = ["read", "write", "delete"]
             .arg("--config")
             .arg(&config)
             .env("RUST_LOG", "info,eugate=debug")
+            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -368,6 +387,18 @@ permissions = ["read", "write", "delete"]
         walk(&self.store, &self.store, &mut v);
         v.sort();
         v
+    }
+}
+
+impl Gateway {
+    /// Sends SIGTERM and waits for the gateway to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        run_ok(
+            Command::new("kill")
+                .arg("-TERM")
+                .arg(self.child.id().to_string()),
+        );
+        self.child.wait().unwrap()
     }
 }
 

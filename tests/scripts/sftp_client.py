@@ -85,6 +85,17 @@ def main():
             t.sock.close()
             t.close()
             out = {"ok": True}
+        elif a.cmd == "hold-upload":
+            # Starts an upload and keeps the connection open without closing the file.
+            t, s = connect(a, a.password)
+            f = s.open(a.path, "wb")
+            f.write(os.urandom(300 * 1024))
+            s.stat("/")
+            print(json.dumps({"ok": True, "holding": True}), flush=True)
+            import time
+            time.sleep(a.count)
+            t.close()
+            return
         elif a.cmd in ("exclusive", "append", "readwrite"):
             t, s = connect(a, a.password)
             mode = {"exclusive": "wxb", "append": "ab", "readwrite": "r+b"}[a.cmd]
