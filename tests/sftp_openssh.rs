@@ -231,3 +231,15 @@ fn path_traversal_and_bad_names_rejected() {
     assert!(!g.dir.path().join("escape.txt").exists());
     assert!(g.stored_files().is_empty(), "{:?}", g.stored_files());
 }
+
+/// One large file: OpenSSH pipelines 64 reads; before the channel buffer fix the download
+/// stalled after ~16 MiB (russh could not process window adjusts while the buffer was full).
+#[test]
+fn large_file_round_trips_with_pipelined_reads() {
+    let g = Gateway::start();
+    let plain = data(64 * 1024 * 1024, 64);
+    std::fs::write(g.path("big.bin"), &plain).unwrap();
+    g.sftp_ok("alice", "put big.bin\nget big.bin big.back\n");
+    assert!(std::fs::read(g.path("big.back")).unwrap() == plain);
+    assert!(g.decrypt(&g.store.join("acme/big.bin")) == plain);
+}

@@ -320,9 +320,12 @@ impl SftpServer {
             keepalive_interval: Some(Duration::from_secs(30)),
             keepalive_max: 4,
             max_auth_attempts: 6,
-            window_size: 8 << 20,
+            window_size: 4 << 20,
             maximum_packet_size: 32 << 10,
-            channel_buffer_size: 64,
+            // Room for every request a pipelining client has in flight (OpenSSH: 64 reads):
+            // if this buffer fills while the SFTP task waits for window space to send
+            // replies, russh cannot process the WINDOW_ADJUST that would free it.
+            channel_buffer_size: 1024,
             nodelay: true,
             ..Default::default()
         };
