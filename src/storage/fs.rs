@@ -369,3 +369,120 @@ impl ObjectReader for FsReader {
         Ok(buf)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Classification, PolicyBundle, Request};
+
+    fn grant(dest: &FsDestination) -> Grant {
+        let (location, evidence) = dest.location();
+        let req = Request {
+            tenant: "acme".into(),
+            user: "alice".into(),
+            classification: Some(Classification::Personal),
+            destination: dest.name().to_string(),
+            location,
+            evidence,
+        };
+        let (decision, grant) = PolicyBundle::embedded().decide(&req);
+        grant.unwrap_or_else(|| panic!("embedded policy denied DE: {decision:?}"))
+    }
+
+    fn files(root: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[tokio::test]
+    async fn publish_only_on_commit_and_abort_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = FsDestination::open("local", dir.path(), "DE").unwrap();
+        let mut up = d.begin(grant(&d), "a.bin", Publish::Replace).await.unwrap();
+        up.write(b"sealed bytes").await.unwrap();
+        let visible = d.list("").await.unwrap();
+        assert!(visible.is_empty(), "temp file hidden from listings");
+        assert!(matches!(d.stat("a.bin").await, Err(StorageError::NotFound)));
+        assert_eq!(up.commit().await.unwrap(), 12);
+        assert_eq!(files(dir.path()), vec!["a.bin"]);
+        assert_eq!(d.stat("a.bin").await.unwrap().sealed_len, 12);
+
+        let mut up = d.begin(grant(&d), "b.bin", Publish::Replace).await.unwrap();
+        up.write(b"partial").await.unwrap();
+        up.abort().await;
+        let up = d.begin(grant(&d), "c.bin", Publish::Replace).await.unwrap();
+        drop(up); // a dropped upload aborts too
+        assert_eq!(files(dir.path()), vec!["a.bin"]);
+    }
+
+    #[tokio::test]
+    async fn replace_and_no_clobber() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = FsDestination::open("local", dir.path(), "DE").unwrap();
+        let mut up = d.begin(grant(&d), "x", Publish::Replace).await.unwrap();
+        up.write(b"one").await.unwrap();
+        up.commit().await.unwrap();
+        assert!(matches!(
+            d.begin(grant(&d), "x", Publish::NoClobber).await,
+            Err(StorageError::AlreadyExists)
+        ));
+        // A racing writer that published first wins; the no-clobber commit fails, cleanly.
+        let mut late = d.begin(grant(&d), "y", Publish::NoClobber).await.unwrap();
+        let mut first = d.begin(grant(&d), "y", Publish::Replace).await.unwrap();
+        first.write(b"first").await.unwrap();
+        first.commit().await.unwrap();
+        late.write(b"late").await.unwrap();
+        assert!(late.commit().await.is_err());
+        assert_eq!(std::fs::read(dir.path().join("y")).unwrap(), b"first");
+        let mut up = d.begin(grant(&d), "x", Publish::Replace).await.unwrap();
+        up.write(b"two").await.unwrap();
+        up.commit().await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("x")).unwrap(), b"two");
+        assert_eq!(files(dir.path()), vec!["x", "y"]);
+    }
+
+    #[tokio::test]
+    async fn keys_cannot_escape_and_rename_does_not_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = FsDestination::open("local", dir.path(), "DE").unwrap();
+        for bad in ["../x", "/etc/passwd", "a//b", "a/./b", "a\0b"] {
+            assert!(
+                matches!(d.stat(bad).await, Err(StorageError::InvalidKey(_))),
+                "{bad}"
+            );
+        }
+        std::fs::write(dir.path().join("a"), b"a").unwrap();
+        std::fs::write(dir.path().join("b"), b"b").unwrap();
+        assert!(matches!(
+            d.rename("a", "b").await,
+            Err(StorageError::AlreadyExists)
+        ));
+        d.rename("a", "c").await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("c")).unwrap(), b"a");
+    }
+
+    #[tokio::test]
+    async fn temp_files_swept_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("t")).unwrap();
+        std::fs::write(dir.path().join("t/.f.eugate-tmp-00"), b"x").unwrap();
+        std::fs::write(dir.path().join("t/keep"), b"x").unwrap();
+        FsDestination::open("local", dir.path(), "DE").unwrap();
+        assert_eq!(files(&dir.path().join("t")), vec!["keep"]);
+    }
+
+    #[tokio::test]
+    async fn grant_for_another_destination_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = FsDestination::open("a", &dir.path().join("a"), "DE").unwrap();
+        let b = FsDestination::open("b", &dir.path().join("b"), "DE").unwrap();
+        assert!(matches!(
+            b.begin(grant(&a), "x", Publish::Replace).await,
+            Err(StorageError::WrongGrant { .. })
+        ));
+    }
+}
