@@ -30,6 +30,12 @@ pub use object_key::ObjectKey;
 pub use open::Opener;
 pub use seal::Sealer;
 
+/// Key-schedule internals for the known-answer vectors only.
+#[doc(hidden)]
+pub mod vector_internals {
+    pub use super::schedule::{RawSchedule, derive_raw};
+}
+
 fn random_fill(buf: &mut [u8]) -> Result<(), CryptoError> {
     use ring::rand::SecureRandom;
     ring::rand::SystemRandom::new()

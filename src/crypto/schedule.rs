@@ -45,6 +45,30 @@ pub(crate) fn derive(
     data_key: &[u8; DATA_KEY_LEN],
     salt: &[u8; SALT_LEN],
 ) -> Result<Schedule, CryptoError> {
+    let raw = derive_raw(data_key, salt)?;
+    Ok(Schedule {
+        segment_key: SegmentKey {
+            aead: aes_key(&raw.payload_key)?,
+            nonce_prefix: raw.nonce_prefix,
+        },
+        commitment: raw.commitment,
+    })
+}
+
+/// The key schedule's raw outputs (published in the known-answer vectors so that independent
+/// implementations can check each step).
+#[doc(hidden)]
+pub struct RawSchedule {
+    pub payload_key: Zeroizing<[u8; 32]>,
+    pub nonce_prefix: Zeroizing<[u8; NONCE_PREFIX_LEN]>,
+    pub commitment: [u8; COMMITMENT_LEN],
+}
+
+#[doc(hidden)]
+pub fn derive_raw(
+    data_key: &[u8; DATA_KEY_LEN],
+    salt: &[u8; SALT_LEN],
+) -> Result<RawSchedule, CryptoError> {
     let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(data_key);
     let mut payload_key = Zeroizing::new([0u8; 32]);
     expand(&prk, PAYLOAD_KEY_INFO, payload_key.as_mut())?;
@@ -52,11 +76,9 @@ pub(crate) fn derive(
     expand(&prk, NONCE_PREFIX_INFO, nonce_prefix.as_mut())?;
     let mut commitment = [0u8; COMMITMENT_LEN];
     expand(&prk, COMMITMENT_INFO, &mut commitment)?;
-    Ok(Schedule {
-        segment_key: SegmentKey {
-            aead: aes_key(&payload_key)?,
-            nonce_prefix,
-        },
+    Ok(RawSchedule {
+        payload_key,
+        nonce_prefix,
         commitment,
     })
 }
