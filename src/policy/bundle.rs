@@ -51,6 +51,9 @@ pub struct PolicyBundle {
     /// Country code → its entity and its zones' entities.
     country_entities: HashMap<String, Vec<Entity>>,
     tenant_entities: HashMap<String, Entity>,
+    /// Countries some rule names as `Country::"XX"`. Every other country is indistinguishable
+    /// to the rules from any country with the same zones, so `decide` evaluates one per class.
+    named_countries: HashSet<String>,
     authorizer: Authorizer,
 }
 
@@ -212,7 +215,15 @@ impl PolicyBundle {
             return Err(PolicyError::Invalid(problems));
         }
 
+        let named_countries = rules
+            .set
+            .policies()
+            .flat_map(|p| p.entity_literals())
+            .filter(|e| e.type_name() == &types.country)
+            .map(|e| e.id().unescaped().to_string())
+            .collect();
         let bundle = PolicyBundle {
+            named_countries,
             hash: bundle_hash(&sources),
             facts,
             rules,
@@ -383,6 +394,15 @@ impl PolicyBundle {
         }
     }
 
+    /// Countries with equal keys get equal decisions from every rule.
+    fn equivalence_key(&self, country: &str) -> String {
+        if self.named_countries.contains(country) {
+            format!("country:{country}")
+        } else {
+            format!("zones:{}", self.facts.zones_of(country).join(","))
+        }
+    }
+
     /// "US (Scoped adequacy: …)" or "CN (in no zone)", for default-deny explanations.
     fn country_words(&self, country: &str) -> String {
         let zones = self.facts.zones_of(country);
@@ -496,9 +516,25 @@ impl PolicyBundle {
             Err(m) => notes.push(format!("cannot build request context: {m}")),
             Ok(context) => {
                 if known {
+                    // Countries in the same equivalence class decide alike (see
+                    // `named_countries`): a 27-country "EU" location needs a few evaluations.
+                    let mut memo: Vec<(String, bool, Vec<String>)> = Vec::new();
                     for c in &countries {
-                        let (allowed, policies) =
-                            self.evaluate(req, &dest_id, Some(c), context.clone(), &mut notes);
+                        let key = self.equivalence_key(c);
+                        let (allowed, policies) = match memo.iter().find(|(k, _, _)| *k == key) {
+                            Some((_, a, p)) => (*a, p.clone()),
+                            None => {
+                                let (a, p) = self.evaluate(
+                                    req,
+                                    &dest_id,
+                                    Some(c),
+                                    context.clone(),
+                                    &mut notes,
+                                );
+                                memo.push((key, a, p.clone()));
+                                (a, p)
+                            }
+                        };
                         per_country.push(CountryOutcome {
                             country: c.clone(),
                             allowed,
@@ -770,6 +806,35 @@ mod tests {
         };
         assert!(p.iter().any(|p| p.file == "regions.toml"));
         assert!(p.iter().any(|p| p.file == "schema.cedarschema"));
+    }
+
+    #[test]
+    fn equivalent_countries_still_decided_by_name() {
+        // A rule naming one EU country must single it out inside a 27-country location, even
+        // though `decide` evaluates equivalent countries once.
+        let mut s = crate::policy::embedded::sources();
+        s.insert(
+            "tenant-no-italy.cedar".into(),
+            "@id(\"no-italy\")\n@reason(\"test\")\nforbid (principal == Tenant::\"t\", action, resource in Country::\"IT\");\n".into(),
+        );
+        let b = PolicyBundle::from_sources(s).expect("valid");
+        let (d, _) = b.decide(&req("t", region("gcs:eu"), Some(Classification::Public)));
+        assert!(!d.allowed);
+        assert_eq!(d.policies, ["no-italy"]);
+        let denied: Vec<&str> = d
+            .per_country
+            .iter()
+            .filter(|o| !o.allowed)
+            .map(|o| o.country.as_str())
+            .collect();
+        assert_eq!(denied, ["IT"]);
+        assert_eq!(d.per_country.len(), 27);
+        let (d, _) = b.decide(&req(
+            "other",
+            region("gcs:eu"),
+            Some(Classification::Public),
+        ));
+        assert!(d.allowed);
     }
 
     fn class() -> impl Strategy<Value = Option<Classification>> {

@@ -198,7 +198,8 @@ pub(crate) fn load(
                         "policy \"{id}\" has no @reason(\"...\") or @legal_basis(\"...\"): add one saying why, in words a reader of the decision understands"
                     )));
                     ok = false;
-                    continue;
+                    // Still added below, so schema errors in it are reported in the same run.
+                    String::new()
                 }
             };
             let body = text.get(start..end).unwrap_or("");
