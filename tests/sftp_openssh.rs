@@ -243,3 +243,42 @@ fn large_file_round_trips_with_pipelined_reads() {
     assert!(std::fs::read(g.path("big.back")).unwrap() == plain);
     assert!(g.decrypt(&g.store.join("acme/big.bin")) == plain);
 }
+
+/// Only modern algorithms: a client restricted to SHA-1 kex, CTR ciphers or SHA-1 MACs fails.
+#[test]
+fn legacy_algorithms_refused() {
+    let g = Gateway::start();
+    for opt in [
+        "KexAlgorithms=diffie-hellman-group14-sha1",
+        "KexAlgorithms=diffie-hellman-group14-sha256",
+        "Ciphers=aes128-ctr",
+        "Ciphers=aes256-cbc",
+        "HostKeyAlgorithms=ssh-rsa",
+    ] {
+        let out = std::process::Command::new("sftp")
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                opt,
+                "-i",
+            ])
+            .arg(g.key("alice"))
+            .arg("-P")
+            .arg(g.port.to_string())
+            .arg("-b")
+            .arg("/dev/null")
+            .arg("alice@127.0.0.1")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{opt} was accepted");
+    }
+    // The defaults of a current OpenSSH client negotiate fine.
+    g.sftp_ok("alice", "ls\n");
+}
