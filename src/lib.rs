@@ -7,6 +7,10 @@
 
 pub mod audit;
 pub mod cli;
+pub mod config;
 pub mod crypto;
+pub mod frontend;
 pub mod keys;
 pub mod policy;
+pub mod storage;
+pub mod transfer;

@@ -5,9 +5,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod audit;
+pub mod config;
 pub mod crypt;
+pub mod demo;
 pub mod keys;
+pub mod passwd;
 pub mod policy;
+pub mod serve;
 
 /// eugate — SFTP gateway with per-tenant encryption and verified data residency.
 #[derive(Debug, Parser)]
@@ -23,6 +27,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Gateway configuration tools.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// Read a password from stdin and print its argon2id hash for `password_hash`.
+    Passwd,
+    /// Run the SFTP gateway.
+    Serve(serve::ServeArgs),
+    /// Start a ready-to-use local gateway in ./eugate-demo (keys, config, store) and print how to connect.
+    Demo(demo::DemoArgs),
     /// Manage tenant keys: init, add-tenant, rotate, shred, list.
     Keys(keys::KeysArgs),
     /// Seal a local file for a tenant in the eugate object format.
@@ -53,6 +66,10 @@ pub fn init_tracing(verbose: u8) {
 /// Runs one command; the exit code is the command's own (e.g. `policy explain` exits 3 on deny).
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Config(cmd) => config::run(cmd),
+        Command::Passwd => passwd::run().map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Keys(args) => keys::run(args).map(|()| ExitCode::SUCCESS),
         Command::Encrypt(args) => crypt::encrypt(args).map(|()| ExitCode::SUCCESS),
         Command::Decrypt(args) => crypt::decrypt(args).map(|()| ExitCode::SUCCESS),

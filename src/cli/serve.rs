@@ -1,0 +1,86 @@
+//! `eugate serve --config FILE`: run the SFTP gateway until Ctrl-C / SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::config::Config;
+use crate::frontend::sftp::SftpServer;
+use crate::keys::Keyring;
+use crate::policy::{PolicyBundle, PolicyStore, spawn_reloader};
+use crate::transfer::Gateway;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The gateway configuration (see README "Running the gateway").
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&args.config)?;
+    runtime()?.block_on(serve(config, |_| {}))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Opens keys and policy, builds the gateway, binds, calls `ready` with the bound addresses, and
+/// serves until a shutdown signal.
+pub(crate) async fn serve(
+    config: Config,
+    ready: impl FnOnce(&[std::net::SocketAddr]),
+) -> anyhow::Result<()> {
+    let keyring = Keyring::open(&config.keys.keyring, &config.keys.master_key_file)
+        .context("cannot open the keyring named in [keys]")?;
+    let bundle = match &config.policy.dir {
+        Some(dir) => PolicyBundle::load(dir)
+            .with_context(|| format!("cannot load the policy directory {}", dir.display()))?,
+        None => PolicyBundle::embedded(),
+    };
+    tracing::info!(bundle = %bundle.hash(), "policy bundle loaded");
+    let store = PolicyStore::new(bundle);
+    if let (Some(dir), true) = (&config.policy.dir, config.policy.watch) {
+        spawn_reloader(store.clone(), dir.clone());
+    }
+    let gateway = Gateway::new(&config, Arc::new(keyring), store)
+        .await
+        .context("cannot start the gateway")?;
+    let server = SftpServer::new(&config, Arc::new(gateway))?;
+    let listeners = server.bind().await?;
+    let addrs: Vec<_> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
+    for a in &addrs {
+        tracing::info!(address = %a, "listening");
+    }
+    ready(&addrs);
+    server.run(listeners, shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,641 @@
+//! `gateway.toml`: load, validate, and report every problem precisely (file, key, what to fix).
+//!
+//! Parsing happens in two steps: serde reads the file into `raw` structs that reject unknown keys,
+//! then [`Config::from_raw`] checks meaning (addresses, paths, key lines, password hashes, routes)
+//! and collects *all* problems, so an operator fixes a file in one pass.
+
+mod raw;
+mod size;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use russh::keys::PublicKey;
+
+pub use size::parse_size;
+
+/// Defaults, also documented in README "Running the gateway".
+pub const DEFAULT_REORDER_WINDOW: u64 = 16 << 20;
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 600;
+pub const DEFAULT_MAX_SESSIONS_PER_USER: u32 = 10;
+pub const DEFAULT_MAX_OPEN_HANDLES: u32 = 64;
+
+/// A validated gateway configuration. Paths are absolute (resolved against the config file's
+/// directory).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub server: ServerConfig,
+    pub auth: AuthConfig,
+    pub keys: KeysConfig,
+    pub policy: PolicyConfig,
+    pub destinations: BTreeMap<String, DestinationConfig>,
+    pub tenants: BTreeMap<String, TenantConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: Vec<SocketAddr>,
+    pub host_keys: Vec<PathBuf>,
+    pub idle_timeout: Duration,
+    pub max_sessions_per_user: u32,
+    /// Bytes an upload may hold out of order before writes are refused.
+    pub reorder_window: u64,
+    pub max_open_handles: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Failures (per source IP or per user) before a temporary ban.
+    pub max_failures: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    pub ban: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            max_failures: 5,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(4),
+            ban: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct KeysConfig {
+    pub keyring: PathBuf,
+    pub master_key_file: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    /// `None`: the embedded default policy bundle.
+    pub dir: Option<PathBuf>,
+    /// Reload the directory on change / SIGHUP (default true when `dir` is set).
+    pub watch: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DestinationConfig {
+    pub name: String,
+    pub kind: DestinationKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum DestinationKind {
+    /// A local directory (on-premises disk). Its country is what the operator declared.
+    Fs { root: PathBuf, country: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct TenantConfig {
+    pub name: String,
+    pub destination: String,
+    /// Object-key prefix inside the destination; empty or ending in `/`.
+    pub prefix: String,
+    /// Default data classification (kebab-case name understood by `policy::Classification`).
+    pub classification: Option<String>,
+    pub users: BTreeMap<String, UserConfig>,
+}
+
+#[derive(Clone)]
+pub struct UserConfig {
+    pub name: String,
+    pub tenant: String,
+    pub authorized_keys: Vec<PublicKey>,
+    /// argon2id PHC string (never a plaintext password).
+    pub password_hash: Option<String>,
+    pub permissions: Permissions,
+}
+
+impl fmt::Debug for UserConfig {
+    // The hash is not a secret in the strict sense, but it has no business in logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserConfig")
+            .field("name", &self.name)
+            .field("tenant", &self.tenant)
+            .field("authorized_keys", &self.authorized_keys.len())
+            .field("password", &self.password_hash.is_some())
+            .field("permissions", &self.permissions)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Permissions {
+    pub read: bool,
+    pub write: bool,
+    pub delete: bool,
+}
+
+/// One thing wrong with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted TOML key, e.g. `tenants.acme.users.alice.password`.
+    pub key: String,
+    /// What is wrong and what to do about it.
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: cannot read the configuration file: {source}; check the path and its permissions", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", file.display())]
+    Syntax { file: PathBuf, message: String },
+    #[error("{}", render_problems(file, problems))]
+    Invalid {
+        file: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+fn render_problems(file: &Path, problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("{}: {}: {}", file.display(), p.key, p.message))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Names a configuration may use for tenants, users and destinations: they appear in object
+/// headers, logs and SSH user names, so keep them plain.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && !name.starts_with('.')
+}
+
+const CLASSIFICATIONS: &[&str] = &["public", "internal", "personal", "special-category"];
+
+struct Collector {
+    problems: Vec<Problem>,
+}
+
+impl Collector {
+    fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+}
+
+impl Config {
+    /// Reads and validates `file`.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_path_buf(),
+            source,
+        })?;
+        Config::parse(file, &text)
+    }
+
+    /// Validates `text` as if read from `file` (relative paths resolve against its directory).
+    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            file: file.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', "\n  "),
+        })?;
+        let base = file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
+        let base = std::path::absolute(&base).unwrap_or(base);
+        let mut c = Collector {
+            problems: Vec::new(),
+        };
+        let config = Config::from_raw(file, &base, raw, &mut c);
+        if c.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                file: file.to_path_buf(),
+                problems: c.problems,
+            })
+        }
+    }
+
+    fn from_raw(file: &Path, base: &Path, raw: raw::RawConfig, c: &mut Collector) -> Config {
+        let resolve = |p: &str| -> PathBuf {
+            let path = Path::new(p);
+            if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                base.join(path)
+            }
+        };
+
+        // [server]
+        let mut listen = Vec::new();
+        if raw.server.listen.is_empty() {
+            c.push(
+                "server.listen",
+                "no listen address; add one, e.g. listen = [\"127.0.0.1:2222\"]",
+            );
+        }
+        for (i, addr) in raw.server.listen.iter().enumerate() {
+            match addr.parse::<SocketAddr>() {
+                Ok(a) => listen.push(a),
+                Err(_) => c.push(
+                    format!("server.listen[{i}]"),
+                    format!(
+                        "`{addr}` is not an IP:port socket address; write e.g. \"0.0.0.0:2222\" or \"[::1]:2222\""
+                    ),
+                ),
+            }
+        }
+        if raw.server.host_keys.is_empty() {
+            c.push(
+                "server.host_keys",
+                "no host key; generate one with `ssh-keygen -t ed25519 -N '' -f host_ed25519` and list its path",
+            );
+        }
+        let host_keys = raw.server.host_keys.iter().map(|p| resolve(p)).collect();
+        let reorder_window = match &raw.server.reorder_window {
+            None => DEFAULT_REORDER_WINDOW,
+            Some(raw::RawSize::Bytes(n)) => *n,
+            Some(raw::RawSize::Text(t)) => match parse_size(t) {
+                Ok(n) => n,
+                Err(e) => {
+                    c.push(
+                        "server.reorder_window",
+                        format!("{e}; write a size such as \"16MiB\""),
+                    );
+                    DEFAULT_REORDER_WINDOW
+                }
+            },
+        };
+        if !(64 << 10..=1 << 30).contains(&reorder_window) {
+            c.push(
+                "server.reorder_window",
+                "must lie between 64KiB and 1GiB; the default \"16MiB\" suits OpenSSH and WinSCP",
+            );
+        }
+        let max_sessions_per_user = raw
+            .server
+            .max_sessions_per_user
+            .unwrap_or(DEFAULT_MAX_SESSIONS_PER_USER);
+        if max_sessions_per_user == 0 {
+            c.push(
+                "server.max_sessions_per_user",
+                "0 would lock every user out; use at least 1",
+            );
+        }
+        let max_open_handles = raw
+            .server
+            .max_open_handles
+            .unwrap_or(DEFAULT_MAX_OPEN_HANDLES);
+        if max_open_handles == 0 {
+            c.push("server.max_open_handles", "must be at least 1");
+        }
+        let idle = raw
+            .server
+            .idle_timeout_secs
+            .unwrap_or(DEFAULT_IDLE_TIMEOUT_SECS);
+        if idle == 0 {
+            c.push(
+                "server.idle_timeout_secs",
+                "0 disables nothing and drops every session; use e.g. 600",
+            );
+        }
+        let server = ServerConfig {
+            listen,
+            host_keys,
+            idle_timeout: Duration::from_secs(idle),
+            max_sessions_per_user,
+            reorder_window,
+            max_open_handles,
+        };
+
+        // [auth]
+        let d = AuthConfig::default();
+        let auth = AuthConfig {
+            max_failures: raw.auth.max_failures.unwrap_or(d.max_failures),
+            base_delay: raw
+                .auth
+                .base_delay_ms
+                .map(Duration::from_millis)
+                .unwrap_or(d.base_delay),
+            max_delay: raw
+                .auth
+                .max_delay_ms
+                .map(Duration::from_millis)
+                .unwrap_or(d.max_delay),
+            ban: raw.auth.ban_secs.map(Duration::from_secs).unwrap_or(d.ban),
+        };
+        if auth.max_failures == 0 {
+            c.push(
+                "auth.max_failures",
+                "0 would ban every client on its first attempt; use e.g. 5",
+            );
+        }
+        if auth.max_delay < auth.base_delay {
+            c.push(
+                "auth.max_delay_ms",
+                "is smaller than auth.base_delay_ms; raise it or lower the base delay",
+            );
+        }
+
+        let keys = KeysConfig {
+            keyring: resolve(&raw.keys.keyring),
+            master_key_file: resolve(&raw.keys.master_key_file),
+        };
+        let policy = PolicyConfig {
+            dir: raw.policy.dir.as_deref().map(resolve),
+            watch: raw.policy.watch.unwrap_or(true),
+        };
+
+        // [destinations.*]
+        let mut destinations = BTreeMap::new();
+        for (name, d) in raw.destinations {
+            let key = format!("destinations.{name}");
+            if !valid_name(&name) {
+                c.push(
+                    &key,
+                    "destination names use letters, digits, `-`, `_`, `.` (at most 64)",
+                );
+            }
+            match d.kind.as_str() {
+                "fs" => {
+                    let root = match &d.root {
+                        Some(r) => resolve(r),
+                        None => {
+                            c.push(
+                                format!("{key}.root"),
+                                "missing; an fs destination needs the directory that holds the sealed objects",
+                            );
+                            PathBuf::new()
+                        }
+                    };
+                    let country = match &d.country {
+                        Some(cc) if cc.len() == 2 && cc.bytes().all(|b| b.is_ascii_uppercase()) => {
+                            cc.clone()
+                        }
+                        Some(cc) => {
+                            c.push(
+                                format!("{key}.country"),
+                                format!(
+                                    "`{cc}` is not an ISO 3166-1 alpha-2 code; write e.g. \"DE\""
+                                ),
+                            );
+                            String::new()
+                        }
+                        None => {
+                            c.push(
+                                format!("{key}.country"),
+                                "missing; declare where the disk is, e.g. country = \"DE\" (the policy treats it as attested, not probed)",
+                            );
+                            String::new()
+                        }
+                    };
+                    destinations.insert(
+                        name.clone(),
+                        DestinationConfig {
+                            name,
+                            kind: DestinationKind::Fs { root, country },
+                        },
+                    );
+                }
+                other => c.push(
+                    format!("{key}.kind"),
+                    format!("unknown destination kind `{other}`; supported: \"fs\""),
+                ),
+            }
+        }
+
+        // [tenants.*]
+        let mut tenants = BTreeMap::new();
+        let mut user_owner: BTreeMap<String, String> = BTreeMap::new();
+        for (tname, t) in raw.tenants {
+            let key = format!("tenants.{tname}");
+            if !valid_name(&tname) {
+                c.push(
+                    &key,
+                    "tenant names use letters, digits, `-`, `_`, `.` (at most 64)",
+                );
+            }
+            if !destinations.contains_key(&t.route.destination) {
+                c.push(
+                    format!("{key}.route.destination"),
+                    format!(
+                        "no destination `{}`; define [destinations.{}] or pick one of: {}",
+                        t.route.destination,
+                        t.route.destination,
+                        destinations.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+            let prefix = t.route.prefix.clone();
+            if !prefix.is_empty()
+                && (!prefix.ends_with('/')
+                    || prefix.starts_with('/')
+                    || prefix
+                        .split('/')
+                        .any(|s| s == ".." || s == "." || s.starts_with('.'))
+                    || prefix.contains("//")
+                    || prefix.contains('\0'))
+            {
+                c.push(
+                    format!("{key}.route.prefix"),
+                    format!(
+                        "`{prefix}` must be relative, end with `/` and contain no `.`/`..` or hidden segments, e.g. \"{tname}/\""
+                    ),
+                );
+            }
+            let classification = match t.classification {
+                Some(cl) if CLASSIFICATIONS.contains(&cl.as_str()) => Some(cl),
+                Some(cl) => {
+                    c.push(
+                        format!("{key}.classification"),
+                        format!(
+                            "`{cl}` is unknown; use one of {}",
+                            CLASSIFICATIONS.join(", ")
+                        ),
+                    );
+                    None
+                }
+                None => None,
+            };
+            let mut users = BTreeMap::new();
+            for (uname, u) in t.users {
+                let ukey = format!("{key}.users.{uname}");
+                if !valid_name(&uname) {
+                    c.push(
+                        &ukey,
+                        "user names use letters, digits, `-`, `_`, `.` (at most 64)",
+                    );
+                }
+                if let Some(other) = user_owner.insert(uname.clone(), tname.clone()) {
+                    c.push(
+                        &ukey,
+                        format!(
+                            "user `{uname}` also exists in tenant `{other}`; SSH user names must be unique across tenants"
+                        ),
+                    );
+                }
+                if u.password.is_some() {
+                    c.push(
+                        format!("{ukey}.password"),
+                        "plaintext passwords are refused; run `eugate passwd` and put its output in password_hash",
+                    );
+                }
+                let password_hash = u.password_hash.clone();
+                if let Some(h) = &password_hash
+                    && let Err(e) = check_password_hash(h)
+                {
+                    c.push(format!("{ukey}.password_hash"), e);
+                }
+                let mut authorized_keys = Vec::new();
+                for (i, line) in u.authorized_keys.iter().enumerate() {
+                    match parse_authorized_key(line) {
+                        Ok(Some(k)) => authorized_keys.push(k),
+                        Ok(None) => {}
+                        Err(e) => c.push(format!("{ukey}.authorized_keys[{i}]"), e),
+                    }
+                }
+                if let Some(f) = &u.authorized_keys_file {
+                    let path = resolve(f);
+                    match std::fs::read_to_string(&path) {
+                        Ok(text) => {
+                            for (n, line) in text.lines().enumerate() {
+                                match parse_authorized_key(line) {
+                                    Ok(Some(k)) => authorized_keys.push(k),
+                                    Ok(None) => {}
+                                    Err(e) => c.push(
+                                        format!("{ukey}.authorized_keys_file"),
+                                        format!("{} line {}: {e}", path.display(), n + 1),
+                                    ),
+                                }
+                            }
+                        }
+                        Err(e) => c.push(
+                            format!("{ukey}.authorized_keys_file"),
+                            format!("cannot read {}: {e}; fix the path", path.display()),
+                        ),
+                    }
+                }
+                if authorized_keys.is_empty() && password_hash.is_none() {
+                    c.push(
+                        &ukey,
+                        "no way to log in; add authorized_keys, authorized_keys_file or password_hash",
+                    );
+                }
+                let permissions = match &u.permissions {
+                    None => Permissions {
+                        read: true,
+                        write: true,
+                        delete: false,
+                    },
+                    Some(list) => {
+                        let mut p = Permissions::default();
+                        for perm in list {
+                            match perm.as_str() {
+                                "read" => p.read = true,
+                                "write" => p.write = true,
+                                "delete" => p.delete = true,
+                                other => c.push(
+                                    format!("{ukey}.permissions"),
+                                    format!("unknown permission `{other}`; use \"read\", \"write\", \"delete\""),
+                                ),
+                            }
+                        }
+                        p
+                    }
+                };
+                users.insert(
+                    uname.clone(),
+                    UserConfig {
+                        name: uname,
+                        tenant: tname.clone(),
+                        authorized_keys,
+                        password_hash,
+                        permissions,
+                    },
+                );
+            }
+            tenants.insert(
+                tname.clone(),
+                TenantConfig {
+                    name: tname,
+                    destination: t.route.destination,
+                    prefix,
+                    classification,
+                    users,
+                },
+            );
+        }
+        Config {
+            file: file.to_path_buf(),
+            server,
+            auth,
+            keys,
+            policy,
+            destinations,
+            tenants,
+        }
+    }
+
+    /// The user called `name` (SSH user names are unique across tenants).
+    pub fn user(&self, name: &str) -> Option<&UserConfig> {
+        self.tenants.values().find_map(|t| t.users.get(name))
+    }
+}
+
+/// Accepts only argon2id PHC strings.
+fn check_password_hash(h: &str) -> Result<(), String> {
+    match argon2::PasswordHash::new(h) {
+        Ok(p) if p.algorithm.as_str() == "argon2id" => Ok(()),
+        Ok(p) => Err(format!(
+            "uses `{}`; only argon2id hashes are accepted; create one with `eugate passwd`",
+            p.algorithm
+        )),
+        Err(_) => Err(
+            "is not an argon2id PHC string ($argon2id$v=19$...); create one with `eugate passwd`"
+                .to_string(),
+        ),
+    }
+}
+
+/// One authorized_keys line: `ALGO BASE64 [comment]`. Blank lines and `#` comments give `None`.
+/// Options (`from=`, `command=`...) are refused: the gateway would not honour them.
+pub fn parse_authorized_key(line: &str) -> Result<Option<PublicKey>, String> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(None);
+    }
+    let first = line.split_whitespace().next().unwrap_or_default();
+    let known = first.starts_with("ssh-")
+        || first.starts_with("ecdsa-sha2-")
+        || first.starts_with("sk-")
+        || first.starts_with("rsa-");
+    if !known {
+        return Err(format!(
+            "starts with `{}`: authorized_keys options are not supported; keep only `ALGORITHM BASE64 [comment]`",
+            first.chars().take(40).collect::<String>()
+        ));
+    }
+    PublicKey::from_openssh(line).map(Some).map_err(|e| {
+        format!("not a valid OpenSSH public key ({e}); paste the line of the .pub file")
+    })
+}
+
+#[cfg(test)]
+mod tests;

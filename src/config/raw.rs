@@ -1,0 +1,101 @@
+//! The TOML file as written: serde structs with `deny_unknown_fields`. `super` validates them
+//! into the typed [`super::Config`].
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub server: RawServer,
+    #[serde(default)]
+    pub auth: RawAuth,
+    pub keys: RawKeys,
+    #[serde(default)]
+    pub policy: RawPolicy,
+    #[serde(default)]
+    pub destinations: BTreeMap<String, RawDestination>,
+    #[serde(default)]
+    pub tenants: BTreeMap<String, RawTenant>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Vec<String>,
+    pub host_keys: Vec<String>,
+    pub idle_timeout_secs: Option<u64>,
+    pub max_sessions_per_user: Option<u32>,
+    pub reorder_window: Option<RawSize>,
+    pub max_open_handles: Option<u32>,
+}
+
+/// A size written either as a string with a unit or as a plain integer of bytes.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawSize {
+    Bytes(u64),
+    Text(String),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub max_failures: Option<u32>,
+    pub base_delay_ms: Option<u64>,
+    pub max_delay_ms: Option<u64>,
+    pub ban_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeys {
+    pub keyring: String,
+    pub master_key_file: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub dir: Option<String>,
+    #[serde(default)]
+    pub watch: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDestination {
+    pub kind: String,
+    pub root: Option<String>,
+    pub country: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTenant {
+    pub route: RawRoute,
+    pub classification: Option<String>,
+    #[serde(default)]
+    pub users: BTreeMap<String, RawUser>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub destination: String,
+    #[serde(default)]
+    pub prefix: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUser {
+    #[serde(default)]
+    pub authorized_keys: Vec<String>,
+    pub authorized_keys_file: Option<String>,
+    pub password_hash: Option<String>,
+    /// Accepted only to refuse it with a useful message: plaintext passwords never live in config.
+    pub password: Option<toml::Value>,
+    pub permissions: Option<Vec<String>>,
+}

@@ -1,0 +1,3 @@
+//! Protocol front ends. Each knows only `transfer` (and `config` at startup).
+
+pub mod sftp;

@@ -1,0 +1,446 @@
+//! The SFTP front end: a russh server with modern algorithms only, per-IP and per-user
+//! brute-force defence, a session limit per user, and one [`handler::SftpSession`] per SFTP
+//! channel. It knows only `transfer` (and `config` at startup).
+
+pub mod guard;
+pub mod handler;
+mod hostkeys;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PublicKey};
+use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
+use russh::{Channel, ChannelId, MethodKind, MethodSet, Preferred};
+use tokio::net::TcpListener;
+use zeroize::Zeroizing;
+
+use crate::config::Config;
+use crate::transfer::{Gateway, Principal};
+
+pub use guard::{AuthGuard, Verdict};
+pub use hostkeys::load_host_keys;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrontendError {
+    #[error("host key {path}: {reason}")]
+    HostKey { path: String, reason: String },
+    #[error("cannot listen on {addr}: {source}; is another process using the port?")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Only modern algorithms: no SHA-1, no CBC, no CTR+non-ETM MAC. Strict kex (Terrapin fix) is
+/// announced by listing `kex-strict-s-v00@openssh.com`.
+pub fn preferred_algorithms() -> Preferred {
+    Preferred {
+        kex: Cow::Owned(vec![
+            russh::kex::MLKEM768X25519_SHA256,
+            russh::kex::CURVE25519,
+            russh::kex::CURVE25519_PRE_RFC_8731,
+            russh::kex::EXTENSION_SUPPORT_AS_SERVER,
+            russh::kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
+        ]),
+        key: Cow::Owned(vec![
+            Algorithm::Ed25519,
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP256,
+            },
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP384,
+            },
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP521,
+            },
+            Algorithm::Rsa {
+                hash: Some(HashAlg::Sha512),
+            },
+            Algorithm::Rsa {
+                hash: Some(HashAlg::Sha256),
+            },
+        ]),
+        host_key_certificates: Cow::Borrowed(&[]),
+        cipher: Cow::Owned(vec![
+            russh::cipher::AES_256_GCM,
+            russh::cipher::CHACHA20_POLY1305,
+            russh::cipher::AES_128_GCM,
+        ]),
+        mac: Cow::Owned(vec![
+            russh::mac::HMAC_SHA512_ETM,
+            russh::mac::HMAC_SHA256_ETM,
+        ]),
+        compression: Cow::Owned(vec![russh::compression::NONE]),
+    }
+}
+
+struct Shared {
+    gateway: Arc<Gateway>,
+    guard: AuthGuard,
+    sessions: Mutex<HashMap<String, u32>>,
+    max_sessions: u32,
+    max_handles: usize,
+}
+
+/// Holds one of a user's session slots; gives it back when the connection ends.
+struct SessionSlot {
+    shared: Arc<Shared>,
+    user: String,
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        let mut s = self
+            .shared
+            .sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = s.get_mut(&self.user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                s.remove(&self.user);
+            }
+        }
+    }
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    peer: Option<SocketAddr>,
+    principal: Option<Principal>,
+    slot: Option<SessionSlot>,
+    channels: HashMap<ChannelId, Channel<Msg>>,
+    key_failure_counted: bool,
+}
+
+impl Connection {
+    fn ip(&self) -> Option<std::net::IpAddr> {
+        self.peer.map(|p| p.ip())
+    }
+
+    /// Takes a session slot for the principal, or refuses if the user has too many.
+    fn admit(&mut self, who: Principal) -> Auth {
+        let mut s = self
+            .shared
+            .sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = s.entry(who.user.clone()).or_insert(0);
+        if *n >= self.shared.max_sessions {
+            tracing::warn!(user = %who.user, limit = self.shared.max_sessions, "session limit reached; login refused");
+            return Auth::reject();
+        }
+        *n += 1;
+        drop(s);
+        self.shared.guard.success(self.ip(), &who.user);
+        tracing::info!(tenant = %who.tenant, user = %who.user, peer = ?self.peer, "login");
+        self.slot = Some(SessionSlot {
+            shared: self.shared.clone(),
+            user: who.user.clone(),
+        });
+        self.principal = Some(who);
+        Auth::Accept
+    }
+
+    async fn fail(&self, user: &str, method: &str) -> Auth {
+        let delay = self.shared.guard.failure(self.ip(), user, Instant::now());
+        tracing::warn!(user, method, peer = ?self.peer, "authentication failed");
+        tokio::time::sleep(delay).await;
+        Auth::reject()
+    }
+
+    fn banned(&self, user: &str) -> bool {
+        let v = self.shared.guard.check(self.ip(), user, Instant::now());
+        if v == Verdict::Banned {
+            tracing::warn!(user, peer = ?self.peer, "attempt while banned; refused");
+        }
+        v == Verdict::Banned
+    }
+}
+
+impl russh::server::Handler for Connection {
+    type Error = russh::Error;
+
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+        Ok(Auth::Reject {
+            proceed_with_methods: Some(MethodSet::from(
+                &[MethodKind::PublicKey, MethodKind::Password][..],
+            )),
+            partial_success: false,
+        })
+    }
+
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: russh::server::PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        if self.banned(user) {
+            return Ok(Auth::reject());
+        }
+        if self
+            .shared
+            .gateway
+            .authenticate_key(user, offer.public_key)
+            .is_some()
+        {
+            return Ok(Auth::Accept);
+        }
+        // Clients offer several keys in turn; count one failure per connection, not per key.
+        if !self.key_failure_counted {
+            self.key_failure_counted = true;
+            return Ok(self.fail(user, "publickey").await);
+        }
+        Ok(Auth::reject())
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: russh::server::VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        let pk: &PublicKey = key.public_key;
+        if self.banned(user) {
+            return Ok(Auth::reject());
+        }
+        match self.shared.gateway.authenticate_key(user, pk) {
+            Some(who) => Ok(self.admit(who)),
+            None => Ok(self.fail(user, "publickey").await),
+        }
+    }
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        if self.banned(user) {
+            return Ok(Auth::reject());
+        }
+        let pw = Zeroizing::new(password.to_string());
+        match self.shared.gateway.authenticate_password(user, pw).await {
+            Some(who) => Ok(self.admit(who)),
+            None => Ok(self.fail(user, "password").await),
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.principal.is_none() {
+            return Ok(()); // dropping `reply` rejects
+        }
+        self.channels.insert(channel.id(), channel);
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel_id: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let (Some(who), true) = (self.principal.clone(), name == "sftp") else {
+            tracing::info!(subsystem = name, "subsystem refused: only sftp is offered");
+            session.channel_failure(channel_id)?;
+            return Ok(());
+        };
+        let Some(channel) = self.channels.remove(&channel_id) else {
+            session.channel_failure(channel_id)?;
+            return Ok(());
+        };
+        session.channel_success(channel_id)?;
+        let sftp =
+            handler::SftpSession::new(self.shared.gateway.clone(), who, self.shared.max_handles);
+        let cfg = russh_sftp::server::Config {
+            max_client_packet_len: handler::MAX_PACKET_LEN + 1024,
+        };
+        russh_sftp::server::run_with_config(channel.into_stream(), sftp, cfg).await;
+        Ok(())
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // No commands (not even legacy `scp -t`): modern scp speaks SFTP.
+        tracing::info!("exec refused");
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // The client is done (sftp/scp close stdin at the end): report success like
+        // OpenSSH's sftp-server does, so `scp` exits 0, then close the channel.
+        session.exit_status_request(channel, 0)?;
+        session.eof(channel)?;
+        session.close(channel)?;
+        Ok(())
+    }
+}
+
+/// Everything `serve` needs, built once at startup.
+pub struct SftpServer {
+    ssh: Arc<russh::server::Config>,
+    shared: Arc<Shared>,
+    listen: Vec<SocketAddr>,
+}
+
+impl SftpServer {
+    pub fn new(config: &Config, gateway: Arc<Gateway>) -> Result<SftpServer, FrontendError> {
+        let keys = load_host_keys(&config.server.host_keys)?;
+        let ssh = russh::server::Config {
+            server_id: russh::SshId::Standard(Cow::Borrowed("SSH-2.0-eugate")),
+            methods: MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..]),
+            // Our guard adds growing delays; this is the floor for every rejection.
+            auth_rejection_time: Duration::from_millis(200),
+            auth_rejection_time_initial: Some(Duration::from_millis(0)),
+            keys,
+            preferred: preferred_algorithms(),
+            inactivity_timeout: Some(config.server.idle_timeout),
+            keepalive_interval: Some(Duration::from_secs(30)),
+            keepalive_max: 4,
+            max_auth_attempts: 6,
+            window_size: 4 << 20,
+            maximum_packet_size: 32 << 10,
+            // Room for every request a pipelining client has in flight (OpenSSH: 64 reads):
+            // if this buffer fills while the SFTP task waits for window space to send
+            // replies, russh cannot process the WINDOW_ADJUST that would free it.
+            channel_buffer_size: 1024,
+            nodelay: true,
+            ..Default::default()
+        };
+        let shared = Arc::new(Shared {
+            gateway,
+            guard: AuthGuard::new(config.auth.clone()),
+            sessions: Mutex::new(HashMap::new()),
+            max_sessions: config.server.max_sessions_per_user,
+            max_handles: config.server.max_open_handles as usize,
+        });
+        Ok(SftpServer {
+            ssh: Arc::new(ssh),
+            shared,
+            listen: config.server.listen.clone(),
+        })
+    }
+
+    /// Binds every listen address (fails if any cannot be bound).
+    pub async fn bind(&self) -> Result<Vec<TcpListener>, FrontendError> {
+        let mut out = Vec::new();
+        for addr in &self.listen {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|source| FrontendError::Bind {
+                    addr: *addr,
+                    source,
+                })?;
+            out.push(l);
+        }
+        Ok(out)
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, disconnects every session (their
+    /// open uploads abort, nothing is published) and waits for the aborts to finish.
+    pub async fn run(
+        &self,
+        listeners: Vec<TcpListener>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut accepts = tokio::task::JoinSet::new();
+        for l in listeners {
+            let ssh = self.ssh.clone();
+            let shared = self.shared.clone();
+            let stop = stop_rx.clone();
+            accepts.spawn(accept_loop(l, ssh, shared, stop));
+        }
+        shutdown.await;
+        tracing::info!("shutting down: closing sessions, aborting unfinished uploads");
+        let _ = stop_tx.send(true);
+        accepts.abort_all();
+        let gw = self.shared.gateway.clone();
+        if tokio::time::timeout(Duration::from_secs(10), gw.wait_uploads_idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                remaining = gw.uploads_in_flight(),
+                "uploads still aborting at shutdown deadline"
+            );
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    ssh: Arc<russh::server::Config>,
+    shared: Arc<Shared>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = socket.set_nodelay(true);
+        let handler = Connection {
+            shared: shared.clone(),
+            peer: Some(peer),
+            principal: None,
+            slot: None,
+            channels: HashMap::new(),
+            key_failure_counted: false,
+        };
+        let ssh = ssh.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let session = match russh::server::run_stream(ssh, socket, handler).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(error = %e, ?peer, "connection setup failed");
+                    return;
+                }
+            };
+            let handle = session.handle();
+            tokio::select! {
+                r = session => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, ?peer, "connection ended with error");
+                    }
+                }
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+                    let _ = handle
+                        .disconnect(
+                            russh::Disconnect::ByApplication,
+                            "server shutting down".into(),
+                            "en".into(),
+                        )
+                        .await;
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,236 @@
+//! Edge cases through a scripted client (paramiko): out-of-order writes, the reorder window,
+//! disconnects, password login, exclusive create, append, session limits, ranged reads.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Gateway, Options, data};
+
+const PW: &str = "correct horse battery staple";
+
+#[test]
+fn out_of_order_writes_inside_the_window_round_trip() {
+    let g = Gateway::start();
+    let plain = data(600 * 1024 + 5, 3);
+    std::fs::write(g.path("ooo.bin"), &plain).unwrap();
+    let r = g.script(
+        "alice",
+        &["ooo-upload", "--path", "/ooo.bin", "--local", "ooo.bin"],
+    );
+    assert_eq!(r["ok"], true, "{r}\n{}", g.log());
+    assert_eq!(g.decrypt(&g.store.join("acme/ooo.bin")), plain);
+}
+
+#[test]
+fn writes_beyond_the_reorder_window_refused_with_message() {
+    let g = Gateway::start(); // window 1MiB
+    let r = g.script(
+        "alice",
+        &[
+            "window-overflow",
+            "--path",
+            "/far.bin",
+            "--offset",
+            &(4 << 20).to_string(),
+        ],
+    );
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(
+        r["error"].as_str().unwrap().contains("reorder window"),
+        "{r}"
+    );
+    // Nothing published, no temp file left once the session ended.
+    wait_until(|| g.stored_files().is_empty(), &g);
+}
+
+#[test]
+fn disconnect_mid_upload_publishes_nothing() {
+    let g = Gateway::start();
+    let r = g.script("alice", &["disconnect-mid-upload", "--path", "/half.bin"]);
+    assert_eq!(r["ok"], true, "{r}");
+    wait_until(|| g.stored_files().is_empty(), &g);
+    // The gateway still serves.
+    let r = g.script("alice", &["login"]);
+    assert_eq!(r["ok"], true, "{r}");
+    assert!(
+        !r["listing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "half.bin")
+    );
+}
+
+#[test]
+fn password_login_and_wrong_password() {
+    let g = Gateway::start();
+    let r = g.script("bob", &["login", "--password", PW]);
+    assert_eq!(r["ok"], true, "{r}\n{}", g.log());
+    let r = g.script("bob", &["login", "--password", "wrong"]);
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(r["auth_failed"], true, "{r}");
+    // A user without a password cannot use one.
+    let r = g.script("alice", &["login", "--password", PW]);
+    assert_eq!(r["auth_failed"], true, "{r}");
+    // No password ever reaches the log.
+    assert!(!g.log().contains(PW));
+    assert!(!g.log().contains("wrong\""));
+}
+
+#[test]
+fn brute_force_leads_to_a_ban() {
+    let g = Gateway::start_with(Options {
+        max_failures: 3,
+        ..Options::default()
+    });
+    for _ in 0..3 {
+        let r = g.script("bob", &["login", "--password", "nope"]);
+        assert_eq!(r["auth_failed"], true, "{r}");
+    }
+    // Banned now: even the right password is refused.
+    let r = g.script("bob", &["login", "--password", PW]);
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(g.log().contains("banned"), "{}", g.log());
+}
+
+#[test]
+fn exclusive_create_append_and_read_write_refused() {
+    let g = Gateway::start();
+    std::fs::write(g.path("e.txt"), b"exists").unwrap();
+    g.sftp_ok("alice", "put e.txt\n");
+    let r = g.script("alice", &["exclusive", "--path", "/e.txt"]);
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(
+        r["error"].as_str().unwrap().contains("already exists"),
+        "{r}"
+    );
+    let r = g.script("alice", &["exclusive", "--path", "/new.txt"]);
+    assert_eq!(r["ok"], true, "exclusive create of a new file works: {r}");
+    let r = g.script("alice", &["append", "--path", "/e.txt"]);
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(
+        r["error"].as_str().unwrap().contains("not supported"),
+        "{r}"
+    );
+    let r = g.script("alice", &["readwrite", "--path", "/e.txt"]);
+    assert_eq!(r["ok"], false, "{r}");
+    let r = g.script("alice", &["symlink"]);
+    assert_eq!(r["ok"], false, "{r}");
+    g.sftp_ok("alice", "get e.txt e.back\n");
+    assert_eq!(std::fs::read(g.path("e.back")).unwrap(), b"exists");
+}
+
+#[test]
+fn session_limit_per_user() {
+    let g = Gateway::start_with(Options {
+        max_sessions_per_user: 2,
+        ..Options::default()
+    });
+    let r = g.script("alice", &["sessions", "--count", "3"]);
+    let results = r["results"].as_array().unwrap();
+    assert_eq!(results[0], true);
+    assert_eq!(results[1], true);
+    assert_ne!(results[2], true, "{r}");
+    // Once those sessions are gone, the user logs in again.
+    wait_until(|| g.script("alice", &["login"])["ok"] == true, &g);
+}
+
+#[test]
+fn reads_at_any_offset() {
+    let g = Gateway::start();
+    let plain = data(5 * 65536 + 100, 11);
+    std::fs::write(g.path("r.bin"), &plain).unwrap();
+    g.sftp_ok("alice", "put r.bin\n");
+    for (offset, count) in [
+        (0usize, 10usize),
+        (65530, 20),
+        (3 * 65536 + 1, 70000),
+        (5 * 65536 + 90, 50),
+    ] {
+        let out = g.script_raw(
+            "alice",
+            &[
+                "read-at",
+                "--path",
+                "/r.bin",
+                "--offset",
+                &offset.to_string(),
+                "--count",
+                &count.to_string(),
+            ],
+        );
+        let end = (offset + count).min(plain.len());
+        assert_eq!(
+            out.stdout,
+            &plain[offset..end],
+            "offset {offset} count {count}"
+        );
+    }
+}
+
+/// Polls `f` until true; the deadline only guards against a hang, it is not a timing check.
+fn wait_until(mut f: impl FnMut() -> bool, g: &Gateway) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(
+            Instant::now() < deadline,
+            "condition never held:\n{}",
+            g.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn residency_policy_denial_names_the_rule() {
+    let g = Gateway::start();
+    // gamma's route points at a disk declared to be in the US: personal data may not go there.
+    let r = g.script("dave", &["exclusive", "--path", "/x.txt"]);
+    assert_eq!(r["ok"], false, "{r}");
+    let msg = r["error"].as_str().unwrap();
+    assert!(msg.contains("residency policy denied"), "{msg}");
+    assert!(msg.contains("default-deny"), "{msg}");
+    let out = g.sftp("dave", "ls\n");
+    assert!(out.status.success(), "listing is not a transfer");
+    assert!(
+        std::fs::read_dir(g.path("store-us/gamma"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "no byte reached the denied destination"
+    );
+    assert!(g.log().contains("allowed=false"), "{}", g.log());
+}
+
+#[test]
+fn shutdown_aborts_uploads_in_flight() {
+    let mut g = Gateway::start();
+    let mut holder = std::process::Command::new("python3")
+        .arg(common::scripts().join("sftp_client.py"))
+        .args([
+            "hold-upload",
+            "--path",
+            "/held.bin",
+            "--count",
+            "60",
+            "--user",
+            "alice",
+        ])
+        .arg("--port")
+        .arg(g.port.to_string())
+        .arg("--key")
+        .arg(g.key("alice"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The temp file exists once the server has the data.
+    wait_until(|| !g.stored_files().is_empty(), &g);
+    let files = g.stored_files();
+    assert!(files[0].contains(".eugate-tmp-"), "{files:?}");
+    let status = g.terminate();
+    assert!(status.success(), "{status}\n{}", g.log());
+    assert!(g.stored_files().is_empty(), "{:?}", g.stored_files());
+    let _ = holder.kill();
+    let _ = holder.wait();
+}
