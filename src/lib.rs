@@ -5,5 +5,8 @@
 //! streamed to storage. See `../shared/DESIGN.md` for the architecture and its invariants.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod cli;
+pub mod crypto;
+pub mod keys;
 pub mod policy;

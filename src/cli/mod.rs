@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod audit;
+pub mod crypt;
+pub mod keys;
 pub mod policy;
 
 /// eugate — SFTP gateway with per-tenant encryption and verified data residency.
@@ -20,6 +23,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Manage tenant keys: init, add-tenant, rotate, shred, list.
+    Keys(keys::KeysArgs),
+    /// Seal a local file for a tenant in the eugate object format.
+    Encrypt(crypt::EncryptArgs),
+    /// Verify and open a sealed object; no output file unless everything verifies.
+    Decrypt(crypt::DecryptArgs),
+    /// Audit log tools: verify the hash chain.
+    Audit(audit::AuditArgs),
     /// Residency policies: check, explain, test, diff.
     Policy(policy::PolicyArgs),
 }
@@ -42,6 +53,10 @@ pub fn init_tracing(verbose: u8) {
 /// Runs one command; the exit code is the command's own (e.g. `policy explain` exits 3 on deny).
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Keys(args) => keys::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Encrypt(args) => crypt::encrypt(args).map(|()| ExitCode::SUCCESS),
+        Command::Decrypt(args) => crypt::decrypt(args).map(|()| ExitCode::SUCCESS),
+        Command::Audit(args) => audit::run(args),
         Command::Policy(args) => policy::run(args),
     }
 }

@@ -1,0 +1,67 @@
+use serde::{Deserialize, Serialize};
+
+/// One auditable fact. Strings rather than other modules' types keep the log format stable
+/// when those types change, and keep `audit` free of dependencies on the rest of the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuditEvent {
+    /// The gateway started or stopped; `detail` says which config and policy bundle.
+    Lifecycle { action: String, detail: String },
+    /// An authentication attempt and its result ("accepted", "rejected", "banned").
+    Auth {
+        user: String,
+        tenant: Option<String>,
+        source: String,
+        method: String,
+        outcome: String,
+    },
+    /// A residency decision, taken before any byte leaves.
+    Decision {
+        tenant: String,
+        user: String,
+        destination: String,
+        object: String,
+        classification: String,
+        allowed: bool,
+        policies: Vec<String>,
+        reasons: Vec<String>,
+        countries: Vec<String>,
+        observed_region: Option<String>,
+        evidence: String,
+        bundle: String,
+    },
+    /// An upload made durable and visible.
+    Committed {
+        tenant: String,
+        user: String,
+        destination: String,
+        object: String,
+        object_id: String,
+        key_id: String,
+        key_version: u32,
+        plaintext_size: u64,
+        ciphertext_size: u64,
+        ciphertext_sha256: String,
+    },
+    /// An upload that left nothing behind, and why.
+    Aborted {
+        tenant: String,
+        user: String,
+        destination: String,
+        object: String,
+        cause: String,
+    },
+    /// A policy bundle became active or was rejected.
+    PolicyReload {
+        accepted: bool,
+        bundle: String,
+        detail: String,
+    },
+    /// A destination's verified location changed state (e.g. quarantined).
+    Destination {
+        destination: String,
+        state: String,
+        observed_region: Option<String>,
+        detail: String,
+    },
+}

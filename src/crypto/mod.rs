@@ -1,0 +1,44 @@
+//! The encrypted object format (`docs/object-format.md`): a header that wraps a fresh data key
+//! under the tenant's KEK and commits to it, followed by 64 KiB AES-256-GCM segments with
+//! STREAM nonces (prefix ‖ counter ‖ last flag).
+//!
+//! Pure: no I/O besides the system random number generator.
+//!
+//! Writing: [`Sealer::new`], write [`Sealer::header`], then [`Sealer::push`] / [`Sealer::finish`].
+//! Reading: [`Header::parse`], check [`Header::context`] / [`Header::expect_context`],
+//! [`Header::unlock`] with the KEK, then [`Opener`] (sequential) or
+//! [`ObjectKey::open_segment`] (ranged, offsets from [`sealed_segment_range`]).
+
+mod error;
+mod header;
+mod layout;
+mod object_key;
+mod open;
+mod schedule;
+mod seal;
+
+pub use error::CryptoError;
+pub use header::{
+    FORMAT_VERSION, HEADER_MAX_LEN, HEADER_MIN_LEN, HEADER_PREFIX_LEN, Header, MAGIC,
+    ObjectContext, Suite,
+};
+pub use layout::{
+    MAX_SEGMENTS, SEALED_SEGMENT_SIZE, SEGMENT_SIZE, TAG_LEN, plaintext_len,
+    plaintext_segment_range, sealed_len, sealed_segment_range, segment_count, segment_of,
+};
+pub use object_key::ObjectKey;
+pub use open::Opener;
+pub use seal::Sealer;
+
+/// Key-schedule internals for the known-answer vectors only.
+#[doc(hidden)]
+pub mod vector_internals {
+    pub use super::schedule::{RawSchedule, derive_raw};
+}
+
+fn random_fill(buf: &mut [u8]) -> Result<(), CryptoError> {
+    use ring::rand::SecureRandom;
+    ring::rand::SystemRandom::new()
+        .fill(buf)
+        .map_err(|_| CryptoError::Random)
+}

@@ -1,0 +1,10 @@
+//! Tenant keyrings: per-tenant key-encryption keys with versions, sealed under a master key.
+//!
+//! A file-based provider for now; a KMS provider can implement the same surface later.
+
+mod error;
+mod keyring;
+mod private_file;
+
+pub use error::KeyError;
+pub use keyring::{ActiveKey, KeyInfo, Keyring, ShredRecord, validate_tenant};

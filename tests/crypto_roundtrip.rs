@@ -1,0 +1,174 @@
+//! Round trips of the object format at the boundary sizes and with arbitrary chunkings.
+
+use eugate::crypto::{
+    Header, ObjectContext, ObjectKey, Opener, SEALED_SEGMENT_SIZE, SEGMENT_SIZE, Sealer,
+    plaintext_len, plaintext_segment_range, sealed_len, sealed_segment_range, segment_count,
+};
+use proptest::prelude::*;
+
+const KEK: [u8; 32] = [0x42; 32];
+
+fn ctx() -> ObjectContext {
+    ObjectContext {
+        tenant: "acme-gmbh".into(),
+        key_id: "acme-kek".into(),
+        key_version: 2,
+        object_id: *b"0123456789abcdef",
+    }
+}
+
+fn plaintext(len: usize) -> Vec<u8> {
+    // Cheap deterministic non-repeating pattern, so swapped segments would differ.
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1])
+        .collect()
+}
+
+/// Seals `data` pushing chunks of the given sizes (cycled).
+fn seal(data: &[u8], chunks: &[usize]) -> Vec<u8> {
+    let mut sealer = Sealer::new(&KEK, &ctx()).unwrap();
+    let mut out = sealer.header().to_vec();
+    let mut rest = data;
+    let mut i = 0;
+    while !rest.is_empty() {
+        let n = chunks[i % chunks.len()].clamp(1, rest.len());
+        let before = out.len();
+        sealer.push(&rest[..n], &mut out).unwrap();
+        assert_eq!(
+            (out.len() - before) % SEALED_SEGMENT_SIZE,
+            0,
+            "only whole segments"
+        );
+        rest = &rest[n..];
+        i += 1;
+    }
+    sealer.finish(&mut out).unwrap();
+    out
+}
+
+fn unlock(object: &[u8]) -> (Header, ObjectKey) {
+    let header = Header::parse(object).unwrap();
+    let key = header.unlock(&KEK).unwrap();
+    (header, key)
+}
+
+/// Opens `object` feeding the body in chunks of the given sizes (cycled).
+fn open(object: &[u8], chunks: &[usize]) -> Vec<u8> {
+    let (header, key) = unlock(object);
+    let mut opener = Opener::new(key);
+    let mut out = Vec::new();
+    let mut rest = &object[header.encoded_len()..];
+    let mut i = 0;
+    while !rest.is_empty() {
+        let n = chunks[i % chunks.len()].clamp(1, rest.len());
+        opener.push(&rest[..n], &mut out).unwrap();
+        rest = &rest[n..];
+        i += 1;
+    }
+    opener.finish(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn boundary_sizes_round_trip() {
+    for len in [
+        0,
+        1,
+        SEGMENT_SIZE - 1,
+        SEGMENT_SIZE,
+        SEGMENT_SIZE + 1,
+        2 * SEGMENT_SIZE,
+        3 * SEGMENT_SIZE + 7,
+    ] {
+        let data = plaintext(len);
+        for chunks in [&[len.max(1)][..], &[1000], &[SEGMENT_SIZE], &[255 * 1024]] {
+            let object = seal(&data, chunks);
+            let header_len = Header::parse(&object).unwrap().encoded_len() as u64;
+            assert_eq!(object.len() as u64, sealed_len(header_len, len as u64));
+            assert_eq!(
+                plaintext_len(header_len, object.len() as u64),
+                Ok(len as u64)
+            );
+            assert_eq!(open(&object, &[SEALED_SEGMENT_SIZE]), data, "len {len}");
+            assert_eq!(open(&object, &[777]), data, "len {len}");
+        }
+    }
+}
+
+#[test]
+fn empty_object_is_exactly_one_empty_final_segment() {
+    let object = seal(&[], &[1]);
+    let header = Header::parse(&object).unwrap();
+    assert_eq!(object.len(), header.encoded_len() + 16);
+}
+
+#[test]
+fn full_last_segment_is_not_followed_by_an_empty_one() {
+    let object = seal(&plaintext(2 * SEGMENT_SIZE), &[SEGMENT_SIZE]);
+    let header = Header::parse(&object).unwrap();
+    assert_eq!(object.len(), header.encoded_len() + 2 * SEALED_SEGMENT_SIZE);
+}
+
+#[test]
+fn header_context_is_recorded() {
+    let object = seal(b"hello", &[5]);
+    let header = Header::parse(&object).unwrap();
+    assert_eq!(header.context(), &ctx());
+    header.expect_context(&ctx()).unwrap();
+}
+
+#[test]
+fn every_segment_opens_alone_for_ranged_reads() {
+    let len = 5 * SEGMENT_SIZE + 1234;
+    let data = plaintext(len);
+    let object = seal(&data, &[255 * 1024]);
+    let (header, key) = unlock(&object);
+    let h = header.encoded_len() as u64;
+    let count = segment_count(len as u64);
+    assert_eq!(count, 6);
+    for i in (0..count).rev() {
+        let sealed = sealed_segment_range(h, len as u64, i).unwrap();
+        let plain = plaintext_segment_range(len as u64, i).unwrap();
+        let mut out = Vec::new();
+        key.open_segment(
+            i,
+            i + 1 == count,
+            &object[sealed.start as usize..sealed.end as usize],
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            data[plain.start as usize..plain.end as usize],
+            "segment {i}"
+        );
+    }
+}
+
+#[test]
+fn several_mib_with_sftp_sized_writes() {
+    let data = plaintext(5 * 1024 * 1024 + 333);
+    let object = seal(&data, &[255 * 1024]);
+    assert_eq!(open(&object, &[1 << 20]), data);
+}
+
+#[test]
+fn two_objects_of_the_same_plaintext_differ() {
+    let data = plaintext(100);
+    assert_ne!(seal(&data, &[100]), seal(&data, &[100]));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn any_chunking_round_trips(
+        len in prop_oneof![0usize..3 * SEGMENT_SIZE, Just(4 * SEGMENT_SIZE), (2usize << 20)..(3usize << 20)],
+        push in proptest::collection::vec(1usize..200_000, 1..8),
+        feed in proptest::collection::vec(1usize..200_000, 1..8),
+    ) {
+        let data = plaintext(len);
+        let object = seal(&data, &push);
+        prop_assert_eq!(open(&object, &feed), data);
+    }
+}

@@ -1,0 +1,446 @@
+//! Every tamper class fails, each with its own error, whatever the chunking of the input.
+
+use eugate::crypto::{
+    CryptoError, Header, ObjectContext, Opener, SEALED_SEGMENT_SIZE, SEGMENT_SIZE, Sealer,
+};
+
+const KEK: [u8; 32] = [0x11; 32];
+const OTHER_KEK: [u8; 32] = [0x22; 32];
+
+fn ctx(tenant: &str) -> ObjectContext {
+    ObjectContext {
+        tenant: tenant.into(),
+        key_id: "kek-main".into(),
+        key_version: 7,
+        object_id: [0x5a; 16],
+    }
+}
+
+fn data(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 + i / 251) as u8).collect()
+}
+
+fn seal_with(kek: &[u8; 32], ctx: &ObjectContext, plaintext: &[u8]) -> Vec<u8> {
+    let mut sealer = Sealer::new(kek, ctx).unwrap();
+    let mut out = sealer.header().to_vec();
+    sealer.push(plaintext, &mut out).unwrap();
+    sealer.finish(&mut out).unwrap();
+    out
+}
+
+fn seal(plaintext: &[u8]) -> Vec<u8> {
+    seal_with(&KEK, &ctx("acme"), plaintext)
+}
+
+/// Opens with the given KEK, feeding the body in `chunk`-sized pieces.
+fn open_chunked(object: &[u8], kek: &[u8; 32], chunk: usize) -> Result<Vec<u8>, CryptoError> {
+    let header = Header::parse(object)?;
+    let key = header.unlock(kek)?;
+    let mut opener = Opener::new(key);
+    let mut out = Vec::new();
+    for piece in object[header.encoded_len()..].chunks(chunk) {
+        opener.push(piece, &mut out)?;
+    }
+    opener.finish(&mut out)?;
+    Ok(out)
+}
+
+/// The error must not depend on how the ciphertext arrives.
+fn open_err(object: &[u8], kek: &[u8; 32]) -> CryptoError {
+    let mut errors = [
+        1,
+        1000,
+        SEALED_SEGMENT_SIZE,
+        SEALED_SEGMENT_SIZE + 1,
+        usize::MAX,
+    ]
+    .into_iter()
+    .map(|chunk| open_chunked(object, kek, chunk).expect_err("tampered object opened"));
+    let first = errors.next().unwrap();
+    for e in errors {
+        assert_eq!(e, first, "error depends on chunking");
+    }
+    first
+}
+
+fn header_len(object: &[u8]) -> usize {
+    Header::parse(object).unwrap().encoded_len()
+}
+
+/// (start, end) of sealed segment `i` within an object with `n` segments.
+fn seg(object: &[u8], i: usize) -> std::ops::Range<usize> {
+    let h = header_len(object);
+    let start = h + i * SEALED_SEGMENT_SIZE;
+    start..(start + SEALED_SEGMENT_SIZE).min(object.len())
+}
+
+#[test]
+fn untampered_object_opens() {
+    let p = data(3 * SEGMENT_SIZE + 5);
+    assert_eq!(open_chunked(&seal(&p), &KEK, 4096).unwrap(), p);
+}
+
+#[test]
+fn every_header_byte_flip_fails_with_the_error_of_its_field() {
+    let object = seal(&data(SEGMENT_SIZE + 10));
+    let h = header_len(&object);
+    let (t, k) = (4usize, 8usize); // "acme", "kek-main"
+    assert_eq!(h, 156 + t + k);
+    for i in 0..h {
+        let mut o = object.clone();
+        o[i] ^= 0x01;
+        let err = open_err(&o, &KEK);
+        let ok = match i {
+            0..=5 => err == CryptoError::BadMagic,
+            6 => err == CryptoError::UnsupportedVersion { version: 0 },
+            7 => err == CryptoError::UnsupportedSuite { suite: 0 },
+            // Length fields: the structure no longer adds up.
+            8 | 9 => matches!(
+                err,
+                CryptoError::HeaderMalformed { .. } | CryptoError::HeaderTruncated { .. }
+            ),
+            10 => matches!(err, CryptoError::HeaderMalformed { .. }),
+            x if x == 11 + t => matches!(err, CryptoError::HeaderMalformed { .. }),
+            // Tenant, key id, key version, object id, salt, wrap nonce, wrapped key:
+            // authenticated by the key wrap.
+            x if x < 124 + t + k => err == CryptoError::KeyUnwrapFailed,
+            // Commitment.
+            _ => err == CryptoError::CommitmentMismatch,
+        };
+        assert!(ok, "header byte {i}: unexpected {err:?}");
+    }
+}
+
+#[test]
+fn every_header_byte_matters_for_all_bit_positions() {
+    // Beyond the first bit: any change of any header byte fails.
+    let object = seal(b"short object");
+    let h = header_len(&object);
+    for i in 0..h {
+        for bit in [0x02u8, 0x80] {
+            let mut o = object.clone();
+            o[i] ^= bit;
+            assert!(open_chunked(&o, &KEK, 7).is_err(), "byte {i} bit {bit:#x}");
+        }
+    }
+}
+
+#[test]
+fn commitment_detects_a_rewrapped_different_data_key() {
+    // Someone holding the KEK wraps another data key under an otherwise identical header but
+    // keeps the original commitment: the commitment no longer matches the key.
+    let c = ctx("acme");
+    let a = Sealer::with_material(&KEK, &c, &[1; 32], &[2; 32], &[3; 12]).unwrap();
+    let b = Sealer::with_material(&KEK, &c, &[9; 32], &[2; 32], &[3; 12]).unwrap();
+    let mut forged = b.header().to_vec();
+    let n = forged.len();
+    forged[n - 32..].copy_from_slice(&a.header()[n - 32..]);
+    let header = Header::parse(&forged).unwrap();
+    assert_eq!(
+        header.unlock(&KEK).err(),
+        Some(CryptoError::CommitmentMismatch)
+    );
+}
+
+#[test]
+fn every_segment_byte_region_is_authenticated() {
+    let p = data(3 * SEGMENT_SIZE + 100);
+    let object = seal(&p);
+    let n = 4;
+    for i in 0..n {
+        let r = seg(&object, i);
+        for at in [
+            r.start,
+            r.start + 1,
+            (r.start + r.end) / 2,
+            r.end - 17,
+            r.end - 1,
+        ] {
+            let mut o = object.clone();
+            o[at] ^= 0x40;
+            let expected = if i + 1 == n {
+                CryptoError::FinalSegmentAuthFailed { index: i as u64 }
+            } else {
+                CryptoError::SegmentAuthFailed { index: i as u64 }
+            };
+            assert_eq!(open_err(&o, &KEK), expected, "segment {i} byte {at}");
+        }
+    }
+}
+
+#[test]
+fn nothing_is_released_from_a_failing_segment() {
+    let p = data(3 * SEGMENT_SIZE);
+    let mut object = seal(&p);
+    let r = seg(&object, 1);
+    object[r.start + 5] ^= 1;
+    let header = Header::parse(&object).unwrap();
+    let mut opener = Opener::new(header.unlock(&KEK).unwrap());
+    let mut out = Vec::new();
+    let err = opener
+        .push(&object[header.encoded_len()..], &mut out)
+        .unwrap_err();
+    assert_eq!(err, CryptoError::SegmentAuthFailed { index: 1 });
+    assert_eq!(out, p[..SEGMENT_SIZE], "only segment 0 was released");
+    // A failed opener keeps failing and releases nothing more.
+    assert_eq!(opener.push(&[0; 10], &mut out), Err(err.clone()));
+    assert_eq!(opener.finish(&mut out), Err(err));
+    assert_eq!(out.len(), SEGMENT_SIZE);
+}
+
+#[test]
+fn truncation_at_segment_boundaries_is_reported_as_truncation() {
+    // Aligned and unaligned objects; cut after k whole segments.
+    for len in [4 * SEGMENT_SIZE, 3 * SEGMENT_SIZE + 9] {
+        let object = seal(&data(len));
+        let h = header_len(&object);
+        assert_eq!(
+            open_err(&object[..h], &KEK),
+            CryptoError::Truncated { segments: 0 }
+        );
+        for k in 1..4 {
+            let cut = &object[..h + k * SEALED_SEGMENT_SIZE];
+            if cut.len() == object.len() {
+                continue;
+            }
+            assert_eq!(
+                open_err(cut, &KEK),
+                CryptoError::Truncated { segments: k as u64 },
+                "len {len} cut after {k} segments"
+            );
+        }
+    }
+}
+
+#[test]
+fn truncation_inside_a_segment_fails_the_final_segment() {
+    let object = seal(&data(3 * SEGMENT_SIZE + 9));
+    let h = header_len(&object);
+    for (k, extra) in [
+        (0, 1),
+        (0, 16),
+        (1, 100),
+        (2, SEALED_SEGMENT_SIZE - 1),
+        (3, 20),
+    ] {
+        let cut = &object[..h + k * SEALED_SEGMENT_SIZE + extra];
+        assert_eq!(
+            open_err(cut, &KEK),
+            CryptoError::FinalSegmentAuthFailed { index: k as u64 },
+            "cut {extra} bytes into segment {k}"
+        );
+    }
+}
+
+#[test]
+fn dropping_the_last_segment_does_not_promote_a_middle_one() {
+    // Final-flag confusion: without the real final segment, the new last one is non-final.
+    let object = seal(&data(3 * SEGMENT_SIZE + 50));
+    let dropped = &object[..seg(&object, 3).start];
+    assert_eq!(
+        open_err(dropped, &KEK),
+        CryptoError::Truncated { segments: 3 }
+    );
+}
+
+#[test]
+fn appended_bytes_after_a_full_final_segment_are_trailing_data() {
+    let object = seal(&data(2 * SEGMENT_SIZE));
+    for extra in [&[0u8][..], &[0; 16], &object[seg(&object, 1)]] {
+        let mut o = object.clone();
+        o.extend_from_slice(extra);
+        assert_eq!(
+            open_err(&o, &KEK),
+            CryptoError::TrailingData { final_index: 1 }
+        );
+    }
+}
+
+#[test]
+fn appended_bytes_after_a_short_final_segment_fail_it() {
+    // Without the true length a reader cannot find where a short final segment ended.
+    let object = seal(&data(SEGMENT_SIZE + 10));
+    for extra in [1usize, 16, SEALED_SEGMENT_SIZE] {
+        let mut o = object.clone();
+        o.extend(std::iter::repeat_n(0xee, extra));
+        let err = open_err(&o, &KEK);
+        assert!(
+            matches!(
+                err,
+                CryptoError::FinalSegmentAuthFailed { index: 1 }
+                    | CryptoError::SegmentAuthFailed { index: 1 }
+            ),
+            "{extra} appended: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn swapped_segments_fail_at_the_first_moved_one() {
+    let object = seal(&data(4 * SEGMENT_SIZE + 1));
+    let (a, b) = (seg(&object, 1), seg(&object, 2));
+    let mut o = object.clone();
+    o[a.clone()].copy_from_slice(&object[b.clone()]);
+    o[b].copy_from_slice(&object[a]);
+    assert_eq!(
+        open_err(&o, &KEK),
+        CryptoError::SegmentAuthFailed { index: 1 }
+    );
+}
+
+#[test]
+fn duplicated_segment_fails_at_the_copy() {
+    let object = seal(&data(3 * SEGMENT_SIZE + 1));
+    let s1 = seg(&object, 1);
+    let mut o = object[..s1.end].to_vec();
+    o.extend_from_slice(&object[s1.clone()]);
+    o.extend_from_slice(&object[s1.end..]);
+    assert_eq!(
+        open_err(&o, &KEK),
+        CryptoError::SegmentAuthFailed { index: 2 }
+    );
+}
+
+#[test]
+fn final_segment_moved_into_the_middle_fails() {
+    let object = seal(&data(3 * SEGMENT_SIZE));
+    let (s1, s2) = (seg(&object, 1), seg(&object, 2));
+    let mut o = object.clone();
+    o[s1.clone()].copy_from_slice(&object[s2.clone()]);
+    o[s2].copy_from_slice(&object[s1]);
+    assert_eq!(
+        open_err(&o, &KEK),
+        CryptoError::SegmentAuthFailed { index: 1 }
+    );
+}
+
+#[test]
+fn a_segment_from_another_object_of_the_same_tenant_fails() {
+    let a = seal(&data(3 * SEGMENT_SIZE));
+    let b = seal(&data(3 * SEGMENT_SIZE));
+    let r = seg(&a, 1);
+    let mut o = a.clone();
+    o[r.clone()].copy_from_slice(&b[r]);
+    assert_eq!(
+        open_err(&o, &KEK),
+        CryptoError::SegmentAuthFailed { index: 1 }
+    );
+}
+
+#[test]
+fn header_of_another_tenant_is_refused_by_context_check() {
+    let object = seal_with(&KEK, &ctx("tenant-a"), b"for a only");
+    let header = Header::parse(&object).unwrap();
+    assert_eq!(
+        header.expect_context(&ctx("tenant-b")),
+        Err(CryptoError::ContextMismatch { field: "tenant" })
+    );
+    let mut other_object = ctx("tenant-a");
+    other_object.object_id[0] ^= 1;
+    assert_eq!(
+        header.expect_context(&other_object),
+        Err(CryptoError::ContextMismatch { field: "object_id" })
+    );
+    // Tenant B's KEK cannot open it either.
+    assert_eq!(open_err(&object, &OTHER_KEK), CryptoError::KeyUnwrapFailed);
+}
+
+#[test]
+fn edited_tenant_bytes_fail_the_key_unwrap() {
+    let object = seal_with(&KEK, &ctx("tenant-a"), b"for a only");
+    // Same length.
+    let mut o = object.clone();
+    let at = 11 + "tenant-".len();
+    o[at] = b'b';
+    assert_eq!(Header::parse(&o).unwrap().context().tenant, "tenant-b");
+    assert_eq!(open_err(&o, &KEK), CryptoError::KeyUnwrapFailed);
+    // Different length, with header_len and the length byte fixed up consistently.
+    let h = header_len(&object);
+    let mut o = object[..10].to_vec();
+    o.push(b"tenant-bb".len() as u8);
+    o.extend_from_slice(b"tenant-bb");
+    o.extend_from_slice(&object[11 + 8..]);
+    let new_len = (h + 1) as u16;
+    o[8..10].copy_from_slice(&new_len.to_be_bytes());
+    assert_eq!(Header::parse(&o).unwrap().context().tenant, "tenant-bb");
+    assert_eq!(open_err(&o, &KEK), CryptoError::KeyUnwrapFailed);
+}
+
+#[test]
+fn wrong_kek_and_wrong_kek_version_fail_the_key_unwrap() {
+    let object = seal(b"payload");
+    assert_eq!(open_err(&object, &OTHER_KEK), CryptoError::KeyUnwrapFailed);
+    // Claiming another version in the header (e.g. to make a reader pick another KEK).
+    let h = header_len(&object);
+    let mut o = object.clone();
+    let v = 12 + 4 + 8;
+    o[v..v + 4].copy_from_slice(&8u32.to_be_bytes());
+    assert_eq!(Header::parse(&o).unwrap().context().key_version, 8);
+    assert_eq!(open_err(&o, &KEK), CryptoError::KeyUnwrapFailed);
+    assert!(h > v + 4);
+}
+
+#[test]
+fn open_segment_checks_index_flag_and_length() {
+    let p = data(2 * SEGMENT_SIZE + 3);
+    let object = seal(&p);
+    let key = Header::parse(&object).unwrap().unlock(&KEK).unwrap();
+    let s0 = &object[seg(&object, 0)];
+    let s2 = &object[seg(&object, 2)];
+    let mut out = Vec::new();
+    assert_eq!(
+        key.open_segment(1, false, s0, &mut out),
+        Err(CryptoError::SegmentAuthFailed { index: 1 })
+    );
+    assert_eq!(
+        key.open_segment(0, true, s0, &mut out),
+        Err(CryptoError::FinalSegmentAuthFailed { index: 0 })
+    );
+    assert_eq!(
+        key.open_segment(2, false, s2, &mut out),
+        Err(CryptoError::SegmentLength {
+            index: 2,
+            len: s2.len()
+        })
+    );
+    assert_eq!(
+        key.open_segment(0, false, &s0[1..], &mut out),
+        Err(CryptoError::SegmentLength {
+            index: 0,
+            len: SEALED_SEGMENT_SIZE - 1
+        })
+    );
+    assert_eq!(
+        key.open_segment(2, true, &s2[..15], &mut out),
+        Err(CryptoError::SegmentLength { index: 2, len: 15 })
+    );
+    assert_eq!(
+        key.open_segment(1 << 32, false, s0, &mut out),
+        Err(CryptoError::TooManySegments)
+    );
+    assert!(out.is_empty());
+    key.open_segment(2, true, s2, &mut out).unwrap();
+    assert_eq!(out, p[2 * SEGMENT_SIZE..]);
+}
+
+#[test]
+fn garbage_and_foreign_files_are_not_objects() {
+    assert_eq!(
+        Header::parse(b"PK\x03\x04zip").err(),
+        Some(CryptoError::BadMagic)
+    );
+    assert_eq!(
+        Header::parse(b"EUG").err(),
+        Some(CryptoError::HeaderTruncated {
+            needed: 10,
+            have: 3
+        })
+    );
+    assert_eq!(
+        Header::parse(b"").err(),
+        Some(CryptoError::HeaderTruncated {
+            needed: 10,
+            have: 0
+        })
+    );
+}

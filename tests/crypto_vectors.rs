@@ -1,0 +1,262 @@
+//! Known-answer vectors: the object format may never drift silently.
+//!
+//! `tests/vectors/object-v1.json` was generated once by this file and is asserted byte for byte.
+//! To regenerate (only for a deliberate, reviewed change before a version is released — never for
+//! a released version; a format change is a new version with its own file):
+//!
+//! ```sh
+//! EUGATE_REGEN_VECTORS=1 cargo test --test crypto_vectors   # writes the file, then fails on purpose
+//! git diff tests/vectors/                                   # review
+//! cargo test --test crypto_vectors                          # passes against the new file
+//! ```
+
+use std::path::PathBuf;
+
+use eugate::crypto::vector_internals::derive_raw;
+use eugate::crypto::{Header, ObjectContext, Opener, SEALED_SEGMENT_SIZE, SEGMENT_SIZE, Sealer};
+use serde::{Deserialize, Serialize};
+
+/// Vectors whose ciphertext is stored in full; larger ones store a SHA-256 and every tag.
+const FULL_HEX_LIMIT: usize = 4096;
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct VectorFile {
+    format: String,
+    plaintext_rule: String,
+    regenerate: String,
+    vectors: Vec<Vector>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Vector {
+    name: String,
+    kek: String,
+    data_key: String,
+    salt: String,
+    wrap_nonce: String,
+    tenant: String,
+    key_id: String,
+    key_version: u32,
+    object_id: String,
+    plaintext_len: usize,
+    // Key schedule outputs, for independent implementations.
+    payload_key: String,
+    nonce_prefix: String,
+    commitment: String,
+    header: String,
+    sealed_len: usize,
+    ciphertext_sha256: String,
+    segment_tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ciphertext: Option<String>,
+}
+
+struct Input {
+    name: &'static str,
+    kek: [u8; 32],
+    data_key: [u8; 32],
+    salt: [u8; 32],
+    wrap_nonce: [u8; 12],
+    ctx: ObjectContext,
+    plaintext_len: usize,
+}
+
+fn counting(start: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|i| start.wrapping_add(i as u8)).collect()
+}
+
+fn arr<const N: usize>(v: Vec<u8>) -> [u8; N] {
+    v.try_into().unwrap()
+}
+
+fn inputs() -> Vec<Input> {
+    let ctx = |tenant: &str, key_id: &str, key_version, object_id: u8| ObjectContext {
+        tenant: tenant.into(),
+        key_id: key_id.into(),
+        key_version,
+        object_id: arr(counting(object_id, 16)),
+    };
+    let base = |name, plaintext_len, c: ObjectContext| Input {
+        name,
+        kek: arr(counting(0x00, 32)),
+        data_key: arr(counting(0x20, 32)),
+        salt: arr(counting(0x40, 32)),
+        wrap_nonce: arr(counting(0x60, 12)),
+        ctx: c,
+        plaintext_len,
+    };
+    let acme = || ctx("acme-gmbh", "acme-kek", 1, 0x80);
+    let mut v = vec![
+        base("empty", 0, acme()),
+        base("one-byte", 1, acme()),
+        base("short", 100, acme()),
+        base("segment-minus-one", SEGMENT_SIZE - 1, acme()),
+        base("one-full-segment", SEGMENT_SIZE, acme()),
+        base("segment-plus-one", SEGMENT_SIZE + 1, acme()),
+        base("three-segments", 2 * SEGMENT_SIZE + 1000, acme()),
+    ];
+    // Different tenant, key id, version and key material: the header changes everywhere.
+    v.push(Input {
+        name: "other-tenant-unicode",
+        kek: [0xff; 32],
+        data_key: [0x01; 32],
+        salt: [0x02; 32],
+        wrap_nonce: [0x03; 12],
+        ctx: ctx("bäckerei-müller", "k", 4_000_000_000, 0xf0),
+        plaintext_len: 17,
+    });
+    v
+}
+
+/// Plaintext rule: byte i = i mod 251.
+fn plaintext(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, b))
+}
+
+fn seal(input: &Input, push: usize) -> Vec<u8> {
+    let mut s = Sealer::with_material(
+        &input.kek,
+        &input.ctx,
+        &input.data_key,
+        &input.salt,
+        &input.wrap_nonce,
+    )
+    .unwrap();
+    let mut out = s.header().to_vec();
+    for chunk in plaintext(input.plaintext_len).chunks(push) {
+        s.push(chunk, &mut out).unwrap();
+    }
+    s.finish(&mut out).unwrap();
+    out
+}
+
+fn tags(object: &[u8], header_len: usize) -> Vec<String> {
+    object[header_len..]
+        .chunks(SEALED_SEGMENT_SIZE)
+        .map(|s| hex::encode(&s[s.len() - 16..]))
+        .collect()
+}
+
+fn generate() -> VectorFile {
+    let vectors = inputs()
+        .iter()
+        .map(|i| {
+            let object = seal(i, 1 << 20);
+            let header_len = Header::parse(&object).unwrap().encoded_len();
+            let raw = derive_raw(&i.data_key, &i.salt).unwrap();
+            Vector {
+                name: i.name.into(),
+                kek: hex::encode(i.kek),
+                data_key: hex::encode(i.data_key),
+                salt: hex::encode(i.salt),
+                wrap_nonce: hex::encode(i.wrap_nonce),
+                tenant: i.ctx.tenant.clone(),
+                key_id: i.ctx.key_id.clone(),
+                key_version: i.ctx.key_version,
+                object_id: hex::encode(i.ctx.object_id),
+                plaintext_len: i.plaintext_len,
+                payload_key: hex::encode(*raw.payload_key),
+                nonce_prefix: hex::encode(*raw.nonce_prefix),
+                commitment: hex::encode(raw.commitment),
+                header: hex::encode(&object[..header_len]),
+                sealed_len: object.len(),
+                ciphertext_sha256: sha256_hex(&object),
+                segment_tags: tags(&object, header_len),
+                ciphertext: (object.len() <= FULL_HEX_LIMIT).then(|| hex::encode(&object)),
+            }
+        })
+        .collect();
+    VectorFile {
+        format: "eugate object format v1 (docs/object-format.md)".into(),
+        plaintext_rule: "plaintext byte i = i mod 251".into(),
+        regenerate:
+            "EUGATE_REGEN_VECTORS=1 cargo test --test crypto_vectors, then review git diff; \
+                     never for a released version"
+                .into(),
+        vectors,
+    }
+}
+
+fn path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/object-v1.json")
+}
+
+fn load() -> VectorFile {
+    if std::env::var_os("EUGATE_REGEN_VECTORS").is_some_and(|v| v == "1") {
+        // Tests run in parallel: write once.
+        static WRITTEN: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+        WRITTEN.get_or_init(|| {
+            let json = serde_json::to_string_pretty(&generate()).unwrap() + "\n";
+            std::fs::write(path(), json).unwrap();
+        });
+        panic!(
+            "EUGATE_REGEN_VECTORS=1: rewrote {}; review `git diff tests/vectors/` and rerun \
+             without the variable (this test fails on purpose so it never passes while regenerating)",
+            path().display()
+        );
+    }
+    let text = std::fs::read_to_string(path()).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {}: {e}; generate it once with EUGATE_REGEN_VECTORS=1",
+            path().display()
+        )
+    });
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn sealing_reproduces_the_stored_vectors_byte_for_byte() {
+    let stored = load();
+    let fresh = generate();
+    assert_eq!(stored.vectors.len(), fresh.vectors.len());
+    for (s, f) in stored.vectors.iter().zip(&fresh.vectors) {
+        assert_eq!(s, f, "vector `{}` drifted", s.name);
+    }
+}
+
+#[test]
+fn push_chunking_does_not_change_the_bytes() {
+    let stored = load();
+    for (input, v) in inputs().iter().zip(&stored.vectors) {
+        for push in [1, 7, SEGMENT_SIZE, SEGMENT_SIZE + 1, 255 * 1024] {
+            if push == 1 && input.plaintext_len > 2 * SEGMENT_SIZE {
+                continue; // byte-at-a-time over 130 KiB is covered by the smaller vectors
+            }
+            let object = seal(input, push);
+            assert_eq!(
+                sha256_hex(&object),
+                v.ciphertext_sha256,
+                "{} push {push}",
+                v.name
+            );
+        }
+    }
+}
+
+#[test]
+fn stored_ciphertexts_open_to_the_plaintext_rule() {
+    for v in load().vectors {
+        let input = inputs().into_iter().find(|i| i.name == v.name).unwrap();
+        let object = match &v.ciphertext {
+            Some(hex) => hex::decode(hex).unwrap(),
+            None => seal(&input, 1 << 20),
+        };
+        assert_eq!(sha256_hex(&object), v.ciphertext_sha256);
+        assert_eq!(object.len(), v.sealed_len);
+        let header = Header::parse(&object).unwrap();
+        assert_eq!(header.encoded(), hex::decode(&v.header).unwrap());
+        assert_eq!(header.context(), &input.ctx);
+        let kek: [u8; 32] = arr(hex::decode(&v.kek).unwrap());
+        let mut opener = Opener::new(header.unlock(&kek).unwrap());
+        let mut out = Vec::new();
+        opener
+            .push(&object[header.encoded_len()..], &mut out)
+            .unwrap();
+        opener.finish(&mut out).unwrap();
+        assert_eq!(out, plaintext(v.plaintext_len), "{}", v.name);
+    }
+}
