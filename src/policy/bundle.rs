@@ -352,7 +352,7 @@ impl PolicyBundle {
                 }
             }
             Location::Declared(list) => {
-                let dest_id = format!("declared:{}", req.destination);
+                let dest_id = format!("declared:{}", req.destination.to_ascii_lowercase());
                 let mut countries: Vec<String> =
                     list.iter().map(|c| c.trim().to_ascii_uppercase()).collect();
                 countries.sort();
