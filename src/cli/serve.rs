@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
+use crate::audit::{AuditEvent, AuditLog};
 use crate::config::Config;
 use crate::frontend::sftp::SftpServer;
 use crate::keys::Keyring;
@@ -51,7 +52,23 @@ pub(crate) async fn serve(
     if let (Some(dir), true) = (&config.policy.dir, config.policy.watch) {
         spawn_reloader(store.clone(), dir.clone());
     }
-    let gateway = Gateway::new(&config, Arc::new(keyring), store)
+    let audit = Arc::new(AuditLog::open(&config.audit.file).with_context(|| {
+        format!(
+            "cannot open the audit log {} (set [audit] file in the config)",
+            config.audit.file.display()
+        )
+    })?);
+    audit
+        .append(&AuditEvent::Lifecycle {
+            action: "start".into(),
+            detail: format!(
+                "config {}, policy bundle {}",
+                config.file.display(),
+                store.current().hash()
+            ),
+        })
+        .context("cannot write the audit log")?;
+    let gateway = Gateway::new(&config, Arc::new(keyring), store, audit.clone())
         .await
         .context("cannot start the gateway")?;
     let server = SftpServer::new(&config, Arc::new(gateway))?;
@@ -65,6 +82,12 @@ pub(crate) async fn serve(
     }
     ready(&addrs);
     server.run(listeners, shutdown_signal()).await;
+    if let Err(e) = audit.append(&AuditEvent::Lifecycle {
+        action: "stop".into(),
+        detail: "shutdown signal; unfinished uploads were aborted".into(),
+    }) {
+        tracing::error!(error = %e, "cannot record the shutdown in the audit log");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -32,6 +32,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub keys: KeysConfig,
     pub policy: PolicyConfig,
+    pub audit: AuditConfig,
     pub destinations: BTreeMap<String, DestinationConfig>,
     pub tenants: BTreeMap<String, TenantConfig>,
 }
@@ -71,6 +72,12 @@ impl Default for AuthConfig {
 pub struct KeysConfig {
     pub keyring: PathBuf,
     pub master_key_file: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// The hash-chained audit log (JSON lines); default `audit.jsonl` beside the config file.
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -362,6 +369,9 @@ impl Config {
             dir: raw.policy.dir.as_deref().map(resolve),
             watch: raw.policy.watch.unwrap_or(true),
         };
+        let audit = AuditConfig {
+            file: resolve(raw.audit.file.as_deref().unwrap_or("audit.jsonl")),
+        };
 
         // [destinations.*]
         let mut destinations = BTreeMap::new();
@@ -588,6 +598,7 @@ impl Config {
             auth,
             keys,
             policy,
+            audit,
             destinations,
             tenants,
         }

@@ -15,6 +15,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub policy: RawPolicy,
     #[serde(default)]
+    pub audit: RawAudit,
+    #[serde(default)]
     pub destinations: BTreeMap<String, RawDestination>,
     #[serde(default)]
     pub tenants: BTreeMap<String, RawTenant>,
@@ -61,6 +63,12 @@ pub struct RawPolicy {
     pub dir: Option<String>,
     #[serde(default)]
     pub watch: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    pub file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,6 +14,7 @@ use ring::rand::SecureRandom;
 use russh::keys::PublicKey;
 use zeroize::Zeroizing;
 
+use crate::audit::{AuditEvent, AuditLog};
 use crate::config::{Config, DestinationKind, Permissions};
 use crate::crypto::{Header, ObjectContext, Sealer};
 use crate::keys::Keyring;
@@ -116,6 +117,7 @@ pub struct Gateway {
     users: HashMap<String, User>,
     keyring: Arc<Keyring>,
     policy: Arc<PolicyStore>,
+    audit: Arc<AuditLog>,
     reorder_window: u64,
     uploads: Arc<upload::InFlight>,
 }
@@ -130,11 +132,37 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
+    /// Records an authentication result. `false` means the record could not be written: the
+    /// caller refuses the login (no audit record, no session).
+    pub fn audit_auth(
+        &self,
+        user: &str,
+        tenant: Option<&str>,
+        source: &str,
+        method: &str,
+        outcome: &str,
+    ) -> bool {
+        match self.audit.append(&AuditEvent::Auth {
+            user: user.to_string(),
+            tenant: tenant.map(str::to_string),
+            source: source.to_string(),
+            method: method.to_string(),
+            outcome: outcome.to_string(),
+        }) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "audit log unavailable");
+                false
+            }
+        }
+    }
+
     /// Opens destinations (creating tenant prefixes) and checks every tenant has keys.
     pub async fn new(
         config: &Config,
         keyring: Arc<Keyring>,
         policy: Arc<PolicyStore>,
+        audit: Arc<AuditLog>,
     ) -> Result<Gateway, GatewayError> {
         let mut destinations: HashMap<String, Arc<dyn Destination>> = HashMap::new();
         for (name, d) in &config.destinations {
@@ -213,6 +241,7 @@ impl Gateway {
             users,
             keyring,
             policy,
+            audit,
             reorder_window: config.server.reorder_window,
             uploads: Arc::new(upload::InFlight::default()),
         })
@@ -356,6 +385,31 @@ impl Gateway {
         };
         let bundle = self.policy.current();
         let (decision, grant) = bundle.decide(&request);
+        // The decision is on record before any byte can move; no record, no transfer.
+        let recorded = self.audit.append(&AuditEvent::Decision {
+            tenant: who.tenant.clone(),
+            user: who.user.clone(),
+            destination: dest.name().to_string(),
+            object: key.to_string(),
+            classification: match decision.classification {
+                Some(c) => c.as_str().to_string(),
+                None => format!("unclassified (treated as {})", decision.treated_as.as_str()),
+            },
+            allowed: decision.allowed,
+            policies: decision.policies.clone(),
+            reasons: decision.reasons.clone(),
+            countries: decision.countries.clone(),
+            observed_region: None,
+            evidence: request.evidence.as_str().to_string(),
+            bundle: decision.bundle_hash.clone(),
+        });
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "audit log unavailable: transfer refused");
+            return Err(TransferError::Failure(
+                "the audit log is unavailable, so no transfer can start; contact the operator"
+                    .into(),
+            ));
+        }
         tracing::info!(
             tenant = %who.tenant,
             user = %who.user,
@@ -406,9 +460,20 @@ impl Gateway {
         };
         let upload = dest.begin(grant, &key, publish).await?;
         tracing::info!(tenant = %who.tenant, user = %who.user, object_id = %hex::encode(object_id), "upload started");
+        let record = upload::UploadRecord {
+            log: self.audit.clone(),
+            tenant: who.tenant.clone(),
+            user: who.user.clone(),
+            destination: dest.name().to_string(),
+            object: key.to_string(),
+            object_id: hex::encode(object_id),
+            key_id: active.key_id.clone(),
+            key_version: active.version,
+        };
         Ok(UploadHandle::start(
             sealer,
             upload,
+            record,
             self.reorder_window,
             path.to_string(),
             self.uploads.clone(),

@@ -11,6 +11,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use zeroize::Zeroizing;
 
 use super::TransferError;
+use crate::audit::{AuditEvent, AuditLog};
 use crate::crypto::Sealer;
 use crate::storage::Upload;
 
@@ -23,6 +24,51 @@ const QUEUE_DEPTH: usize = 16;
 enum Msg {
     Data(Zeroizing<Vec<u8>>),
     Finish(oneshot::Sender<Result<u64, TransferError>>),
+}
+
+/// What the audit trail records about one upload, whichever way it ends.
+pub(crate) struct UploadRecord {
+    pub log: Arc<AuditLog>,
+    pub tenant: String,
+    pub user: String,
+    pub destination: String,
+    pub object: String,
+    pub object_id: String,
+    pub key_id: String,
+    pub key_version: u32,
+}
+
+impl UploadRecord {
+    fn committed(&self, plaintext: u64, sealed: u64, sha256: String) {
+        let event = AuditEvent::Committed {
+            tenant: self.tenant.clone(),
+            user: self.user.clone(),
+            destination: self.destination.clone(),
+            object: self.object.clone(),
+            object_id: self.object_id.clone(),
+            key_id: self.key_id.clone(),
+            key_version: self.key_version,
+            plaintext_size: plaintext,
+            ciphertext_size: sealed,
+            ciphertext_sha256: sha256,
+        };
+        if let Err(e) = self.log.append(&event) {
+            tracing::error!(error = %e, object = %self.object, "committed upload could not be recorded in the audit log");
+        }
+    }
+
+    fn aborted(&self, cause: &str) {
+        let event = AuditEvent::Aborted {
+            tenant: self.tenant.clone(),
+            user: self.user.clone(),
+            destination: self.destination.clone(),
+            object: self.object.clone(),
+            cause: cause.to_string(),
+        };
+        if let Err(e) = self.log.append(&event) {
+            tracing::error!(error = %e, object = %self.object, "aborted upload could not be recorded in the audit log");
+        }
+    }
 }
 
 /// Counts live uploads so a shutdown can wait for aborts to clean up.
@@ -174,6 +220,7 @@ impl UploadHandle {
     pub(crate) fn start(
         sealer: Sealer,
         upload: Box<dyn Upload>,
+        record: UploadRecord,
         window: u64,
         path: String,
         inflight: Arc<InFlight>,
@@ -182,7 +229,7 @@ impl UploadHandle {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let failed = Arc::new(Mutex::new(None));
         let guard = InFlightGuard::new(inflight);
-        tokio::spawn(run(sealer, upload, rx, failed.clone(), guard));
+        tokio::spawn(run(sealer, upload, record, rx, failed.clone(), guard));
         UploadHandle {
             tx: Some(tx),
             reorder: Reorder::new(window),
@@ -257,6 +304,7 @@ impl UploadHandle {
 async fn run(
     sealer: Sealer,
     mut upload: Box<dyn Upload>,
+    record: UploadRecord,
     mut rx: mpsc::Receiver<Msg>,
     failed: Arc<Mutex<Option<TransferError>>>,
     _guard: InFlightGuard,
@@ -266,6 +314,8 @@ async fn run(
     if let Some(s) = &sealer {
         out.extend_from_slice(s.header());
     }
+    // The audit record names the exact ciphertext that was stored.
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
     let mut plaintext: u64 = 0;
     let fail = |e: TransferError| {
         *failed
@@ -273,7 +323,7 @@ async fn run(
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.clone());
         e
     };
-    loop {
+    let cause = loop {
         match rx.recv().await {
             Some(Msg::Data(chunk)) => {
                 let Some(s) = sealer.as_mut() else { continue };
@@ -281,46 +331,57 @@ async fn run(
                 if let Err(e) = s.push(&chunk, &mut out) {
                     tracing::error!(error = %e, "sealing failed");
                     fail(TransferError::Failure("encryption failed".into()));
-                    break;
+                    break format!("sealing failed: {e}");
                 }
                 if out.len() >= PART_SIZE {
+                    digest.update(&out);
                     if let Err(e) = upload.write(&out).await {
                         tracing::error!(error = %e, "storage write failed");
                         fail(TransferError::Failure(format!("storing failed: {e}")));
-                        break;
+                        break format!("storage write failed: {e}");
                     }
                     out.clear();
                 }
             }
             Some(Msg::Finish(reply)) => {
-                let Some(s) = sealer.take() else { break };
-                let result = finish(s, upload, &mut out, plaintext).await;
-                if let Err(e) = &result {
-                    fail(e.clone());
+                let Some(s) = sealer.take() else {
+                    break "finish after failure".to_string();
+                };
+                let result = finish(s, upload, &mut out, digest, plaintext).await;
+                match &result {
+                    Ok((sealed, sha)) => record.committed(plaintext, *sealed, sha.clone()),
+                    Err(e) => {
+                        fail(e.clone());
+                        record.aborted(&e.to_string());
+                    }
                 }
-                let _ = reply.send(result);
+                let _ = reply.send(result.map(|_| plaintext));
                 return;
             }
             None => {
                 tracing::info!("upload abandoned without close: aborted, nothing published");
-                break;
+                break "the client went away without closing the file".to_string();
             }
         }
-    }
+    };
     upload.abort().await;
+    record.aborted(&cause);
 }
 
+/// Seals the last segment, stores it and commits; returns the sealed size and its SHA-256.
 async fn finish(
     sealer: Sealer,
     mut upload: Box<dyn Upload>,
     out: &mut Vec<u8>,
+    mut digest: ring::digest::Context,
     plaintext: u64,
-) -> Result<u64, TransferError> {
+) -> Result<(u64, String), TransferError> {
     if let Err(e) = sealer.finish(out) {
         tracing::error!(error = %e, "sealing the final segment failed");
         upload.abort().await;
         return Err(TransferError::Failure("encryption failed".into()));
     }
+    digest.update(out);
     if let Err(e) = upload.write(out).await {
         upload.abort().await;
         return Err(TransferError::Failure(format!("storing failed: {e}")));
@@ -330,7 +391,7 @@ async fn finish(
         .await
         .map_err(|e| TransferError::Failure(format!("commit failed, nothing stored: {e}")))?;
     tracing::info!(plaintext, sealed, "upload committed");
-    Ok(plaintext)
+    Ok((sealed, hex::encode(digest.finish())))
 }
 
 #[cfg(test)]

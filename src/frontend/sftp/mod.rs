@@ -123,7 +123,13 @@ impl Connection {
     }
 
     /// Takes a session slot for the principal, or refuses if the user has too many.
-    fn admit(&mut self, who: Principal) -> Auth {
+    fn source(&self) -> String {
+        self.peer
+            .map(|p| p.ip().to_string())
+            .unwrap_or_else(|| "unknown".into())
+    }
+
+    fn admit(&mut self, who: Principal, method: &str) -> Auth {
         let mut s = self
             .shared
             .sessions
@@ -132,6 +138,24 @@ impl Connection {
         let n = s.entry(who.user.clone()).or_insert(0);
         if *n >= self.shared.max_sessions {
             tracing::warn!(user = %who.user, limit = self.shared.max_sessions, "session limit reached; login refused");
+            drop(s);
+            self.shared.gateway.audit_auth(
+                &who.user,
+                Some(&who.tenant),
+                &self.source(),
+                method,
+                "refused: session limit",
+            );
+            return Auth::reject();
+        }
+        // No audit record, no session.
+        if !self.shared.gateway.audit_auth(
+            &who.user,
+            Some(&who.tenant),
+            &self.source(),
+            method,
+            "accepted",
+        ) {
             return Auth::reject();
         }
         *n += 1;
@@ -149,6 +173,9 @@ impl Connection {
     async fn fail(&self, user: &str, method: &str) -> Auth {
         let delay = self.shared.guard.failure(self.ip(), user, Instant::now());
         tracing::warn!(user, method, peer = ?self.peer, "authentication failed");
+        self.shared
+            .gateway
+            .audit_auth(user, None, &self.source(), method, "rejected");
         tokio::time::sleep(delay).await;
         Auth::reject()
     }
@@ -157,6 +184,9 @@ impl Connection {
         let v = self.shared.guard.check(self.ip(), user, Instant::now());
         if v == Verdict::Banned {
             tracing::warn!(user, peer = ?self.peer, "attempt while banned; refused");
+            self.shared
+                .gateway
+                .audit_auth(user, None, &self.source(), "any", "refused: banned");
         }
         v == Verdict::Banned
     }
@@ -208,7 +238,7 @@ impl russh::server::Handler for Connection {
             return Ok(Auth::reject());
         }
         match self.shared.gateway.authenticate_key(user, pk) {
-            Some(who) => Ok(self.admit(who)),
+            Some(who) => Ok(self.admit(who, "publickey")),
             None => Ok(self.fail(user, "publickey").await),
         }
     }
@@ -219,7 +249,7 @@ impl russh::server::Handler for Connection {
         }
         let pw = Zeroizing::new(password.to_string());
         match self.shared.gateway.authenticate_password(user, pw).await {
-            Some(who) => Ok(self.admit(who)),
+            Some(who) => Ok(self.admit(who, "password")),
             None => Ok(self.fail(user, "password").await),
         }
     }
