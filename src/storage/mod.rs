@@ -3,6 +3,7 @@
 //! did not allow. Stores see only ciphertext and object keys.
 
 pub mod fs;
+pub mod s3;
 
 use std::time::SystemTime;
 
