@@ -84,14 +84,7 @@ pub fn encrypt(args: EncryptArgs) -> anyhow::Result<()> {
     out.write(&sealed)?;
     out.commit()?;
     bar.finish_and_clear();
-    eprintln!(
-        "sealed {} for tenant {} (key {} v{}, object id {})",
-        args.output.display(),
-        ctx.tenant,
-        ctx.key_id,
-        ctx.key_version,
-        hex::encode(ctx.object_id)
-    );
+    report("sealed", &args.output, &ctx);
     Ok(())
 }
 
@@ -154,15 +147,20 @@ pub fn decrypt(args: DecryptArgs) -> anyhow::Result<()> {
     out.write(&plain)?;
     out.commit()?;
     bar.finish_and_clear();
+    report("opened", &args.output, &ctx);
+    Ok(())
+}
+
+/// One line on stderr naming what was written and under which key (never key bytes).
+fn report(verb: &str, output: &Path, ctx: &ObjectContext) {
     eprintln!(
-        "opened {} (tenant {}, key {} v{}, object id {})",
-        args.output.display(),
+        "{verb} {} (tenant {}, key {} v{}, object id {})",
+        output.display(),
         ctx.tenant,
         ctx.key_id,
         ctx.key_version,
         hex::encode(ctx.object_id)
     );
-    Ok(())
 }
 
 fn open_input(path: &Path) -> anyhow::Result<File> {
