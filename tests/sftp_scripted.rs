@@ -234,3 +234,18 @@ fn shutdown_aborts_uploads_in_flight() {
     let _ = holder.kill();
     let _ = holder.wait();
 }
+
+#[test]
+fn idle_sessions_are_dropped_and_active_ones_kept() {
+    let g = Gateway::start_with(Options {
+        idle_timeout_secs: 2,
+        ..Options::default()
+    });
+    // Silent for 1 s: still served.
+    let r = g.script("alice", &["idle", "--count", "1"]);
+    assert_eq!(r["second_ok"], true, "{r}");
+    // Silent for 5 s (> 2 s idle timeout): the gateway has closed the connection.
+    let r = g.script("alice", &["idle", "--count", "5"]);
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["second_ok"], false, "{r}\n{}", g.log());
+}

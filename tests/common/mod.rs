@@ -40,6 +40,7 @@ pub struct Options {
     pub max_sessions_per_user: u32,
     pub reorder_window: &'static str,
     pub max_failures: u32,
+    pub idle_timeout_secs: u64,
     /// Appended to the generated gateway.toml.
     pub extra_toml: String,
 }
@@ -50,6 +51,7 @@ impl Default for Options {
             max_sessions_per_user: 32,
             reorder_window: "1MiB",
             max_failures: 50,
+            idle_timeout_secs: 600,
             extra_toml: String::new(),
         }
     }
@@ -137,6 +139,7 @@ listen = ["127.0.0.1:{port}"]
 host_keys = ["host_ed25519"]
 max_sessions_per_user = {sessions}
 reorder_window = "{window}"
+idle_timeout_secs = {idle}
 
 [auth]
 max_failures = {failures}
@@ -188,6 +191,7 @@ authorized_keys_file = "dave.pub"
                 sessions = o.max_sessions_per_user,
                 window = o.reorder_window,
                 failures = o.max_failures,
+                idle = o.idle_timeout_secs,
                 alice = pubkey("alice").trim(),
                 hash = hash.trim(),
                 extra = o.extra_toml,

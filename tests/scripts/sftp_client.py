@@ -48,6 +48,19 @@ def main():
             t, s = connect(a, a.password)
             out = {"ok": True, "listing": sorted(s.listdir("/"))}
             t.close()
+        elif a.cmd == "idle":
+            # Works, stays silent for --count seconds, then tries again.
+            t, s = connect(a, a.password)
+            first = sorted(s.listdir("/"))
+            import time as clock  # `time` is a local name elsewhere in main()
+            clock.sleep(a.count)
+            try:
+                s.listdir("/")
+                second_ok = True
+            except Exception:
+                second_ok = False
+            out = {"ok": True, "first": first, "second_ok": second_ok}
+            t.close()
         elif a.cmd == "ooo-upload":
             # Chunks written in a shuffled order inside the window, then closed.
             data = open(a.local, "rb").read()
