@@ -310,6 +310,15 @@ impl Header {
     /// Unwraps the data key (authenticating every header byte before it) and verifies the key
     /// commitment in constant time before any segment can be opened.
     pub fn unlock(&self, kek: &[u8; 32]) -> Result<ObjectKey, CryptoError> {
+        let (_, schedule) = self.committed_data_key(kek)?;
+        Ok(ObjectKey::new(schedule.segment_key))
+    }
+
+    /// The data key and its schedule, only once the wrap authenticated and the commitment matched.
+    fn committed_data_key(
+        &self,
+        kek: &[u8; 32],
+    ) -> Result<(zeroize::Zeroizing<[u8; DATA_KEY_LEN]>, schedule::Schedule), CryptoError> {
         let data_key = schedule::unwrap(
             kek,
             &self.wrap_nonce,
@@ -320,7 +329,7 @@ impl Header {
         if !bool::from(schedule.commitment.ct_eq(&self.commitment)) {
             return Err(CryptoError::CommitmentMismatch);
         }
-        Ok(ObjectKey::new(schedule.segment_key))
+        Ok((data_key, schedule))
     }
 
     /// Re-wraps the data key under another KEK (key rotation) without touching the segments:
@@ -333,16 +342,7 @@ impl Header {
         key_id: &str,
         key_version: u32,
     ) -> Result<Vec<u8>, CryptoError> {
-        let data_key = schedule::unwrap(
-            old_kek,
-            &self.wrap_nonce,
-            &self.encoded[..self.bound_len],
-            &self.wrapped_key,
-        )?;
-        let schedule = schedule::derive(&data_key, &self.salt)?;
-        if !bool::from(schedule.commitment.ct_eq(&self.commitment)) {
-            return Err(CryptoError::CommitmentMismatch);
-        }
+        let (data_key, _) = self.committed_data_key(old_kek)?;
         let mut wrap_nonce = [0u8; WRAP_NONCE_LEN];
         super::random_fill(&mut wrap_nonce)?;
         let ctx = ObjectContext {
