@@ -155,27 +155,7 @@ fn wrong_key_rejected() {
     // mallory's key is nobody's; alice's key does not open carol's account.
     let out = g.sftp("mallory", "ls\n");
     assert!(!out.status.success());
-    let mut cmd = std::process::Command::new("sftp");
-    let out = cmd
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-i",
-        ])
-        .arg(g.key("alice"))
-        .arg("-P")
-        .arg(g.port.to_string())
-        .arg("-b")
-        .arg("/dev/null")
-        .arg("carol@127.0.0.1")
-        .output()
-        .unwrap();
+    let out = sftp_as(&g, "alice", "carol", &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"));
 }
@@ -255,30 +235,33 @@ fn legacy_algorithms_refused() {
         "Ciphers=aes256-cbc",
         "HostKeyAlgorithms=ssh-rsa",
     ] {
-        let out = std::process::Command::new("sftp")
-            .args([
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "IdentitiesOnly=yes",
-                "-o",
-                opt,
-                "-i",
-            ])
-            .arg(g.key("alice"))
-            .arg("-P")
-            .arg(g.port.to_string())
-            .arg("-b")
-            .arg("/dev/null")
-            .arg("alice@127.0.0.1")
-            .output()
-            .unwrap();
+        let out = sftp_as(&g, "alice", "alice", &["-o", opt]);
         assert!(!out.status.success(), "{opt} was accepted");
     }
     // The defaults of a current OpenSSH client negotiate fine.
     g.sftp_ok("alice", "ls\n");
+}
+
+/// An `sftp` connection with `key`'s identity as `user`, extra client options, an empty batch.
+fn sftp_as(g: &Gateway, key: &str, user: &str, extra: &[&str]) -> std::process::Output {
+    std::process::Command::new("sftp")
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+        ])
+        .args(extra)
+        .arg("-i")
+        .arg(g.key(key))
+        .arg("-P")
+        .arg(g.port.to_string())
+        .args(["-b", "/dev/null"])
+        .arg(format!("{user}@127.0.0.1"))
+        .output()
+        .unwrap()
 }
