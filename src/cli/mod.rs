@@ -8,6 +8,7 @@ pub mod audit;
 pub mod config;
 pub mod crypt;
 pub mod demo;
+pub mod destinations;
 pub mod keys;
 pub mod passwd;
 pub mod policy;
@@ -46,6 +47,8 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Residency policies: check, explain, test, diff.
     Policy(policy::PolicyArgs),
+    /// Probe every destination: observed region, evidence, verified or quarantined (exit 1).
+    Destinations(destinations::DestinationsArgs),
 }
 
 /// Logs go to stderr so that commands writing data to stdout stay pipeable.
@@ -79,5 +82,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Decrypt(args) => crypt::decrypt(args).map(|()| ExitCode::SUCCESS),
         Command::Audit(args) => audit::run(args),
         Command::Policy(args) => policy::run(args),
+        Command::Destinations(args) => destinations::run(args),
     }
 }

@@ -5,6 +5,7 @@
 //! and collects *all* problems, so an operator fixes a file in one pass.
 
 mod raw;
+mod s3;
 mod size;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use russh::keys::PublicKey;
 
+pub use s3::{S3Credentials, S3DestinationConfig, SELF_HOSTED, StorageConfig};
 pub use size::parse_size;
 
 /// Defaults, also documented in README "Running the gateway".
@@ -33,6 +35,7 @@ pub struct Config {
     pub keys: KeysConfig,
     pub policy: PolicyConfig,
     pub audit: AuditConfig,
+    pub storage: StorageConfig,
     pub destinations: BTreeMap<String, DestinationConfig>,
     pub tenants: BTreeMap<String, TenantConfig>,
 }
@@ -98,6 +101,8 @@ pub struct DestinationConfig {
 pub enum DestinationKind {
     /// A local directory (on-premises disk). Its country is what the operator declared.
     Fs { root: PathBuf, country: String },
+    /// An S3-compatible bucket whose region is probed and verified.
+    S3(Box<S3DestinationConfig>),
 }
 
 #[derive(Debug, Clone)]
@@ -373,6 +378,8 @@ impl Config {
             file: resolve(raw.audit.file.as_deref().unwrap_or("audit.jsonl")),
         };
 
+        let storage = s3::storage(&raw.storage, c);
+
         // [destinations.*]
         let mut destinations = BTreeMap::new();
         for (name, d) in raw.destinations {
@@ -384,7 +391,18 @@ impl Config {
                 );
             }
             match d.kind.as_str() {
+                "s3" => {
+                    let s3 = s3::destination(&key, &d, &resolve, c);
+                    destinations.insert(
+                        name.clone(),
+                        DestinationConfig {
+                            name,
+                            kind: DestinationKind::S3(Box::new(s3)),
+                        },
+                    );
+                }
                 "fs" => {
+                    s3::reject_s3_keys(&key, &d, c);
                     let root = match &d.root {
                         Some(r) => resolve(r),
                         None => {
@@ -426,7 +444,7 @@ impl Config {
                 }
                 other => c.push(
                     format!("{key}.kind"),
-                    format!("unknown destination kind `{other}`; supported: \"fs\""),
+                    format!("unknown destination kind `{other}`; supported: \"s3\", \"fs\""),
                 ),
             }
         }
@@ -599,6 +617,7 @@ impl Config {
             keys,
             policy,
             audit,
+            storage,
             destinations,
             tenants,
         }

@@ -17,6 +17,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub audit: RawAudit,
     #[serde(default)]
+    pub storage: RawStorage,
+    #[serde(default)]
     pub destinations: BTreeMap<String, RawDestination>,
     #[serde(default)]
     pub tenants: BTreeMap<String, RawTenant>,
@@ -77,6 +79,24 @@ pub struct RawDestination {
     pub kind: String,
     pub root: Option<String>,
     pub country: Option<String>,
+    pub provider: Option<String>,
+    pub endpoint: Option<String>,
+    pub bucket: Option<String>,
+    pub region: Option<String>,
+    pub path_style: Option<bool>,
+    /// `{ env = "PREFIX" }`, `{ file = "path" }` or `"aws-chain"`.
+    pub credentials: Option<toml::Value>,
+    pub ca_bundle: Option<String>,
+    pub verify_interval_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    pub memory_budget: Option<RawSize>,
+    pub parts_in_flight: Option<u32>,
+    pub request_timeout_secs: Option<u64>,
+    pub connect_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -170,3 +170,145 @@ fn authorized_key_lines() {
     assert!(parse_authorized_key(KEY).unwrap().is_some());
     assert!(parse_authorized_key("ssh-ed25519 !!!").is_err());
 }
+
+fn with_s3(block: &str) -> String {
+    format!("{}\n[destinations.eu]\nkind = \"s3\"\n{block}\n", good())
+}
+
+fn keys_of(p: &[Problem]) -> Vec<String> {
+    p.iter().map(|p| p.key.clone()).collect()
+}
+
+#[test]
+fn s3_destination_loads_with_defaults() {
+    let text = with_s3(
+        r#"provider = "aws"
+bucket = "acme-eu"
+region = "eu-central-1"
+credentials = { env = "EUGATE_S3" }"#,
+    );
+    let c = Config::parse(Path::new("/etc/eugate/gateway.toml"), &text).unwrap();
+    let DestinationKind::S3(s3) = &c.destinations["eu"].kind else {
+        panic!("not s3")
+    };
+    assert_eq!(s3.provider, "aws");
+    assert!(s3.endpoint.is_none() && s3.tls());
+    assert_eq!(
+        s3.credentials,
+        S3Credentials::Env {
+            prefix: "EUGATE_S3".into()
+        }
+    );
+    assert_eq!(s3.verify_interval, Duration::from_secs(300));
+    assert_eq!(c.storage.memory_budget, 256 << 20);
+    assert_eq!(c.storage.parts_in_flight, 2);
+}
+
+#[test]
+fn s3_self_hosted_needs_a_country_and_endpoint() {
+    let p = problems(&with_s3(
+        r#"provider = "self-hosted"
+bucket = "b-1"
+region = "garage"
+credentials = "aws-chain""#,
+    ));
+    let keys = keys_of(&p);
+    assert!(
+        keys.contains(&"destinations.eu.country".to_string()),
+        "{keys:?}"
+    );
+    assert!(
+        keys.contains(&"destinations.eu.endpoint".to_string()),
+        "{keys:?}"
+    );
+}
+
+#[test]
+fn s3_inline_secrets_are_refused() {
+    let p = problems(&with_s3(
+        r#"provider = "aws"
+bucket = "acme-eu"
+region = "eu-central-1"
+credentials = { access_key_id = "AKIA", secret_access_key = "s3cr3t" }"#,
+    ));
+    assert_eq!(keys_of(&p), ["destinations.eu.credentials"]);
+    assert!(p[0].message.contains("not accepted in the config file"));
+    assert!(
+        !p[0].message.contains("s3cr3t"),
+        "the secret must not be echoed"
+    );
+}
+
+#[test]
+fn s3_every_bad_key_is_named() {
+    let p = problems(&with_s3(
+        r#"provider = "aws"
+bucket = "Bad_Bucket"
+region = "EU Central"
+country = "DE"
+endpoint = "s3.example.com"
+root = "store"
+credentials = { env = "lower-case" }
+verify_interval_secs = 1"#,
+    ));
+    let keys = keys_of(&p);
+    for k in [
+        "bucket",
+        "region",
+        "country",
+        "endpoint",
+        "root",
+        "credentials.env",
+        "verify_interval_secs",
+    ] {
+        assert!(
+            keys.contains(&format!("destinations.eu.{k}")),
+            "{k}: {keys:?}"
+        );
+    }
+}
+
+#[test]
+fn storage_limits_are_checked() {
+    let text = format!(
+        "{}\n[storage]\nmemory_budget = \"1MiB\"\nparts_in_flight = 0\nrequest_timeout_secs = 0\n",
+        good()
+    );
+    let keys = keys_of(&problems(&text));
+    for k in [
+        "storage.memory_budget",
+        "storage.parts_in_flight",
+        "storage.request_timeout_secs",
+    ] {
+        assert!(keys.contains(&k.to_string()), "{k}: {keys:?}");
+    }
+}
+
+#[test]
+fn fs_destination_refuses_s3_keys() {
+    let text = good().replace(
+        "country = \"DE\"\n",
+        "country = \"DE\"\nbucket = \"x-y-z\"\n",
+    );
+    assert_eq!(keys_of(&problems(&text)), ["destinations.local.bucket"]);
+}
+
+#[test]
+fn endpoint_host_is_extracted() {
+    let text = with_s3(
+        r#"provider = "scaleway"
+endpoint = "https://S3.fr-par.scw.cloud:443/"
+bucket = "acme-eu"
+region = "fr-par"
+credentials = { file = "s3.toml" }"#,
+    );
+    let c = Config::parse(Path::new("/etc/eugate/gateway.toml"), &text).unwrap();
+    let DestinationKind::S3(s3) = &c.destinations["eu"].kind else {
+        panic!("not s3")
+    };
+    assert_eq!(s3.endpoint_host().as_deref(), Some("s3.fr-par.scw.cloud"));
+    assert_eq!(
+        s3.credentials,
+        S3Credentials::File("/etc/eugate/s3.toml".into())
+    );
+}

@@ -46,6 +46,14 @@ pub enum StorageError {
     InvalidKey(String),
     #[error("the grant is for destination `{granted}`, not `{actual}`")]
     WrongGrant { granted: String, actual: String },
+    /// The store refused or failed a request (S3); `detail` is for logs and the audit trail.
+    #[error("{op} failed: {detail}")]
+    Backend { op: &'static str, detail: String },
+    /// The destination's location is not verified: nothing may be sent to it.
+    #[error("destination quarantined: {0}")]
+    Quarantined(String),
+    #[error("the object is too large for this destination: {0}")]
+    TooLarge(String),
     #[error("storage I/O on {what}: {source}")]
     Io {
         what: &'static str,
@@ -75,12 +83,50 @@ pub enum Publish {
     NoClobber,
 }
 
+/// What the gateway knows about a destination's location right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verification {
+    /// The operator declared the location and nothing can be probed (a local disk).
+    Declared,
+    /// The store reported `observed_region` (via `source`), and it matches the configuration.
+    Verified {
+        observed_region: String,
+        source: String,
+    },
+    /// Every transfer is denied until a later probe verifies the destination.
+    Quarantined {
+        reason: String,
+        observed_region: Option<String>,
+    },
+}
+
 #[async_trait]
 pub trait Destination: Send + Sync + 'static {
     /// The config name (also in grants and audit records).
     fn name(&self) -> &str;
     /// The location the policy decides on, with the kind of evidence behind it.
     fn location(&self) -> (Location, Evidence);
+    /// Whether the location was verified; a quarantined destination gets no data at all.
+    fn verification(&self) -> Verification {
+        Verification::Declared
+    }
+    /// Makes the tenant root `prefix` (`a/b`, no trailing `/`) exist. Stores with real
+    /// directories create them; S3 only remembers it, so nothing is written to a bucket
+    /// before a transfer is allowed.
+    async fn ensure_root(&self, prefix: &str) -> Result<(), StorageError> {
+        let mut acc = String::new();
+        for seg in prefix.split('/').filter(|s| !s.is_empty()) {
+            if !acc.is_empty() {
+                acc.push('/');
+            }
+            acc.push_str(seg);
+            match self.mkdir(&acc).await {
+                Ok(()) | Err(StorageError::AlreadyExists) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
     /// Starts an upload to `key`; nothing is visible under `key` until [`Upload::commit`].
     async fn begin(
         &self,

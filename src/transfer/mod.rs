@@ -20,7 +20,8 @@ use crate::crypto::{Header, ObjectContext, Sealer};
 use crate::keys::Keyring;
 use crate::policy::{Classification, PolicyStore, Request};
 use crate::storage::fs::FsDestination;
-use crate::storage::{Destination, EntryKind, Publish, StorageError};
+use crate::storage::s3::{Hooks, MemoryBudget, S3Destination, StateChange};
+use crate::storage::{Destination, EntryKind, Publish, StorageError, Verification};
 
 pub use download::DownloadHandle;
 pub use path::{PathError, VirtualPath};
@@ -58,6 +59,13 @@ impl From<StorageError> for TransferError {
             StorageError::WrongGrant { .. } => {
                 TransferError::PermissionDenied("transfer not granted for this destination".into())
             }
+            StorageError::Quarantined(reason) => TransferError::PermissionDenied(format!(
+                "the destination is quarantined, so nothing is sent to it: {reason}"
+            )),
+            // The store's own words (endpoints, request ids) stay in the logs and the audit trail.
+            StorageError::Backend { op, .. } => TransferError::Failure(format!(
+                "the storage service failed ({op}); nothing was stored, try again later"
+            )),
             other => TransferError::Failure(other.to_string()),
         }
     }
@@ -164,9 +172,55 @@ impl Gateway {
         policy: Arc<PolicyStore>,
         audit: Arc<AuditLog>,
     ) -> Result<Gateway, GatewayError> {
+        let started = std::time::SystemTime::now();
         let mut destinations: HashMap<String, Arc<dyn Destination>> = HashMap::new();
+        let mut buckets: Vec<Arc<S3Destination>> = Vec::new();
+        // One budget for every upload's part buffers: a full budget is backpressure, not OOM.
+        let budget =
+            MemoryBudget::new(usize::try_from(config.storage.memory_budget).unwrap_or(usize::MAX));
+        let hooks = Hooks {
+            catalogued: {
+                let policy = policy.clone();
+                Arc::new(move |region: &str| {
+                    policy
+                        .current()
+                        .destinations()
+                        .any(|d| d.eq_ignore_ascii_case(region))
+                })
+            },
+            on_change: {
+                let audit = audit.clone();
+                Arc::new(move |change: &StateChange| {
+                    if let Err(e) = audit.append(&AuditEvent::Destination {
+                        destination: change.destination.clone(),
+                        state: change.state.to_string(),
+                        observed_region: change.observed_region.clone(),
+                        detail: change.detail.clone(),
+                    }) {
+                        tracing::error!(error = %e, "audit log unavailable");
+                    }
+                })
+            },
+        };
         for (name, d) in &config.destinations {
             let dest: Arc<dyn Destination> = match &d.kind {
+                DestinationKind::S3(cfg) => {
+                    let s3 = S3Destination::open(
+                        name,
+                        cfg,
+                        &config.storage,
+                        budget.clone(),
+                        hooks.clone(),
+                    )
+                    .await
+                    .map_err(|e| GatewayError::Destination {
+                        name: name.clone(),
+                        source: e.into(),
+                    })?;
+                    let s3 = Arc::new(s3);
+                    buckets.push(s3.clone());
+                    s3
+                }
                 DestinationKind::Fs { root, country } => {
                     Arc::new(FsDestination::open(name, root, country).map_err(|source| {
                         GatewayError::Destination {
@@ -199,22 +253,11 @@ impl Gateway {
                     tenant: tname.clone(),
                 });
             }
-            // Each segment of the prefix is a directory the tenant's root lives in.
-            let mut acc = String::new();
-            for seg in t.prefix.split('/').filter(|s| !s.is_empty()) {
-                if !acc.is_empty() {
-                    acc.push('/');
-                }
-                acc.push_str(seg);
-                match dest.mkdir(&acc).await {
-                    Ok(()) | Err(StorageError::AlreadyExists) => {}
-                    Err(source) => {
-                        return Err(GatewayError::Destination {
-                            name: t.destination.clone(),
-                            source,
-                        });
-                    }
-                }
+            if let Err(source) = dest.ensure_root(t.prefix.trim_end_matches('/')).await {
+                return Err(GatewayError::Destination {
+                    name: t.destination.clone(),
+                    source,
+                });
             }
             routes.insert(
                 tname.clone(),
@@ -234,6 +277,19 @@ impl Gateway {
                         permissions: u.permissions,
                     },
                 );
+            }
+        }
+        // Multipart uploads an earlier run left (crash, lost store) are aborted now; a store
+        // that cannot be listed keeps them until its lifecycle rule removes them.
+        for b in &buckets {
+            match b.sweep_stale_uploads(started).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(destination = %b.name(), aborted = n, "aborted multipart uploads left by an earlier run")
+                }
+                Err(e) => {
+                    tracing::warn!(destination = %b.name(), error = %e, "could not sweep stale multipart uploads")
+                }
             }
         }
         Ok(Gateway {
@@ -355,25 +411,6 @@ impl Gateway {
         let route = self.route(who)?;
         let key = Self::key_of(route, path);
         let dest = &route.destination;
-        let mut replaces_from_zero = false;
-        match dest.stat(&key).await {
-            Ok(e) if e.kind == EntryKind::Dir => {
-                return Err(TransferError::Failure(format!("{path} is a directory")));
-            }
-            Ok(_) if mode.exclusive => {
-                return Err(TransferError::Failure(format!("{path} already exists")));
-            }
-            // Opening an existing file without TRUNCATE is how both `reput` (resume) and scp
-            // (in-place overwrite from offset 0) start; the first write tells them apart.
-            Ok(_) if !mode.truncate => replaces_from_zero = true,
-            Ok(_) => {}
-            Err(StorageError::NotFound) if !mode.create => {
-                return Err(TransferError::NotFound(format!("{path} does not exist")));
-            }
-            Err(StorageError::NotFound) => {}
-            Err(e) => return Err(e.into()),
-        }
-
         let (location, evidence) = dest.location();
         let request = Request {
             tenant: who.tenant.clone(),
@@ -384,7 +421,25 @@ impl Gateway {
             evidence,
         };
         let bundle = self.policy.current();
-        let (decision, grant) = bundle.decide(&request);
+        let (mut decision, mut grant) = bundle.decide(&request);
+        let verification = dest.verification();
+        let observed_region = match &verification {
+            Verification::Verified {
+                observed_region, ..
+            } => Some(observed_region.clone()),
+            Verification::Quarantined {
+                reason,
+                observed_region,
+            } => {
+                // Whatever the rules say, an unverified bucket gets nothing.
+                decision.allowed = false;
+                decision.policies = vec!["destination-quarantined".into()];
+                decision.reasons = vec![reason.clone()];
+                grant = None;
+                observed_region.clone()
+            }
+            Verification::Declared => None,
+        };
         // The decision is on record before any byte can move; no record, no transfer.
         let recorded = self.audit.append(&AuditEvent::Decision {
             tenant: who.tenant.clone(),
@@ -399,7 +454,7 @@ impl Gateway {
             policies: decision.policies.clone(),
             reasons: decision.reasons.clone(),
             countries: decision.countries.clone(),
-            observed_region: None,
+            observed_region,
             evidence: request.evidence.as_str().to_string(),
             bundle: decision.bundle_hash.clone(),
         });
@@ -434,6 +489,25 @@ impl Gateway {
                 "residency policy denied: {rules}: {reasons}"
             )));
         };
+
+        let mut replaces_from_zero = false;
+        match dest.stat(&key).await {
+            Ok(e) if e.kind == EntryKind::Dir => {
+                return Err(TransferError::Failure(format!("{path} is a directory")));
+            }
+            Ok(_) if mode.exclusive => {
+                return Err(TransferError::Failure(format!("{path} already exists")));
+            }
+            // Opening an existing file without TRUNCATE is how both `reput` (resume) and scp
+            // (in-place overwrite from offset 0) start; the first write tells them apart.
+            Ok(_) if !mode.truncate => replaces_from_zero = true,
+            Ok(_) => {}
+            Err(StorageError::NotFound) if !mode.create => {
+                return Err(TransferError::NotFound(format!("{path} does not exist")));
+            }
+            Err(StorageError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
 
         let active = self.keyring.active(&who.tenant).map_err(|e| {
             tracing::error!(tenant = %who.tenant, error = %e, "no active key");

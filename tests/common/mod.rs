@@ -43,6 +43,12 @@ pub struct Options {
     pub idle_timeout_secs: u64,
     /// Appended to the generated gateway.toml.
     pub extra_toml: String,
+    /// More users with an ed25519 key pair in the test directory (`<name>`, `<name>.pub`).
+    pub extra_keys: Vec<&'static str>,
+    /// More tenants with keys in the keyring.
+    pub extra_tenants: Vec<&'static str>,
+    /// Environment of the gateway process (e.g. S3 credentials).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -53,6 +59,9 @@ impl Default for Options {
             max_failures: 50,
             idle_timeout_secs: 600,
             extra_toml: String::new(),
+            extra_keys: Vec::new(),
+            extra_tenants: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -67,6 +76,7 @@ pub struct Gateway {
     pub master: PathBuf,
     pub config: PathBuf,
     child: Child,
+    env: Vec<(String, String)>,
 }
 
 pub fn keygen(path: &Path, comment: &str) {
@@ -94,7 +104,10 @@ impl Gateway {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         keygen(&d.join("host_ed25519"), "host");
-        for u in ["alice", "carol", "dave", "mallory"] {
+        for u in ["alice", "carol", "dave", "mallory"]
+            .into_iter()
+            .chain(o.extra_keys.iter().copied())
+        {
             keygen(&d.join(u), u);
         }
         let keyring = d.join("keyring");
@@ -114,6 +127,9 @@ impl Gateway {
         keys(&["add-tenant", "acme"]);
         keys(&["add-tenant", "beta"]);
         keys(&["add-tenant", "gamma"]);
+        for t in &o.extra_tenants {
+            keys(&["add-tenant", t]);
+        }
         let mut passwd = Command::new(bin())
             .arg("passwd")
             .stdin(Stdio::piped())
@@ -198,17 +214,7 @@ authorized_keys_file = "dave.pub"
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(d.join("gateway.log")).unwrap();
-        let child = Command::new(bin())
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "info,eugate=debug")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let child = spawn_serve(d, &config, &o.env);
         let mut g = Gateway {
             store: d.join("store"),
             keyring,
@@ -217,6 +223,7 @@ authorized_keys_file = "dave.pub"
             port,
             child,
             dir,
+            env: o.env,
         };
         g.wait_ready();
         g
@@ -394,7 +401,35 @@ authorized_keys_file = "dave.pub"
     }
 }
 
+fn spawn_serve(dir: &Path, config: &Path, env: &[(String, String)]) -> Child {
+    // Appends: a restarted gateway's log follows the first run's.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("gateway.log"))
+        .unwrap();
+    Command::new(bin())
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info,eugate=debug")
+        .env("NO_COLOR", "1")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
 impl Gateway {
+    /// SIGKILL (a crash), then the same configuration started again; waits until it serves.
+    pub fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_serve(self.dir.path(), &self.config, &self.env);
+        self.wait_ready();
+    }
+
     /// Sends SIGTERM and waits for the gateway to exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         run_ok(

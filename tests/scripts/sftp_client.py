@@ -98,6 +98,35 @@ def main():
             t.sock.close()
             t.close()
             out = {"ok": True}
+        elif a.cmd == "put-pause":
+            # Writes --count MiB (seeded bytes, so the test can recompute them), creates the file
+            # --local + ".paused", waits for --local + ".go", writes one more MiB and closes.
+            # Reports whether CLOSE succeeded: the test breaks things in between.
+            import random
+            import time
+            rng = random.Random(7)
+            t, s = connect(a, a.password)
+            f = s.open(a.path, "wb")
+            f.set_pipelined(True)
+            for _ in range(a.count):
+                f.write(rng.randbytes(1 << 20))
+            s.stat("/")
+            open(a.local + ".paused", "w").close()
+            while not os.path.exists(a.local + ".go"):
+                time.sleep(0.05)
+            try:
+                f.write(rng.randbytes(1 << 20))
+                f.flush()
+                # SFTPFile.close() swallows a failed CLOSE; ask directly to see the status.
+                f._closed = True
+                s._request(paramiko.sftp.CMD_CLOSE, f.handle)
+                out = {"ok": True}
+            except Exception as e:
+                out = err(e)
+            try:
+                t.close()
+            except Exception:
+                pass
         elif a.cmd == "hold-upload":
             # Starts an upload and keeps the connection open without closing the file.
             t, s = connect(a, a.password)

@@ -11,6 +11,8 @@ pub enum RegionSource {
     HeadBucketHeader,
     /// The `LocationConstraint` of GetBucketLocation.
     GetBucketLocation,
+    /// The `<Region>` of the store's error answer to a request signed for another region.
+    ErrorResponse,
 }
 
 impl fmt::Display for RegionSource {
@@ -18,6 +20,7 @@ impl fmt::Display for RegionSource {
         f.write_str(match self {
             RegionSource::HeadBucketHeader => "HeadBucket x-amz-bucket-region",
             RegionSource::GetBucketLocation => "GetBucketLocation",
+            RegionSource::ErrorResponse => "the region named in the store's error response",
         })
     }
 }

@@ -1,7 +1,211 @@
-//! S3-compatible destinations. This first part is pure: where a bucket really is (normalising
-//! what the store reports, checking it against the configuration and the provider's endpoint
-//! naming) and how multipart part sizes grow. The aws-sdk-s3 client, probing and the streaming
-//! multipart writer build on these (see `docs/s3-notes.md`).
+//! S3-compatible destinations (aws-sdk-s3): client setup, verified bucket location, streaming
+//! multipart upload in bounded memory, ranged reads, and the small set of object operations an
+//! SFTP front end needs.
 
+mod budget;
+mod client;
+mod destination;
 pub mod location;
+mod ops;
 pub mod parts;
+mod probe;
+mod writer;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub use budget::MemoryBudget;
+pub use client::{CredentialSource, S3Settings, build_client};
+pub use destination::{Hooks, S3Destination, StateChange};
+pub use ops::{S3Entry, S3Reader};
+pub use probe::probe_region;
+pub use writer::{Committed, S3Writer};
+
+/// Errors from S3 destinations. Messages carry the operation and the store's own words.
+#[derive(Debug, thiserror::Error)]
+pub enum S3Error {
+    #[error("S3 destination configuration: {0}")]
+    Config(String),
+    #[error("{op} failed: {detail}")]
+    Request { op: &'static str, detail: String },
+    #[error("{op}: no such object")]
+    NotFound { op: &'static str },
+    #[error("the object already exists")]
+    AlreadyExists,
+    #[error("directory is not empty")]
+    NotEmpty,
+    #[error("the object exceeds the 10,000-part limit of multipart uploads")]
+    TooLarge,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl S3Error {
+    pub(crate) fn request<E>(
+        op: &'static str,
+        err: aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+    ) -> S3Error
+    where
+        E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + Send + Sync + 'static,
+    {
+        if let Some(raw) = err.raw_response() {
+            if raw.status().as_u16() == 404 {
+                return S3Error::NotFound { op };
+            }
+        }
+        S3Error::Request {
+            op,
+            detail: describe(&err),
+        }
+    }
+}
+
+/// A short account of a failed request: HTTP status, S3 error code and message, or the
+/// innermost cause of a connection failure. The SDK's own rendering runs to kilobytes.
+pub(crate) fn describe<E>(
+    err: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> String
+where
+    E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + Send + Sync + 'static,
+{
+    use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+    let text = match err {
+        SdkError::ServiceError(_) | SdkError::ResponseError(_) => {
+            let status = err.raw_response().map(|r| r.status().as_u16()).unwrap_or(0);
+            match (err.code(), err.message()) {
+                (Some(c), Some(m)) => format!("HTTP {status} {c}: {m}"),
+                (Some(c), None) => format!("HTTP {status} {c}"),
+                _ => format!("HTTP {status}"),
+            }
+        }
+        SdkError::TimeoutError(_) => "no answer within the request timeout".to_string(),
+        other => {
+            // Walk to the innermost cause ("tcp connect error: Connection refused").
+            let mut parts: Vec<String> = Vec::new();
+            let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(other);
+            while let Some(e) = cur {
+                let s = e.to_string();
+                if !parts.iter().any(|p| p.contains(&s)) {
+                    parts.push(s);
+                }
+                cur = e.source();
+            }
+            let tail: Vec<String> = parts.into_iter().rev().take(2).collect();
+            tail.into_iter().rev().collect::<Vec<_>>().join(": ")
+        }
+    };
+    text.chars().take(300).collect()
+}
+
+/// The `<Region>` element S3 stores put into error bodies (a request signed for the wrong
+/// region is answered with the right one).
+pub(crate) fn region_in_error_body(
+    raw: Option<&aws_smithy_runtime_api::http::Response>,
+) -> Option<String> {
+    let body = std::str::from_utf8(raw?.body().bytes()?).ok()?;
+    let start = body.find("<Region>")? + "<Region>".len();
+    let len = body[start..].find("</Region>")?;
+    let region = body[start..start + len].trim();
+    let ok = !region.is_empty()
+        && region.len() <= 64
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then(|| region.to_ascii_lowercase())
+}
+
+/// One bucket, as every request needs it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub client: aws_sdk_s3::Client,
+    pub bucket: String,
+    /// Object keys of this destination start with this prefix (may be empty).
+    pub prefix: String,
+    /// Over TLS, payload signing is skipped (the TLS channel and per-part CRC32C protect the
+    /// body, and hashing every byte twice would cost CPU); over plain HTTP it stays on.
+    pub tls: bool,
+    /// Multipart uploads whose abort failed (store unreachable): retried in the background
+    /// until the store confirms, so a failed upload never leaves parts behind.
+    pub orphans: Arc<Mutex<Vec<Orphan>>>,
+}
+
+/// A multipart upload that must be aborted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    pub key: String,
+    pub upload_id: String,
+}
+
+/// What every stored object carries as user metadata: enough to find its key and tenant
+/// without reading it, nothing about its contents or people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub format_version: u8,
+    pub tenant: String,
+    pub key_id: String,
+    pub key_version: u32,
+    pub object_id: String,
+    /// Known up front only for single-part objects; otherwise computable from the size.
+    pub plaintext_size: Option<u64>,
+}
+
+impl ObjectMeta {
+    /// Reads the metadata from the object header at the start of the sealed bytes; with the
+    /// total sealed length known (single-part objects) the plaintext size too.
+    pub fn from_sealed_prefix(
+        sealed: &[u8],
+        sealed_len: Option<u64>,
+    ) -> Result<ObjectMeta, S3Error> {
+        let header = crate::crypto::Header::parse(sealed).map_err(|e| {
+            S3Error::Internal(format!("upload does not start with an object header: {e}"))
+        })?;
+        let ctx = header.context();
+        let plaintext_size = match sealed_len {
+            Some(n) => Some(
+                crate::crypto::plaintext_len(header.encoded_len() as u64, n)
+                    .map_err(|e| S3Error::Internal(format!("sealed length {n}: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(ObjectMeta {
+            format_version: crate::crypto::FORMAT_VERSION,
+            tenant: ctx.tenant.clone(),
+            key_id: ctx.key_id.clone(),
+            key_version: ctx.key_version,
+            object_id: hex::encode(ctx.object_id),
+            plaintext_size,
+        })
+    }
+
+    pub fn to_s3(&self) -> HashMap<String, String> {
+        let mut m = HashMap::new();
+        m.insert("eugate-format".into(), self.format_version.to_string());
+        m.insert("eugate-tenant".into(), self.tenant.clone());
+        m.insert("eugate-key-id".into(), self.key_id.clone());
+        m.insert("eugate-key-version".into(), self.key_version.to_string());
+        m.insert("eugate-object-id".into(), self.object_id.clone());
+        if let Some(n) = self.plaintext_size {
+            m.insert("eugate-plaintext-size".into(), n.to_string());
+        }
+        m
+    }
+}
+
+/// `customize().signing(tls)`: skip payload signing only when the connection is TLS.
+pub(crate) trait PayloadSigning {
+    fn signing(self, tls: bool) -> Self;
+}
+
+macro_rules! payload_signing {
+    ($($out:ty),*) => {$(
+        impl<E, B> PayloadSigning for aws_sdk_s3::client::customize::CustomizableOperation<$out, E, B> {
+            fn signing(self, tls: bool) -> Self {
+                if tls { self.disable_payload_signing() } else { self }
+            }
+        }
+    )*};
+}
+payload_signing!(
+    aws_sdk_s3::operation::put_object::PutObjectOutput,
+    aws_sdk_s3::operation::upload_part::UploadPartOutput
+);

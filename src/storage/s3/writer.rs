@@ -1,0 +1,335 @@
+//! Streaming upload of one sealed object: sealed bytes fill a part buffer (see `parts`), full
+//! parts go to S3 with an explicit CRC32C, at most `max_in_flight` at once. An object that fits
+//! in one part is sent with a single PutObject; a larger one becomes a multipart upload that is
+//! completed on `commit` and aborted on every other path (error, `abort`, or drop).
+
+use std::sync::Arc;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use base64::Engine;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::task::JoinSet;
+
+use super::{MemoryBudget, ObjectMeta, PayloadSigning, S3Error, Target, parts};
+
+/// The result of a committed upload, for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub sealed_len: u64,
+    /// CRC32C over the whole sealed object, as `crc32c:<8 hex>`.
+    pub checksum: String,
+    pub parts: u32,
+}
+
+pub struct S3Writer {
+    target: Arc<Target>,
+    key: String,
+    no_clobber: bool,
+    budget: MemoryBudget,
+    max_in_flight: usize,
+    part: Vec<u8>,
+    permit: Option<OwnedSemaphorePermit>,
+    part_no: u32,
+    upload_id: Option<String>,
+    in_flight: JoinSet<Result<(CompletedPart, u32, usize), S3Error>>,
+    done: Vec<(CompletedPart, u32, usize)>,
+    written: u64,
+    finished: bool,
+}
+
+impl S3Writer {
+    pub(super) fn new(
+        target: Arc<Target>,
+        key: String,
+        no_clobber: bool,
+        budget: MemoryBudget,
+        max_in_flight: usize,
+    ) -> S3Writer {
+        S3Writer {
+            target,
+            key,
+            no_clobber,
+            budget,
+            max_in_flight: max_in_flight.max(1),
+            part: Vec::new(),
+            permit: None,
+            part_no: 1,
+            upload_id: None,
+            in_flight: JoinSet::new(),
+            done: Vec::new(),
+            written: 0,
+            finished: false,
+        }
+    }
+
+    /// Appends sealed bytes; waits when the memory budget or the in-flight limit is reached.
+    pub async fn write(&mut self, mut data: &[u8]) -> Result<(), S3Error> {
+        while !data.is_empty() {
+            if self.permit.is_none() {
+                let size = parts::part_size(self.part_no);
+                self.permit = Some(self.budget.reserve(size).await?);
+                self.part = Vec::with_capacity(size);
+            }
+            let size = parts::part_size(self.part_no);
+            if self.part.len() == size {
+                // Full, and more data follows: this cannot be the only part.
+                self.send_part().await?;
+                continue;
+            }
+            let take = (size - self.part.len()).min(data.len());
+            self.part.extend_from_slice(&data[..take]);
+            self.written += take as u64;
+            data = &data[take..];
+        }
+        Ok(())
+    }
+
+    async fn send_part(&mut self) -> Result<(), S3Error> {
+        if self.part_no > parts::MAX_PARTS {
+            return Err(S3Error::TooLarge);
+        }
+        let upload_id = match &self.upload_id {
+            Some(id) => id.clone(),
+            None => {
+                let id = self.create_multipart().await?;
+                self.upload_id = Some(id.clone());
+                id
+            }
+        };
+        while self.in_flight.len() >= self.max_in_flight {
+            self.reap_one().await?;
+        }
+        let body = std::mem::take(&mut self.part);
+        let permit = self.permit.take();
+        let target = self.target.clone();
+        let key = self.key.clone();
+        let n = self.part_no;
+        self.in_flight.spawn(async move {
+            let len = body.len();
+            let crc = crc32c::crc32c(&body);
+            let b64 = base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes());
+            let out = target
+                .client
+                .upload_part()
+                .bucket(&target.bucket)
+                .key(&key)
+                .upload_id(&upload_id)
+                .part_number(n as i32)
+                .checksum_crc32_c(&b64)
+                .body(ByteStream::from(body))
+                .customize()
+                .signing(target.tls)
+                .send()
+                .await
+                .map_err(|e| S3Error::request("UploadPart", e))?;
+            drop(permit);
+            let part = CompletedPart::builder()
+                .part_number(n as i32)
+                .set_e_tag(out.e_tag().map(str::to_string))
+                .checksum_crc32_c(b64)
+                .build();
+            Ok((part, crc, len))
+        });
+        self.part_no += 1;
+        Ok(())
+    }
+
+    async fn reap_one(&mut self) -> Result<(), S3Error> {
+        match self.in_flight.join_next().await {
+            Some(Ok(Ok(done))) => {
+                self.done.push(done);
+                Ok(())
+            }
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(join)) => Err(S3Error::Internal(format!(
+                "part upload task failed: {join}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    async fn create_multipart(&self) -> Result<String, S3Error> {
+        // Part 1 is still in the buffer: the object header at its start names the metadata.
+        let meta = ObjectMeta::from_sealed_prefix(&self.part, None)?;
+        let out = self
+            .target
+            .client
+            .create_multipart_upload()
+            .bucket(&self.target.bucket)
+            .key(&self.key)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+            .set_metadata(Some(meta.to_s3()))
+            .content_type("application/octet-stream")
+            .send()
+            .await
+            .map_err(|e| S3Error::request("CreateMultipartUpload", e))?;
+        out.upload_id()
+            .map(str::to_string)
+            .ok_or_else(|| S3Error::Internal("CreateMultipartUpload returned no upload id".into()))
+    }
+
+    /// Makes the object visible; only now may the client be told "OK".
+    pub async fn commit(mut self) -> Result<Committed, S3Error> {
+        let result = self.commit_inner().await;
+        if result.is_err() {
+            self.abort_now().await;
+        }
+        self.finished = true;
+        result
+    }
+
+    async fn commit_inner(&mut self) -> Result<Committed, S3Error> {
+        if self.no_clobber && super::ops::exists(&self.target, &self.key).await? {
+            return Err(S3Error::AlreadyExists);
+        }
+        if self.upload_id.is_none() {
+            let body = std::mem::take(&mut self.part);
+            let meta = ObjectMeta::from_sealed_prefix(&body, Some(body.len() as u64))?;
+            let crc = crc32c::crc32c(&body);
+            let b64 = base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes());
+            let len = body.len() as u64;
+            let mut req = self
+                .target
+                .client
+                .put_object()
+                .bucket(&self.target.bucket)
+                .key(&self.key)
+                .checksum_crc32_c(b64)
+                .set_metadata(Some(meta.to_s3()))
+                .content_type("application/octet-stream")
+                .body(ByteStream::from(body));
+            if self.no_clobber {
+                req = req.if_none_match("*");
+            }
+            req.customize()
+                .signing(self.target.tls)
+                .send()
+                .await
+                .map_err(|e| S3Error::request("PutObject", e))?;
+            self.permit = None;
+            return Ok(Committed {
+                sealed_len: len,
+                checksum: format!("crc32c:{crc:08x}"),
+                parts: 1,
+            });
+        }
+        if !self.part.is_empty() {
+            self.send_part().await?;
+        }
+        while !self.in_flight.is_empty() {
+            self.reap_one().await?;
+        }
+        self.done.sort_by_key(|(p, _, _)| p.part_number());
+        let mut crc = 0u32;
+        for (_, part_crc, len) in &self.done {
+            crc = crc32c::crc32c_combine(crc, *part_crc, *len);
+        }
+        let parts: Vec<CompletedPart> = self.done.iter().map(|(p, _, _)| p.clone()).collect();
+        let n = parts.len() as u32;
+        let upload_id = self.upload_id.clone().unwrap_or_default();
+        let mut req = self
+            .target
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.target.bucket)
+            .key(&self.key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            );
+        if self.no_clobber {
+            req = req.if_none_match("*");
+        }
+        req.send()
+            .await
+            .map_err(|e| S3Error::request("CompleteMultipartUpload", e))?;
+        self.upload_id = None; // completed: nothing left to abort
+        Ok(Committed {
+            sealed_len: self.written,
+            checksum: format!("crc32c:{crc:08x}"),
+            parts: n,
+        })
+    }
+
+    /// Discards everything written: no object, no multipart upload left behind.
+    pub async fn abort(mut self) {
+        self.abort_now().await;
+        self.finished = true;
+    }
+
+    async fn abort_now(&mut self) {
+        self.in_flight.abort_all();
+        while self.in_flight.join_next().await.is_some() {}
+        if let Some(id) = self.upload_id.take() {
+            abort_upload(&self.target, &self.key, &id).await;
+        }
+    }
+
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+}
+
+impl Drop for S3Writer {
+    /// A writer dropped without commit (client vanished, task cancelled) must not leave a
+    /// multipart upload behind: abort it in the background.
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.in_flight.abort_all();
+        if let Some(id) = self.upload_id.take() {
+            let target = self.target.clone();
+            let key = std::mem::take(&mut self.key);
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { abort_upload(&target, &key, &id).await });
+            }
+        }
+    }
+}
+
+/// Aborts one multipart upload, retrying briefly; if the store stays unreachable the upload is
+/// handed to the destination's orphan list, which keeps retrying in the background.
+pub(super) async fn abort_upload(target: &Target, key: &str, upload_id: &str) {
+    for attempt in 0..3u32 {
+        match try_abort(target, key, upload_id).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(bucket = %target.bucket, attempt, error = %e, "AbortMultipartUpload failed");
+                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+            }
+        }
+    }
+    tracing::warn!(
+        bucket = %target.bucket,
+        "multipart upload could not be aborted yet; retrying in the background"
+    );
+    if let Ok(mut orphans) = target.orphans.lock() {
+        orphans.push(super::Orphan {
+            key: key.to_string(),
+            upload_id: upload_id.to_string(),
+        });
+    }
+}
+
+/// One AbortMultipartUpload; "no such upload" counts as done (already gone).
+pub(super) async fn try_abort(target: &Target, key: &str, upload_id: &str) -> Result<(), S3Error> {
+    match target
+        .client
+        .abort_multipart_upload()
+        .bucket(&target.bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) => match S3Error::request("AbortMultipartUpload", e) {
+            S3Error::NotFound { .. } => Ok(()),
+            other => Err(other),
+        },
+    }
+}

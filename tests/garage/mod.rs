@@ -1,0 +1,312 @@
+//! A real Garage S3 server for integration tests, on loopback ports, in a temp directory.
+//!
+//! The binary comes from `EUGATE_GARAGE_BIN`, else `garage` on PATH; `scripts/test` installs it.
+//! A missing binary fails the test with the fix rather than skipping it.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ACCESS_KEY: &str = "GK0123456789abcdef01234567";
+pub const SECRET_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+pub struct Garage {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub s3_port: u16,
+    pub region: String,
+    child: Option<Child>,
+}
+
+pub fn garage_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("EUGATE_GARAGE_BIN") {
+        return PathBuf::from(p);
+    }
+    for dir in std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain([PathBuf::from("/opt/eugate-tools/bin")])
+    {
+        let candidate = dir.join("garage");
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!(
+        "the Garage S3 server is not installed: run scripts/test (it installs garage), \
+         or set EUGATE_GARAGE_BIN to a garage binary"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Garage {
+    /// Starts a single-node Garage whose S3 API reports `region`, with one bucket per name in
+    /// `buckets`, all readable and writable with `ACCESS_KEY`/`SECRET_KEY`.
+    pub fn start(region: &str, buckets: &[&str]) -> Garage {
+        let dir = tempfile::tempdir().unwrap();
+        let (rpc, s3, admin) = (free_port(), free_port(), free_port());
+        let config = dir.path().join("garage.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"metadata_dir = "{d}/meta"
+data_dir = "{d}/data"
+db_engine = "sqlite"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:{rpc}"
+rpc_public_addr = "127.0.0.1:{rpc}"
+rpc_secret = "4425f5c26c5e11581d3223904324dcb5b5d5dfb14e5e7f35e38c595424f5f1e6"
+
+[s3_api]
+s3_region = "{region}"
+api_bind_addr = "127.0.0.1:{s3}"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:{admin}"
+admin_token = "eugate-test-admin-token"
+"#,
+                d = dir.path().display()
+            ),
+        )
+        .unwrap();
+        let mut g = Garage {
+            dir,
+            config,
+            s3_port: s3,
+            region: region.to_string(),
+            child: None,
+        };
+        g.spawn();
+        let node = g.node_id();
+        g.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
+        g.cli(&["layout", "apply", "--version", "1"]);
+        g.cli(&[
+            "key", "import", "--yes", "-n", "eugate", ACCESS_KEY, SECRET_KEY,
+        ]);
+        for b in buckets {
+            g.cli(&["bucket", "create", b]);
+            g.cli(&[
+                "bucket", "allow", "--read", "--write", "--owner", b, "--key", "eugate",
+            ]);
+        }
+        g
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("garage.log")).unwrap();
+        let child = Command::new(garage_bin())
+            .arg("-c")
+            .arg(&self.config)
+            .arg("server")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start garage");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = Command::new(garage_bin())
+                .arg("-c")
+                .arg(&self.config)
+                .arg("status")
+                .output()
+                .unwrap();
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "garage did not become ready: {}\nlog: {}",
+                String::from_utf8_lossy(&out.stderr),
+                std::fs::read_to_string(self.dir.path().join("garage.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(garage_bin())
+            .arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "garage {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn node_id(&self) -> String {
+        let out = self.cli(&["node", "id", "-q"]);
+        out.trim().split('@').next().unwrap().to_string()
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.s3_port)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the same node again on the same ports and data.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A plain S3 client on a Garage instance, for looking at what really landed in a bucket.
+pub struct Store {
+    rt: tokio::runtime::Runtime,
+    client: aws_sdk_s3::Client,
+}
+
+impl Garage {
+    pub fn store(&self) -> Store {
+        use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let conf = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new(self.region.clone()))
+            .endpoint_url(self.endpoint())
+            .force_path_style(true)
+            .http_client(http)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                ACCESS_KEY, SECRET_KEY, None, None, "test",
+            ))
+            .build();
+        Store {
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            client: aws_sdk_s3::Client::from_conf(conf),
+        }
+    }
+}
+
+impl Store {
+    /// Every object in the bucket: key and size.
+    pub fn objects(&self, bucket: &str) -> Vec<(String, u64)> {
+        self.rt.block_on(async {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .send()
+                .await
+                .expect("ListObjectsV2");
+            out.contents()
+                .iter()
+                .map(|o| {
+                    (
+                        o.key().unwrap_or_default().to_string(),
+                        o.size().unwrap_or(0) as u64,
+                    )
+                })
+                .collect()
+        })
+    }
+
+    /// Keys of the multipart uploads in progress.
+    pub fn uploads(&self, bucket: &str) -> Vec<String> {
+        self.rt.block_on(async {
+            let out = self
+                .client
+                .list_multipart_uploads()
+                .bucket(bucket)
+                .send()
+                .await
+                .expect("ListMultipartUploads");
+            out.uploads()
+                .iter()
+                .map(|u| u.key().unwrap_or_default().to_string())
+                .collect()
+        })
+    }
+
+    pub fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
+        self.rt.block_on(async {
+            let out = self
+                .client
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .expect("GetObject");
+            out.body.collect().await.unwrap().into_bytes().to_vec()
+        })
+    }
+
+    /// User metadata of an object.
+    pub fn metadata(&self, bucket: &str, key: &str) -> std::collections::HashMap<String, String> {
+        self.rt.block_on(async {
+            let out = self
+                .client
+                .head_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .expect("HeadObject");
+            out.metadata().cloned().unwrap_or_default()
+        })
+    }
+}
+
+/// Waits (up to `secs`) until `f` holds; returns whether it did.
+pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,398 @@
+//! The S3 destination against two real Garage servers on loopback: one reporting
+//! `eu-central-1` (declared DE), one reporting `us-east-1` (declared US). Uploads go through the
+//! real gateway binary with OpenSSH `sftp` and the scripted paramiko client.
+
+mod common;
+#[path = "garage/mod.rs"]
+mod garage;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{Gateway, Options, bin, data, run_ok};
+use garage::{Garage, eventually};
+
+const EU_BUCKET: &str = "eugate-eu";
+const US_BUCKET: &str = "eugate-us";
+const CLAIMS_BUCKET: &str = "eugate-claims";
+
+struct Setup {
+    eu: Garage,
+    us: Garage,
+    gw: Gateway,
+}
+
+fn setup() -> Setup {
+    let eu = Garage::start("eu-central-1", &[EU_BUCKET]);
+    let us = Garage::start("us-east-1", &[US_BUCKET, CLAIMS_BUCKET]);
+    let extra = format!(
+        r#"
+[storage]
+request_timeout_secs = 5
+connect_timeout_secs = 2
+parts_in_flight = 2
+
+[destinations.eu-s3]
+kind = "s3"
+provider = "self-hosted"
+endpoint = "{eu}"
+bucket = "{EU_BUCKET}"
+region = "eu-central-1"
+country = "DE"
+path_style = true
+credentials = {{ env = "GARAGE" }}
+
+[destinations.us-s3]
+kind = "s3"
+provider = "self-hosted"
+endpoint = "{us}"
+bucket = "{US_BUCKET}"
+region = "us-east-1"
+country = "US"
+path_style = true
+credentials = {{ env = "GARAGE" }}
+
+# Claims to be in Frankfurt, but the store it points at reports us-east-1.
+[destinations.claims-eu]
+kind = "s3"
+provider = "self-hosted"
+endpoint = "{us}"
+bucket = "{CLAIMS_BUCKET}"
+region = "eu-central-1"
+country = "DE"
+path_style = true
+credentials = {{ env = "GARAGE" }}
+
+[tenants.eurobank]
+route = {{ destination = "eu-s3", prefix = "eurobank/" }}
+classification = "personal"
+
+[tenants.eurobank.users.erin]
+authorized_keys_file = "erin.pub"
+permissions = ["read", "write", "delete"]
+
+[tenants.usco]
+route = {{ destination = "us-s3", prefix = "usco/" }}
+classification = "personal"
+
+[tenants.usco.users.uma]
+authorized_keys_file = "uma.pub"
+permissions = ["read", "write", "delete"]
+
+[tenants.claimco]
+route = {{ destination = "claims-eu", prefix = "claimco/" }}
+classification = "personal"
+
+[tenants.claimco.users.quinn]
+authorized_keys_file = "quinn.pub"
+permissions = ["read", "write", "delete"]
+"#,
+        eu = eu.endpoint(),
+        us = us.endpoint(),
+    );
+    let gw = Gateway::start_with(Options {
+        extra_toml: extra,
+        extra_keys: vec!["erin", "uma", "quinn"],
+        extra_tenants: vec!["eurobank", "usco", "claimco"],
+        env: vec![
+            ("GARAGE_ACCESS_KEY_ID".into(), garage::ACCESS_KEY.into()),
+            ("GARAGE_SECRET_ACCESS_KEY".into(), garage::SECRET_KEY.into()),
+        ],
+        ..Options::default()
+    });
+    Setup { eu, us, gw }
+}
+
+fn decrypt_file(gw: &Gateway, sealed: &[u8], name: &str) -> Vec<u8> {
+    let input = gw.path(&format!("{name}.sealed"));
+    let output = gw.path(&format!("{name}.plain"));
+    std::fs::write(&input, sealed).unwrap();
+    run_ok(
+        Command::new(bin())
+            .arg("decrypt")
+            .arg("--keyring")
+            .arg(&gw.keyring)
+            .arg("--master-key-file")
+            .arg(&gw.master)
+            .arg(&input)
+            .arg(&output),
+    );
+    std::fs::read(&output).unwrap()
+}
+
+fn audit_records(gw: &Gateway) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(gw.path("audit.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn audit_verify(file: &Path) -> std::process::Output {
+    Command::new(bin())
+        .args(["audit", "verify"])
+        .arg(file)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn eu_upload_lands_sealed_us_upload_is_denied_and_a_lying_bucket_is_quarantined() {
+    let s = setup();
+    let gw = &s.gw;
+    let eu = s.eu.store();
+    let us = s.us.store();
+
+    // A multipart upload (20 MiB: parts of 8, 8 and 4 MiB) and a single-part one.
+    let big = data(20 << 20, 1);
+    let small = data(100_000, 2);
+    std::fs::write(gw.path("big.bin"), &big).unwrap();
+    std::fs::write(gw.path("small.bin"), &small).unwrap();
+    let cmds = format!(
+        "put {} /big.bin\nput {} /small.bin\nget /big.bin {}\nget /small.bin {}\n",
+        gw.path("big.bin").display(),
+        gw.path("small.bin").display(),
+        gw.path("big.back").display(),
+        gw.path("small.back").display(),
+    );
+    gw.sftp_ok("erin", &cmds);
+    assert!(std::fs::read(gw.path("big.back")).unwrap() == big);
+    assert!(std::fs::read(gw.path("small.back")).unwrap() == small);
+
+    // What Garage holds is ciphertext that `eugate decrypt` opens to the uploaded bytes.
+    let mut objects = eu.objects(EU_BUCKET);
+    objects.sort();
+    let keys: Vec<&str> = objects.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["eurobank/big.bin", "eurobank/small.bin"]);
+    assert!(eu.uploads(EU_BUCKET).is_empty(), "no multipart upload left");
+    let sealed = eu.get(EU_BUCKET, "eurobank/big.bin");
+    assert!(
+        sealed
+            .windows(64)
+            .all(|w| !big.windows(64).take(1).any(|p| p == w)),
+        "plaintext must not appear in the stored object"
+    );
+    assert!(decrypt_file(gw, &sealed, "big") == big);
+    assert!(decrypt_file(gw, &eu.get(EU_BUCKET, "eurobank/small.bin"), "small") == small);
+    let meta = eu.metadata(EU_BUCKET, "eurobank/small.bin");
+    assert_eq!(
+        meta.get("eugate-tenant").map(String::as_str),
+        Some("eurobank")
+    );
+    assert_eq!(
+        meta.get("eugate-plaintext-size").map(String::as_str),
+        Some("100000")
+    );
+    assert!(
+        eu.metadata(EU_BUCKET, "eurobank/big.bin")
+            .contains_key("eugate-object-id")
+    );
+
+    // Rename is a server-side copy: the sealed bytes do not change. rm removes.
+    gw.sftp_ok(
+        "erin",
+        "rename /big.bin /moved.bin\nrm /small.bin\nls -l /\n",
+    );
+    let keys: Vec<String> = eu.objects(EU_BUCKET).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["eurobank/moved.bin"]);
+    assert!(eu.get(EU_BUCKET, "eurobank/moved.bin") == sealed);
+
+    // The US store: refused at OPEN, and nothing reaches it. OpenSSH shows only the status
+    // code; the scripted client shows the server's message.
+    let out = gw.sftp(
+        "uma",
+        &format!("put {} /small.bin\n", gw.path("small.bin").display()),
+    );
+    assert!(!out.status.success());
+    let said = gw.script("uma", &["exclusive", "--path", "/small.bin"]);
+    assert_eq!(said["ok"], false);
+    let said = said["error"].as_str().unwrap_or_default().to_string();
+    assert!(
+        said.contains("residency policy denied"),
+        "client message: {said}"
+    );
+    assert!(
+        us.objects(US_BUCKET).is_empty(),
+        "the US store holds no object"
+    );
+    assert!(
+        us.uploads(US_BUCKET).is_empty(),
+        "the US store holds no multipart upload"
+    );
+
+    // A destination whose configured region differs from what its store reports.
+    let probe = Command::new(bin())
+        .args(["destinations", "--config"])
+        .arg(&gw.config)
+        .env("GARAGE_ACCESS_KEY_ID", garage::ACCESS_KEY)
+        .env("GARAGE_SECRET_ACCESS_KEY", garage::SECRET_KEY)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&probe.stdout);
+    assert_eq!(
+        probe.status.code(),
+        Some(1),
+        "a quarantined destination exits 1:\n{table}"
+    );
+    assert!(table.contains("claims-eu: quarantined"), "{table}");
+    assert!(table.contains("eu-s3: verified"), "{table}");
+    assert!(table.contains("us-s3: verified"), "{table}");
+    assert!(
+        table.contains("configured region eu-central-1 but the store reports us-east-1"),
+        "{table}"
+    );
+    let out = gw.sftp(
+        "quinn",
+        &format!("put {} /x.bin\n", gw.path("small.bin").display()),
+    );
+    assert!(!out.status.success());
+    let said = gw.script("quinn", &["exclusive", "--path", "/x.bin"]);
+    let said = said["error"].as_str().unwrap_or_default().to_string();
+    assert!(
+        said.contains("eu-central-1") && said.contains("us-east-1"),
+        "the refusal names both regions: {said}"
+    );
+    assert!(us.objects(CLAIMS_BUCKET).is_empty());
+    assert!(us.uploads(CLAIMS_BUCKET).is_empty());
+
+    // The audit trail: quarantine, verified decisions with observed regions, commits; it
+    // verifies, and a tampered copy does not.
+    let records = audit_records(gw);
+    let find = |pred: &dyn Fn(&serde_json::Value) -> bool| records.iter().any(pred);
+    assert!(
+        find(&|r| r["event"]["type"] == "destination"
+            && r["event"]["destination"] == "claims-eu"
+            && r["event"]["state"] == "quarantined"),
+        "{records:#?}"
+    );
+    assert!(find(&|r| r["event"]["type"] == "decision"
+        && r["event"]["destination"] == "eu-s3"
+        && r["event"]["allowed"] == true
+        && r["event"]["observed_region"] == "eu-central-1"));
+    assert!(find(&|r| r["event"]["type"] == "decision"
+        && r["event"]["destination"] == "us-s3"
+        && r["event"]["allowed"] == false));
+    assert!(find(&|r| r["event"]["type"] == "decision"
+        && r["event"]["destination"] == "claims-eu"
+        && r["event"]["allowed"] == false));
+    assert!(find(
+        &|r| r["event"]["type"] == "committed" && r["event"]["destination"] == "eu-s3"
+    ));
+    let log = gw.path("audit.jsonl");
+    let ok = audit_verify(&log);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let tampered = gw.path("audit-tampered.jsonl");
+    std::fs::write(
+        &tampered,
+        text.replacen("\"allowed\":false", "\"allowed\":true", 1),
+    )
+    .unwrap();
+    assert_eq!(audit_verify(&tampered).status.code(), Some(1));
+}
+
+/// Starts a paused upload of `mib` MiB (plus one more after "go") and waits until Garage holds
+/// its multipart upload.
+fn paused_upload(s: &Setup, name: &str, mib: usize) -> (std::process::Child, std::path::PathBuf) {
+    let signal = s.gw.path(name);
+    let child = Command::new("python3")
+        .arg(common::scripts().join("sftp_client.py"))
+        .arg("put-pause")
+        .args(["--port", &s.gw.port.to_string(), "--user", "erin", "--key"])
+        .arg(s.gw.key("erin"))
+        .args([
+            "--path",
+            &format!("/{name}"),
+            "--count",
+            &mib.to_string(),
+            "--local",
+        ])
+        .arg(&signal)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let eu = s.eu.store();
+    assert!(
+        eventually(60, || Path::new(&format!("{}.paused", signal.display()))
+            .exists()),
+        "client did not reach the pause"
+    );
+    assert!(
+        eventually(60, || !eu.uploads(EU_BUCKET).is_empty()),
+        "the multipart upload did not start:\n{}",
+        s.gw.log()
+    );
+    (child, signal)
+}
+
+#[test]
+fn garage_killed_mid_upload_fails_the_close_and_leaves_nothing_once_back() {
+    let mut s = setup();
+    let (child, signal) = paused_upload(&s, "killed.bin", 20);
+    s.eu.kill();
+    std::fs::write(format!("{}.go", signal.display()), b"").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["ok"],
+        false,
+        "CLOSE must fail: {report}\n{}",
+        s.gw.log()
+    );
+
+    s.eu.restart();
+    let eu = s.eu.store();
+    assert!(
+        eventually(60, || eu.uploads(EU_BUCKET).is_empty()),
+        "the multipart upload was not aborted after the store came back:\n{}",
+        s.gw.log()
+    );
+    assert!(eu.objects(EU_BUCKET).is_empty(), "no object may appear");
+    let records = audit_records(&s.gw);
+    assert!(
+        records
+            .iter()
+            .any(|r| r["event"]["type"] == "aborted"
+                && r["event"]["object"] == "eurobank/killed.bin"),
+        "{records:#?}"
+    );
+    // A later upload works again.
+    std::fs::write(s.gw.path("after.bin"), data(1000, 3)).unwrap();
+    s.gw.sftp_ok(
+        "erin",
+        &format!("put {} /after.bin\n", s.gw.path("after.bin").display()),
+    );
+    assert_eq!(eu.objects(EU_BUCKET).len(), 1);
+}
+
+#[test]
+fn gateway_crash_mid_upload_is_cleaned_up_at_restart() {
+    let mut s = setup();
+    let (child, signal) = paused_upload(&s, "crash.bin", 20);
+    s.gw.crash_and_restart();
+    let eu = s.eu.store();
+    // The sweep runs before the restarted gateway accepts connections.
+    assert!(
+        eu.uploads(EU_BUCKET).is_empty(),
+        "the restarted gateway must abort the upload its previous run left:\n{}",
+        s.gw.log()
+    );
+    std::fs::write(format!("{}.go", signal.display()), b"").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_ne!(
+        report["ok"], true,
+        "the upload cannot have succeeded: {report}"
+    );
+    assert!(eu.objects(EU_BUCKET).is_empty());
+    let ok = audit_verify(&s.gw.path("audit.jsonl"));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}
