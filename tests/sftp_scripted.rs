@@ -205,7 +205,11 @@ fn residency_policy_denial_names_the_rule() {
 
 #[test]
 fn shutdown_aborts_uploads_in_flight() {
-    let mut g = Gateway::start();
+    // A short grace period: the held upload is never closed, so it is aborted when it ends.
+    let mut g = Gateway::start_with(Options {
+        shutdown_grace_secs: Some(1),
+        ..Options::default()
+    });
     let mut holder = std::process::Command::new("python3")
         .arg(common::scripts().join("sftp_client.py"))
         .args([

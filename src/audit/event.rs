@@ -7,6 +7,16 @@ use serde::{Deserialize, Serialize};
 pub enum AuditEvent {
     /// The gateway started or stopped; `detail` says which config and policy bundle.
     Lifecycle { action: String, detail: String },
+    /// A graceful shutdown ended (written before the `stop` record): of the uploads running at
+    /// the signal, how many finished within the grace period and how many were aborted;
+    /// `unfinished` were still aborting when the gateway exited.
+    Shutdown {
+        grace_secs: u64,
+        running_at_signal: u64,
+        finished: u64,
+        aborted: u64,
+        unfinished: u64,
+    },
     /// An authentication attempt and its result ("accepted", "rejected", "banned").
     Auth {
         user: String,

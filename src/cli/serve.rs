@@ -81,18 +81,42 @@ pub(crate) async fn serve(
         tracing::info!(address = %a, "listening");
     }
     ready(&addrs);
-    server.run(listeners, shutdown_signal()).await;
-    if let Err(e) = audit.append(&AuditEvent::Lifecycle {
-        action: "stop".into(),
-        detail: "shutdown signal; unfinished uploads were aborted".into(),
-    }) {
-        tracing::error!(error = %e, "cannot record the shutdown in the audit log");
+    let report = server.run(listeners, shutdown_signal()).await;
+    tracing::info!(
+        running_at_signal = report.running_at_signal,
+        finished = report.finished,
+        aborted = report.aborted,
+        unfinished = report.unfinished,
+        "shutdown complete"
+    );
+    let records = [
+        AuditEvent::Shutdown {
+            grace_secs: report.grace.as_secs(),
+            running_at_signal: report.running_at_signal as u64,
+            finished: report.finished,
+            aborted: report.aborted,
+            unfinished: report.unfinished as u64,
+        },
+        AuditEvent::Lifecycle {
+            action: "stop".into(),
+            detail: format!(
+                "shutdown signal; {} upload(s) finished within the {} s grace period, {} aborted",
+                report.finished,
+                report.grace.as_secs(),
+                report.aborted
+            ),
+        },
+    ];
+    for r in &records {
+        if let Err(e) = audit.append(r) {
+            tracing::error!(error = %e, "cannot record the shutdown in the audit log");
+        }
     }
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Ctrl-C or SIGTERM.
+/// Ctrl-C (SIGINT) or SIGTERM. SIGHUP stays with the policy reloader.
 async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

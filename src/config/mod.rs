@@ -22,6 +22,9 @@ pub use size::parse_size;
 /// Defaults, also documented in README "Running the gateway".
 pub const DEFAULT_REORDER_WINDOW: u64 = 16 << 20;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 600;
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
+/// A day: longer than any sane drain, short enough that a typo (e.g. milliseconds) is caught.
+pub const MAX_SHUTDOWN_GRACE_SECS: u64 = 86_400;
 pub const DEFAULT_MAX_SESSIONS_PER_USER: u32 = 10;
 pub const DEFAULT_MAX_OPEN_HANDLES: u32 = 64;
 
@@ -49,6 +52,8 @@ pub struct ServerConfig {
     /// Bytes an upload may hold out of order before writes are refused.
     pub reorder_window: u64,
     pub max_open_handles: u32,
+    /// How long a shutdown waits for running uploads before aborting them (0: at once).
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -328,7 +333,20 @@ impl Config {
                 "0 disables nothing and drops every session; use e.g. 600",
             );
         }
+        let grace = raw
+            .server
+            .shutdown_grace_secs
+            .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS);
+        if grace > MAX_SHUTDOWN_GRACE_SECS {
+            c.push(
+                "server.shutdown_grace_secs",
+                format!(
+                    "{grace} seconds is more than a day ({MAX_SHUTDOWN_GRACE_SECS}); it is in seconds, e.g. 30 (0 aborts running uploads at once)"
+                ),
+            );
+        }
         let server = ServerConfig {
+            shutdown_grace: Duration::from_secs(grace.min(MAX_SHUTDOWN_GRACE_SECS)),
             listen,
             host_keys,
             idle_timeout: Duration::from_secs(idle),

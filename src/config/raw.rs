@@ -33,6 +33,7 @@ pub struct RawServer {
     pub max_sessions_per_user: Option<u32>,
     pub reorder_window: Option<RawSize>,
     pub max_open_handles: Option<u32>,
+    pub shutdown_grace_secs: Option<u64>,
 }
 
 /// A size written either as a string with a unit or as a plain integer of bytes.

@@ -312,3 +312,33 @@ credentials = { file = "s3.toml" }"#,
         S3Credentials::File("/etc/eugate/s3.toml".into())
     );
 }
+
+#[test]
+fn shutdown_grace_defaults_accepts_zero_and_refuses_nonsense() {
+    let c = Config::parse(Path::new("/etc/eugate/gateway.toml"), &good()).unwrap();
+    assert_eq!(
+        c.server.shutdown_grace,
+        std::time::Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS)
+    );
+    let with = |v: &str| {
+        good().replacen(
+            "reorder_window = \"8MiB\"",
+            &format!("reorder_window = \"8MiB\"\nshutdown_grace_secs = {v}"),
+            1,
+        )
+    };
+    let c = Config::parse(Path::new("/etc/eugate/gateway.toml"), &with("0")).unwrap();
+    assert!(c.server.shutdown_grace.is_zero());
+    let p = problems(&with("30000000"));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].key, "server.shutdown_grace_secs");
+    assert!(p[0].message.contains("in seconds"), "{p:?}");
+    for bad in ["-1", "\"30s\"", "1.5"] {
+        match Config::parse(Path::new("/etc/eugate/gateway.toml"), &with(bad)) {
+            Err(ConfigError::Syntax { message, .. }) => {
+                assert!(message.contains("shutdown_grace_secs"), "{bad}: {message}")
+            }
+            other => panic!("{bad}: expected a syntax error, got {other:?}"),
+        }
+    }
+}

@@ -25,7 +25,7 @@ use crate::storage::{Destination, EntryKind, Publish, StorageError, Verification
 
 pub use download::DownloadHandle;
 pub use path::{PathError, VirtualPath};
-pub use upload::UploadHandle;
+pub use upload::{InFlightSnapshot, UploadHandle};
 
 /// Bytes read to find an object's header (the format's maximum header is well below this).
 const HEADER_PROBE: usize = 4096;
@@ -364,6 +364,18 @@ impl Gateway {
         self.uploads.wait_idle().await;
     }
 
+    /// Starts a graceful shutdown: from now on new uploads are refused. Returns the counts at
+    /// this instant, to compare with [`Gateway::upload_counts`] when the shutdown ends.
+    pub fn begin_drain(&self) -> InFlightSnapshot {
+        self.uploads.start_draining();
+        self.uploads.snapshot()
+    }
+
+    /// Uploads running now, and committed / aborted since the gateway started.
+    pub fn upload_counts(&self) -> InFlightSnapshot {
+        self.uploads.snapshot()
+    }
+
     fn route(&self, who: &Principal) -> Result<&Route, TransferError> {
         self.routes
             .get(&who.tenant)
@@ -405,6 +417,12 @@ impl Gateway {
         if mode.append {
             return Err(TransferError::Unsupported(
                 "append is not supported: objects are sealed once; upload the whole file again"
+                    .into(),
+            ));
+        }
+        if self.uploads.draining() {
+            return Err(TransferError::Failure(
+                "the gateway is shutting down and accepts no new uploads; try again in a minute"
                     .into(),
             ));
         }

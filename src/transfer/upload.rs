@@ -4,7 +4,7 @@
 //! commit aborts: nothing is published.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -71,11 +71,25 @@ impl UploadRecord {
     }
 }
 
-/// Counts live uploads so a shutdown can wait for aborts to clean up.
+/// Counts live uploads so a shutdown can wait for them, and how they ended, so it can report
+/// what happened during its grace period.
 #[derive(Debug, Default)]
 pub(crate) struct InFlight {
     count: AtomicUsize,
     idle: Notify,
+    /// Set when a shutdown begins: new uploads are refused, and uploads cut off afterwards
+    /// are recorded as aborted by the shutdown rather than by the client.
+    draining: AtomicBool,
+    committed: AtomicU64,
+    aborted: AtomicU64,
+}
+
+/// How many uploads were running, and had committed / aborted so far, at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InFlightSnapshot {
+    pub running: usize,
+    pub committed: u64,
+    pub aborted: u64,
 }
 
 impl InFlight {
@@ -90,6 +104,22 @@ impl InFlight {
                 return;
             }
             notified.await;
+        }
+    }
+
+    pub(crate) fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn snapshot(&self) -> InFlightSnapshot {
+        InFlightSnapshot {
+            running: self.count(),
+            committed: self.committed.load(Ordering::SeqCst),
+            aborted: self.aborted.load(Ordering::SeqCst),
         }
     }
 }
@@ -307,7 +337,7 @@ async fn run(
     record: UploadRecord,
     mut rx: mpsc::Receiver<Msg>,
     failed: Arc<Mutex<Option<TransferError>>>,
-    _guard: InFlightGuard,
+    guard: InFlightGuard,
 ) {
     let mut sealer = Some(sealer);
     let mut out: Vec<u8> = Vec::with_capacity(PART_SIZE + 2 * crate::crypto::SEALED_SEGMENT_SIZE);
@@ -349,14 +379,23 @@ async fn run(
                 };
                 let result = finish(s, upload, &mut out, digest, plaintext).await;
                 match &result {
-                    Ok((sealed, sha)) => record.committed(plaintext, *sealed, sha.clone()),
+                    Ok((sealed, sha)) => {
+                        record.committed(plaintext, *sealed, sha.clone());
+                        guard.0.committed.fetch_add(1, Ordering::SeqCst);
+                    }
                     Err(e) => {
                         fail(e.clone());
                         record.aborted(&e.to_string());
+                        guard.0.aborted.fetch_add(1, Ordering::SeqCst);
                     }
                 }
                 let _ = reply.send(result.map(|_| plaintext));
                 return;
+            }
+            None if guard.0.draining() => {
+                tracing::info!("upload cut off by the shutdown: aborted, nothing published");
+                break "gateway shutdown: the grace period ended before the client closed the file"
+                    .to_string();
             }
             None => {
                 tracing::info!("upload abandoned without close: aborted, nothing published");
@@ -366,6 +405,8 @@ async fn run(
     };
     upload.abort().await;
     record.aborted(&cause);
+    // Counted before `guard` drops, so a shutdown that saw the count reach zero reads final totals.
+    guard.0.aborted.fetch_add(1, Ordering::SeqCst);
 }
 
 /// Seals the last segment, stores it and commits; returns the sealed size and its SHA-256.

@@ -41,6 +41,8 @@ pub struct Options {
     pub reorder_window: &'static str,
     pub max_failures: u32,
     pub idle_timeout_secs: u64,
+    /// `[server] shutdown_grace_secs`; `None` leaves the gateway's default.
+    pub shutdown_grace_secs: Option<u64>,
     /// Appended to the generated gateway.toml.
     pub extra_toml: String,
     /// More users with an ed25519 key pair in the test directory (`<name>`, `<name>.pub`).
@@ -58,6 +60,7 @@ impl Default for Options {
             reorder_window: "1MiB",
             max_failures: 50,
             idle_timeout_secs: 600,
+            shutdown_grace_secs: None,
             extra_toml: String::new(),
             extra_keys: Vec::new(),
             extra_tenants: Vec::new(),
@@ -156,6 +159,7 @@ host_keys = ["host_ed25519"]
 max_sessions_per_user = {sessions}
 reorder_window = "{window}"
 idle_timeout_secs = {idle}
+{grace}
 
 [auth]
 max_failures = {failures}
@@ -208,6 +212,10 @@ authorized_keys_file = "dave.pub"
                 window = o.reorder_window,
                 failures = o.max_failures,
                 idle = o.idle_timeout_secs,
+                grace = o
+                    .shutdown_grace_secs
+                    .map(|g| format!("shutdown_grace_secs = {g}"))
+                    .unwrap_or_default(),
                 alice = pubkey("alice").trim(),
                 hash = hash.trim(),
                 extra = o.extra_toml,
@@ -437,6 +445,22 @@ impl Gateway {
                 .arg("-TERM")
                 .arg(self.child.id().to_string()),
         );
+        self.child.wait().unwrap()
+    }
+}
+
+impl Gateway {
+    /// Sends `signal` (e.g. "TERM") without waiting for the gateway to exit.
+    pub fn signal(&self, signal: &str) {
+        run_ok(
+            Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(self.child.id().to_string()),
+        );
+    }
+
+    /// Waits for the gateway process to exit (after a signal).
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
         self.child.wait().unwrap()
     }
 }

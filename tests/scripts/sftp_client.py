@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Scripted SFTP client (paramiko) for the edge cases OpenSSH's sftp cannot express:
 out-of-order writes, reorder-window overflow, disconnect mid-upload, password login,
-exclusive create, append, session limits and ranged reads.
+exclusive create, append, session limits, ranged reads and uploads paused mid-way.
 
 Prints one JSON object on stdout; exit code 0 unless the script itself broke."""
 import argparse
@@ -41,6 +41,7 @@ def main():
     p.add_argument("--local")
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--count", type=int, default=1)
+    p.add_argument("--gate", help="gated-upload: the file whose appearance resumes the upload")
     a = p.parse_args()
     out = {}
     try:
@@ -138,6 +139,23 @@ def main():
             time.sleep(a.count)
             t.close()
             return
+        elif a.cmd == "gated-upload":
+            # Uploads the first half of --local, waits until the file --gate exists, then
+            # writes the rest and closes: a slow upload whose pace the test controls.
+            data = open(a.local, "rb").read()
+            t, s = connect(a, a.password)
+            f = s.open(a.path, "wb")
+            half = len(data) // 2
+            f.write(data[:half])
+            s.stat("/")
+            print(json.dumps({"ok": True, "holding": True}), flush=True)
+            import time as clock
+            while not os.path.exists(a.gate):
+                clock.sleep(0.05)
+            f.write(data[half:])
+            f.close()
+            out = {"ok": True, "written": len(data)}
+            t.close()
         elif a.cmd in ("exclusive", "append", "readwrite"):
             t, s = connect(a, a.password)
             mode = {"exclusive": "wxb", "append": "ab", "readwrite": "r+b"}[a.cmd]

@@ -333,7 +333,24 @@ pub struct SftpServer {
     ssh: Arc<russh::server::Config>,
     shared: Arc<Shared>,
     listen: Vec<SocketAddr>,
+    grace: Duration,
 }
+
+/// What a graceful shutdown did with the uploads that were running when it began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    pub grace: Duration,
+    pub running_at_signal: usize,
+    /// Committed after the signal (within the grace period).
+    pub finished: u64,
+    /// Ended without a commit after the signal: cut off at the deadline, or failed on their own.
+    pub aborted: u64,
+    /// Still running when the abort wait ran out (their storage aborts may not have completed).
+    pub unfinished: usize,
+}
+
+/// After the grace period, how long to wait for the aborts to clean up storage.
+const ABORT_WAIT: Duration = Duration::from_secs(10);
 
 impl SftpServer {
     pub fn new(config: &Config, gateway: Arc<Gateway>) -> Result<SftpServer, FrontendError> {
@@ -370,6 +387,7 @@ impl SftpServer {
             ssh: Arc::new(ssh),
             shared,
             listen: config.server.listen.clone(),
+            grace: config.server.shutdown_grace,
         })
     }
 
@@ -388,13 +406,16 @@ impl SftpServer {
         Ok(out)
     }
 
-    /// Serves until `shutdown` resolves; then stops accepting, disconnects every session (their
-    /// open uploads abort, nothing is published) and waits for the aborts to finish.
+    /// Serves until `shutdown` resolves; then drains like tokio's mini-redis: stop accepting
+    /// (new connections are refused, new uploads on open sessions too), give running uploads
+    /// up to the grace period to be closed by their clients, then disconnect every session
+    /// (their open uploads abort through the transfer layer, nothing is published) and wait for
+    /// the aborts to finish.
     pub async fn run(
         &self,
         listeners: Vec<TcpListener>,
         shutdown: impl std::future::Future<Output = ()>,
-    ) {
+    ) -> ShutdownReport {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut accepts = tokio::task::JoinSet::new();
         for l in listeners {
@@ -404,11 +425,28 @@ impl SftpServer {
             accepts.spawn(accept_loop(l, ssh, shared, stop));
         }
         shutdown.await;
-        tracing::info!("shutting down: closing sessions, aborting unfinished uploads");
-        let _ = stop_tx.send(true);
-        accepts.abort_all();
         let gw = self.shared.gateway.clone();
-        if tokio::time::timeout(Duration::from_secs(10), gw.wait_uploads_idle())
+        let start = gw.begin_drain();
+        // Cancelled accept loops drop their listeners: from here connections are refused.
+        accepts.abort_all();
+        while accepts.join_next().await.is_some() {}
+        tracing::info!(
+            running = start.running,
+            grace_secs = self.grace.as_secs(),
+            "shutting down: no new connections; waiting for running uploads"
+        );
+        if !self.grace.is_zero()
+            && tokio::time::timeout(self.grace, gw.wait_uploads_idle())
+                .await
+                .is_err()
+        {
+            tracing::warn!(
+                remaining = gw.uploads_in_flight(),
+                "grace period over: aborting the uploads still open"
+            );
+        }
+        let _ = stop_tx.send(true);
+        if tokio::time::timeout(ABORT_WAIT, gw.wait_uploads_idle())
             .await
             .is_err()
         {
@@ -416,6 +454,14 @@ impl SftpServer {
                 remaining = gw.uploads_in_flight(),
                 "uploads still aborting at shutdown deadline"
             );
+        }
+        let end = gw.upload_counts();
+        ShutdownReport {
+            grace: self.grace,
+            running_at_signal: start.running,
+            finished: end.committed.saturating_sub(start.committed),
+            aborted: end.aborted.saturating_sub(start.aborted),
+            unfinished: end.running,
         }
     }
 }

@@ -1,0 +1,630 @@
+#!/usr/bin/env python3
+"""End-to-end SFTP benchmark: eugate vs `rclone serve sftp` (crypt over S3) vs OpenSSH sftp-server.
+
+Started by benches/e2e.sh (which installs the tools and builds eugate). Everything runs on
+loopback ports inside one temp dir and is torn down on exit, also on Ctrl-C / SIGTERM.
+
+What is measured, per peer, with the OpenSSH `sftp` client (`-b` batch, cipher pinned with -c):
+  * one upload of --size bytes, --runs times (interleaved across peers): wall MB/s (10^6 B/s),
+    server CPU-seconds per GiB (utime+stime of the server's process tree, children included,
+    from /proc before/after) and peak RSS of that tree (sampled every 50 ms from /proc, the
+    numbers `ps -o rss=` prints; reading /proc directly keeps the sampler's own CPU out of the way);
+  * 16 concurrent uploads of 64 MiB each (aggregate MB/s, CPU-s/GiB, peak RSS);
+  * one download of the --size file (checked byte-identical by SHA-256).
+Garage's own CPU is reported beside the S3-backed peers: it is work the S3 server does, not the peer.
+"""
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+GIB = 1 << 30
+MIB = 1 << 20
+
+GARAGE_KEY_ID = "GK0123456789abcdef01234567"
+
+
+def log(msg):
+    print(f"[e2e] {msg}", file=sys.stderr, flush=True)
+
+
+def parse_size(text):
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"size {text!r}: write e.g. 1G, 256M, 64MiB")
+    mult = {"": 1, "k": 1 << 10, "m": MIB, "g": GIB, "t": 1 << 40}[m.group(2).lower()]
+    return int(float(m.group(1)) * mult)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, name, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.settimeout(5)
+                if s.recv(7).startswith(b"SSH-"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} did not listen on {port} within {timeout}s")
+
+
+# ---------------------------------------------------------------- /proc measurement
+
+
+def proc_table():
+    """pid -> (ppid, utime+stime+cutime+cstime in ticks)."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat", "rb") as f:
+                raw = f.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        rest = raw[raw.rfind(")") + 2:].split()
+        # fields after the comm: state(3) ppid(4) ... utime(14) stime(15) cutime(16) cstime(17)
+        out[int(d)] = (int(rest[1]), sum(int(x) for x in rest[11:15]))
+    return out
+
+
+def tree(root, table):
+    kids = {}
+    for pid, (ppid, _) in table.items():
+        kids.setdefault(ppid, []).append(pid)
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        if p in table:
+            out.append(p)
+            todo.extend(kids.get(p, []))
+    return out
+
+
+def tree_cpu(root):
+    """CPU-seconds of root and its living descendants; reaped children are in root's cutime."""
+    t = proc_table()
+    return sum(t[p][1] for p in tree(root, t)) / CLK_TCK, len(tree(root, t))
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class Sampler:
+    """Peak RSS of a process tree, sampled every 50 ms."""
+
+    def __init__(self, root):
+        self.root, self.peak, self._stop = root, 0, threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            pids = tree(self.root, proc_table())
+            self.peak = max(self.peak, sum(rss_kib(p) for p in pids))
+            self._stop.wait(0.05)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+
+
+def settle(root, base_procs, timeout=10):
+    """Waits until per-connection server processes have exited (so their CPU is reaped)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        _, n = tree_cpu(root)
+        if n <= base_procs:
+            return
+        time.sleep(0.05)
+
+
+def measure(peer, garage_pid, fn):
+    """Runs fn() (which performs the transfer) and returns wall, server CPU-s, peak RSS MiB, Garage CPU-s."""
+    settle(peer.pid, peer.base_procs)
+    cpu0, _ = tree_cpu(peer.pid)
+    g0 = tree_cpu(garage_pid)[0] if garage_pid else 0.0
+    with Sampler(peer.pid) as s:
+        t0 = time.perf_counter()
+        extra = fn()
+        wall = time.perf_counter() - t0
+    settle(peer.pid, peer.base_procs)
+    cpu1, _ = tree_cpu(peer.pid)
+    g1 = tree_cpu(garage_pid)[0] if garage_pid else 0.0
+    return {"wall": wall, "cpu": cpu1 - cpu0, "rss_mib": s.peak / 1024, "garage_cpu": g1 - g0, "extra": extra}
+
+
+# ---------------------------------------------------------------- servers
+
+
+class Peer:
+    def __init__(self, name, proc, port, user, key, remote_dir, uses_garage):
+        self.name, self.proc, self.port, self.user, self.key = name, proc, port, user, key
+        self.remote_dir, self.uses_garage = remote_dir, uses_garage
+        self.pid = proc.pid
+        self.base_procs = 1
+
+    def remote(self, name):
+        return f"{self.remote_dir.rstrip('/')}/{name}" if self.remote_dir else name
+
+
+class Bench:
+    def __init__(self, a):
+        self.a = a
+        self.procs = []
+        self.tmp = tempfile.mkdtemp(prefix="eugate-e2e-", dir="/tmp")
+        # Client files and the tmpfs-backed stores live in RAM so disk speed stays out of it.
+        self.shm = tempfile.mkdtemp(prefix="eugate-e2e-", dir="/dev/shm")
+        self.garage_pid = None
+        self.s3_secret = os.urandom(32).hex()
+        self.garage_port = None
+
+    # ------------------------------------------------------------ plumbing
+    def spawn(self, name, argv, env=None, cwd=None):
+        logf = open(os.path.join(self.tmp, f"{name}.log"), "wb")
+        p = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                             start_new_session=True)
+        self.procs.append((name, p))
+        return p
+
+    def cleanup(self):
+        for name, p in reversed(self.procs):
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except OSError:
+                    pass
+        for name, p in reversed(self.procs):
+            try:
+                p.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                p.wait()
+        if self.a.keep:
+            log(f"kept {self.tmp} and {self.shm}")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            shutil.rmtree(self.shm, ignore_errors=True)
+
+    def path(self, *p):
+        return os.path.join(self.tmp, *p)
+
+    def keygen(self, path, comment):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path], check=True)
+
+    # ------------------------------------------------------------ Garage
+    def start_garage(self):
+        g = self.a.garage
+        rpc, api = free_port(), free_port()
+        self.garage_port = api
+        d = self.path("garage")
+        os.makedirs(d)
+        conf = os.path.join(d, "garage.toml")
+        with open(conf, "w") as f:
+            f.write(f"""metadata_dir = "{d}/meta"
+data_dir = "{d}/data"
+db_engine = "sqlite"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:{rpc}"
+rpc_public_addr = "127.0.0.1:{rpc}"
+rpc_secret = "{os.urandom(32).hex()}"
+
+[s3_api]
+s3_region = "eu-central-1"
+api_bind_addr = "127.0.0.1:{api}"
+root_domain = ".s3.garage.localhost"
+""")
+        env = dict(os.environ, RUST_LOG="warn")
+        p = self.spawn("garage", [g, "-c", conf, "server"], env=env)
+        self.garage_pid = p.pid
+
+        def admin(*args, retry=True):
+            deadline = time.time() + 60
+            while True:
+                r = subprocess.run([g, "-c", conf, *args], capture_output=True, text=True)
+                if r.returncode == 0 or not retry or time.time() > deadline:
+                    if r.returncode != 0:
+                        raise RuntimeError(f"garage {' '.join(args)}: {r.stderr.strip()}")
+                    return r.stdout
+                if p.poll() is not None:
+                    raise RuntimeError(f"garage exited: see {self.path('garage.log')}")
+                time.sleep(0.2)
+
+        node = admin("node", "id", "-q").strip().split("@")[0]
+        admin("layout", "assign", "-z", "dc1", "-c", "1G", node)
+        admin("layout", "apply", "--version", "1")
+        admin("key", "import", "--yes", "-n", "bench", GARAGE_KEY_ID, self.s3_secret)
+        for b in ("eugate-bench", "rclone-bench"):
+            admin("bucket", "create", b)
+            admin("bucket", "allow", "--read", "--write", "--owner", b, "--key", "bench")
+        log(f"garage on 127.0.0.1:{api}")
+
+    # ------------------------------------------------------------ eugate
+    def start_eugate(self):
+        d = self.path("eugate")
+        os.makedirs(d, mode=0o700)
+        eug = self.a.eugate
+        self.keygen(os.path.join(d, "host_ed25519"), "host")
+        self.keygen(os.path.join(d, "user"), "bench")
+        keys = [eug, "keys", "--keyring", os.path.join(d, "keyring"), "--master-key-file", os.path.join(d, "master.key")]
+        subprocess.run(keys + ["init"], check=True, capture_output=True)
+        subprocess.run(keys + ["add-tenant", "bench"], check=True, capture_output=True)
+        port = free_port()
+        env = dict(os.environ, RUST_LOG="warn", NO_COLOR="1")
+        if self.a.eugate_dest == "s3":
+            dest = f"""[destinations.eu]
+kind = "s3"
+provider = "self-hosted"
+endpoint = "http://127.0.0.1:{self.garage_port}"
+bucket = "eugate-bench"
+region = "eu-central-1"
+country = "DE"
+path_style = true
+credentials = {{ env = "EUGATE_S3_EU" }}
+"""
+            env["EUGATE_S3_EU_ACCESS_KEY_ID"] = GARAGE_KEY_ID
+            env["EUGATE_S3_EU_SECRET_ACCESS_KEY"] = self.s3_secret
+        else:
+            store = os.path.join(self.shm, "eugate-store")
+            os.makedirs(store, mode=0o700)
+            dest = f"""[destinations.eu]
+kind = "fs"
+root = "{store}"
+country = "DE"
+"""
+        conf = os.path.join(d, "gateway.toml")
+        with open(conf, "w") as f:
+            f.write(f"""[server]
+listen = ["127.0.0.1:{port}"]
+host_keys = ["host_ed25519"]
+max_sessions_per_user = 64
+shutdown_grace_secs = 5
+
+[keys]
+keyring = "keyring"
+master_key_file = "master.key"
+
+{dest}
+[tenants.bench]
+route = {{ destination = "eu", prefix = "bench/" }}
+classification = "personal"
+
+[tenants.bench.users.bench]
+authorized_keys_file = "user.pub"
+permissions = ["read", "write", "delete"]
+""")
+        subprocess.run([eug, "config", "check", conf], check=True, stdout=sys.stderr)
+        p = self.spawn("eugate", [eug, "serve", "--config", conf], env=env, cwd=d)
+        wait_port(port, p, "eugate")
+        return Peer("eugate", p, port, "bench", os.path.join(d, "user"), "", self.a.eugate_dest == "s3")
+
+    # ------------------------------------------------------------ rclone serve sftp (crypt over S3)
+    def start_rclone(self):
+        d = self.path("rclone")
+        os.makedirs(d, mode=0o700)
+        self.keygen(os.path.join(d, "host_ed25519"), "host")
+        self.keygen(os.path.join(d, "user"), "bench")
+        obscured = subprocess.run(["rclone", "obscure", os.urandom(16).hex()], check=True,
+                                  capture_output=True, text=True).stdout.strip()
+        conf = os.path.join(d, "rclone.conf")
+        with open(conf, "w") as f:
+            f.write(f"""[garage]
+type = s3
+provider = Other
+endpoint = http://127.0.0.1:{self.garage_port}
+region = eu-central-1
+force_path_style = true
+access_key_id = {GARAGE_KEY_ID}
+secret_access_key = {self.s3_secret}
+
+[secret]
+type = crypt
+remote = garage:rclone-bench
+password = {obscured}
+""")
+        os.chmod(conf, 0o600)
+        port = free_port()
+        # The AWS SDK in rclone refuses AWS_CA_BUNDLE with its own HTTP transport; the endpoint
+        # is plain http on loopback anyway.
+        env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+        p = self.spawn("rclone", ["rclone", "--config", conf, "serve", "sftp", "secret:",
+                                  "--addr", f"127.0.0.1:{port}",
+                                  "--key", os.path.join(d, "host_ed25519"),
+                                  "--authorized-keys", os.path.join(d, "user.pub")], env=env)
+        wait_port(port, p, "rclone")
+        return Peer("rclone-crypt", p, port, "bench", os.path.join(d, "user"), "", True)
+
+    # ------------------------------------------------------------ OpenSSH sshd + sftp-server
+    def start_openssh(self):
+        d = self.path("sshd")
+        os.makedirs(d, mode=0o700)
+        self.keygen(os.path.join(d, "host_ed25519"), "host")
+        self.keygen(os.path.join(d, "user"), "bench")
+        shutil.copy(os.path.join(d, "user.pub"), os.path.join(d, "authorized_keys"))
+        store = os.path.join(self.shm, "openssh-store")
+        os.makedirs(store, mode=0o700)
+        os.makedirs("/run/sshd", exist_ok=True)
+        port = free_port()
+        sftp_server = next((p for p in ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server",
+                                        "/usr/libexec/sftp-server") if os.path.exists(p)), None)
+        if not sftp_server:
+            raise RuntimeError("OpenSSH sftp-server not found; install openssh-server")
+        conf = os.path.join(d, "sshd_config")
+        user = os.environ.get("USER") or subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
+        with open(conf, "w") as f:
+            f.write(f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {d}/host_ed25519
+PidFile {d}/sshd.pid
+AuthorizedKeysFile {d}/authorized_keys
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PermitRootLogin prohibit-password
+AllowUsers {user}
+# The default MaxStartups 10:30:100 randomly drops some of 16 simultaneous logins.
+MaxStartups 100
+Subsystem sftp {sftp_server}
+""")
+        sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+        p = self.spawn("sshd", [sshd, "-D", "-e", "-f", conf])
+        wait_port(port, p, "sshd")
+        return Peer("openssh", p, port, user, os.path.join(d, "user"), store, False)
+
+    # ------------------------------------------------------------ client
+    def sftp(self, peer, batch, verbose=False):
+        argv = ["sftp", "-b", "-", "-P", str(peer.port), "-i", peer.key,
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+                "-c", self.a.cipher, "-R", str(self.a.requests)]
+        # -q (no progress meter) would also silence -v, which the cipher check reads.
+        argv.insert(1, "-v" if verbose else "-q")
+        argv.append(f"{peer.user}@127.0.0.1")
+        return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                cwd=self.shm), batch
+
+    def sftp_run(self, peer, batch, verbose=False):
+        p, batch = self.sftp(peer, batch, verbose)
+        out, err = p.communicate(batch.encode())
+        if p.returncode != 0:
+            raise RuntimeError(f"{peer.name}: sftp failed ({p.returncode}): {err.decode(errors='replace')[-2000:]}")
+        return err.decode(errors="replace")
+
+
+def make_file(path, size):
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 8 * MIB)
+            f.write(os.urandom(n))
+            left -= n
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(8 * MIB):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=parse_size, default=GIB, help="upload/download size (default 1G)")
+    ap.add_argument("--runs", type=int, default=3, help="single-upload runs per peer (default 3)")
+    ap.add_argument("--eugate-dest", choices=["s3", "fs"], default="s3",
+                    help="eugate's destination: s3 on the same Garage (default) or fs on tmpfs")
+    ap.add_argument("--peers", default="eugate,rclone-crypt,openssh")
+    ap.add_argument("--concurrent", type=int, default=16)
+    ap.add_argument("--concurrent-size", type=parse_size, default=64 * MIB)
+    ap.add_argument("--no-concurrent", action="store_true")
+    ap.add_argument("--no-download", action="store_true")
+    ap.add_argument("--cipher", default="aes128-gcm@openssh.com",
+                    help="pinned with sftp -c; aes128-gcm is the AES-GCM cipher all three peers offer")
+    ap.add_argument("--requests", type=int, default=64, help="sftp -R (outstanding requests)")
+    ap.add_argument("--eugate", default=os.path.join(REPO, "target", "release", "eugate"))
+    ap.add_argument("--garage", default=os.environ.get("GARAGE", "/opt/eugate-tools/bin/garage"))
+    ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dirs (logs) for inspection")
+    a = ap.parse_args()
+    a.eugate, a.garage = os.path.abspath(a.eugate), os.path.abspath(a.garage)
+    peers_wanted = [p.strip() for p in a.peers.split(",") if p.strip()]
+
+    b = Bench(a)
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    results = {}
+    try:
+        need_garage = "rclone-crypt" in peers_wanted or ("eugate" in peers_wanted and a.eugate_dest == "s3")
+        if need_garage:
+            b.start_garage()
+        peers = []
+        for name in peers_wanted:
+            start = {"eugate": b.start_eugate, "rclone-crypt": b.start_rclone, "openssh": b.start_openssh}[name]
+            peers.append(start())
+        for p in peers:
+            # Per-connection helpers (sshd children) come and go; the idle tree is the baseline.
+            time.sleep(0.2)
+            p.base_procs = tree_cpu(p.pid)[1]
+
+        src = os.path.join(b.shm, "src.bin")
+        log(f"writing {a.size} random bytes")
+        make_file(src, a.size)
+        src_sha = sha256(src)
+        csrc = os.path.join(b.shm, "csrc.bin")
+        if not a.no_concurrent:
+            make_file(csrc, a.concurrent_size)
+
+        for p in peers:
+            results[p.name] = {"up": [], "cipher": None, "conc": None, "down": None,
+                               "garage": p.uses_garage}
+            # Negotiated cipher, from the client's -v output on a tiny session.
+            err = b.sftp_run(p, "pwd\n", verbose=True)
+            m = re.search(r"kex: server->client cipher: (\S+)", err)
+            results[p.name]["cipher"] = m.group(1) if m else "?"
+
+        for run in range(a.runs):
+            for p in peers:
+                r = measure(p, b.garage_pid if p.uses_garage else None,
+                            lambda p=p: b.sftp_run(p, f"put {src} {p.remote('up.bin')}\n"))
+                results[p.name]["up"].append(r)
+                log(f"run {run + 1}/{a.runs} {p.name}: {a.size / 1e6 / r['wall']:.1f} MB/s, "
+                    f"{r['cpu'] / (a.size / GIB):.2f} CPU-s/GiB, {r['rss_mib']:.0f} MiB")
+
+        if not a.no_concurrent:
+            for p in peers:
+                def conc(p=p):
+                    procs = [b.sftp(p, f"put {csrc} {p.remote(f'c{i}.bin')}\n") for i in range(a.concurrent)]
+                    for proc, batch in procs:
+                        proc.stdin.write(batch.encode())
+                        proc.stdin.close()
+                    bad = 0
+                    for proc, _ in procs:
+                        proc.stdout.read()
+                        err = proc.stderr.read()
+                        if proc.wait() != 0:
+                            bad += 1
+                            log(f"{p.name}: a concurrent upload failed: {err.decode(errors='replace')[-500:]}")
+                    return bad
+                r = measure(p, b.garage_pid if p.uses_garage else None, conc)
+                results[p.name]["conc"] = r
+                total = a.concurrent * a.concurrent_size
+                log(f"{a.concurrent}x{a.concurrent_size >> 20}MiB {p.name}: {total / 1e6 / r['wall']:.1f} MB/s, "
+                    f"{r['cpu'] / (total / GIB):.2f} CPU-s/GiB, {r['rss_mib']:.0f} MiB, failed {r['extra']}")
+
+        if not a.no_download:
+            for p in peers:
+                dst = os.path.join(b.shm, f"down-{p.name}.bin")
+                r = measure(p, b.garage_pid if p.uses_garage else None,
+                            lambda p=p, dst=dst: b.sftp_run(p, f"get {p.remote('up.bin')} {dst}\n"))
+                r["extra"] = sha256(dst) == src_sha
+                os.unlink(dst)
+                results[p.name]["down"] = r
+                log(f"download {p.name}: {a.size / 1e6 / r['wall']:.1f} MB/s, identical={r['extra']}")
+    finally:
+        b.cleanup()
+
+    report(a, results)
+
+
+def fmt_range(vals, f="{:.1f}"):
+    if not vals:
+        return "n/a"
+    med = statistics.median(vals)
+    if len(vals) == 1:
+        return f.format(med)
+    return f"{f.format(med)} [{f.format(min(vals))}–{f.format(max(vals))}]"
+
+
+def report(a, results):
+    size_gib = a.size / GIB
+    rows = []
+    summary = {}
+    for name, r in results.items():
+        mbs = [a.size / 1e6 / u["wall"] for u in r["up"]]
+        cpu = [u["cpu"] / size_gib for u in r["up"]]
+        rss = max((u["rss_mib"] for u in r["up"]), default=0)
+        gcpu = [u["garage_cpu"] / size_gib for u in r["up"]]
+        summary[name] = (statistics.median(mbs), statistics.median(cpu), rss)
+        row = {
+            "peer": name + (f" ({a.eugate_dest})" if name == "eugate" else ""),
+            "upload MB/s med [range]": fmt_range(mbs),
+            "CPU-s/GiB": fmt_range(cpu, "{:.2f}"),
+            "peak RSS MiB": f"{rss:.0f}",
+            "Garage CPU-s/GiB": fmt_range(gcpu, "{:.2f}") if r["garage"] else "-",
+            "cipher": r["cipher"],
+        }
+        c = r["conc"]
+        if c:
+            total = a.concurrent * a.concurrent_size
+            row[f"{a.concurrent}x{a.concurrent_size >> 20}MiB MB/s"] = f"{total / 1e6 / c['wall']:.1f}" + (
+                f" ({c['extra']} failed)" if c["extra"] else "")
+            row["conc CPU-s/GiB"] = f"{c['cpu'] / (total / GIB):.2f}"
+            row["conc RSS MiB"] = f"{c['rss_mib']:.0f}"
+        d = r["down"]
+        if d:
+            row["download MB/s"] = f"{a.size / 1e6 / d['wall']:.1f}" + ("" if d["extra"] else " (MISMATCH)")
+            row["dl CPU-s/GiB"] = f"{d['cpu'] / size_gib:.2f}"
+            row["dl RSS MiB"] = f"{d['rss_mib']:.0f}"
+        rows.append(row)
+    if "eugate" in summary:
+        e = summary["eugate"]
+        for row, name in zip(rows, results):
+            if name in summary and summary[name][0] > 0:
+                o = summary[name]
+                row["eugate/peer MB/s"] = f"{e[0] / o[0]:.2f}"
+                row["eugate/peer CPU"] = f"{e[1] / o[1]:.2f}" if o[1] > 0 else "-"
+    cols = []
+    for row in rows:
+        for k in row:
+            if k not in cols:
+                cols.append(k)
+    print(f"# e2e: {a.size / MIB:.0f} MiB x {a.runs} run(s), sftp -c {a.cipher} -R {a.requests}, "
+          f"{a.concurrent}x{a.concurrent_size >> 20} MiB concurrent, MB = 10^6 bytes")
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "|".join("---" for _ in cols) + "|")
+    for row in rows:
+        print("| " + " | ".join(row.get(k, "") for k in cols) + " |")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"args": {k: v for k, v in vars(a).items()}, "results": results}, f, indent=1, default=str)
+
+    def part(name):
+        if name not in summary:
+            return f"{name} n/a MB/s n/a CPU-s/GiB n/a MiB"
+        m, c, r = summary[name]
+        return f"{name} {m:.1f} MB/s {c:.2f} CPU-s/GiB {r:.0f} MiB"
+
+    ratio = (f"{summary['eugate'][0] / summary['rclone-crypt'][0]:.2f}"
+             if "eugate" in summary and "rclone-crypt" in summary else "n/a")
+    print(f"e2e: {part('eugate')}; {part('rclone-crypt')}; wall-ratio {ratio}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt as e:
+        log(f"interrupted ({e})")
+        sys.exit(130)
