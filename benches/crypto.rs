@@ -253,13 +253,14 @@ fn main() {
     };
     let (b_raw, b_seal, b_open) = (best(&raw), best(&seal), best(&open));
     println!(
-        "timed loops ({rounds} interleaved rounds of 64 MiB): median seal (in place) {:.2}, fill+seal {:.2}, copy-path seal {:.2}, open {:.2}, ring-raw {:.2} GB/s; best fill+seal {:.2}, copy-path seal {:.2} GB/s",
+        "timed loops ({rounds} interleaved rounds of 64 MiB): median seal (in place) {:.2}, fill+seal {:.2}, copy-path seal {:.2}, open {:.2}, ring-raw {:.2} GB/s; best fill+seal {:.2} (fill+seal/raw {:.2}), copy-path seal {:.2} GB/s",
         median(&mut seal),
         median(&mut fill_seal),
         median(&mut copy_seal),
         median(&mut open),
         median(&mut raw),
         best(&fill_seal),
+        best(&fill_seal) / b_raw,
         best(&copy_seal),
     );
     println!(
