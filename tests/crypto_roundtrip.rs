@@ -171,4 +171,61 @@ proptest! {
         let object = seal(&data, &push);
         prop_assert_eq!(open(&object, &feed), data);
     }
+
+    /// The zero-copy part path writes exactly the bytes of `Sealer::push`/`finish`, for any
+    /// length, part size and chunking on either side.
+    #[test]
+    fn part_sealing_matches_push_sealing(
+        len in prop_oneof![0usize..3 * SEGMENT_SIZE, (3 * SEGMENT_SIZE - 2)..(3 * SEGMENT_SIZE + 2), (1usize << 20)..(2usize << 20)],
+        segments_per_part in 1usize..5,
+        push in proptest::collection::vec(1usize..200_000, 1..8),
+        fill in proptest::collection::vec(1usize..200_000, 1..8),
+    ) {
+        let data = plaintext(len);
+        let material = || Sealer::with_material(&KEK, &ctx(), &[5; 32], &[6; 32], &[7; 12]).unwrap();
+        let mut sealer = material();
+        let mut expected = sealer.header().to_vec();
+        for chunk in chunks(&data, &push) {
+            sealer.push(chunk, &mut expected).unwrap();
+        }
+        sealer.finish(&mut expected).unwrap();
+
+        let mut parts = material().into_part_sealer(segments_per_part).unwrap();
+        let mut got = Vec::new();
+        for chunk in chunks(&data, &fill) {
+            let mut rest = chunk;
+            while !rest.is_empty() {
+                let n = parts.fill(rest);
+                rest = &rest[n..];
+                if !rest.is_empty() {
+                    let part = parts.seal_part().unwrap();
+                    // Every part but the last is the same size: the header plus whole segments.
+                    prop_assert_eq!(part.len() % SEALED_SEGMENT_SIZE, if got.is_empty() { sealer_header_len() % SEALED_SEGMENT_SIZE } else { 0 });
+                    got.extend_from_slice(part);
+                }
+            }
+        }
+        got.extend_from_slice(&parts.finish().unwrap());
+        prop_assert!(got == expected, "len {} differs", len);
+    }
+}
+
+/// Splits `data` into chunks of the given sizes (cycled).
+fn chunks<'a>(data: &'a [u8], sizes: &'a [usize]) -> impl Iterator<Item = &'a [u8]> + 'a {
+    let mut rest = data;
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let n = sizes[i % sizes.len()].clamp(1, rest.len());
+        i += 1;
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Some(head)
+    })
+}
+
+fn sealer_header_len() -> usize {
+    Sealer::new(&KEK, &ctx()).unwrap().header().len()
 }

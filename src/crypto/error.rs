@@ -98,6 +98,25 @@ pub enum CryptoError {
     #[error("segment {index} is beyond the object's last segment ({count} segments)")]
     SegmentOutOfRange { index: u64, count: u64 },
 
+    /// A [`super::Sealer`] that already took plaintext cannot become a [`super::PartSealer`]
+    /// (the header must open the first part).
+    #[error(
+        "this sealer already took plaintext; convert a fresh Sealer into a PartSealer before the first push"
+    )]
+    SealerAlreadyUsed,
+
+    /// A part buffer must hold at least one segment and fit in memory.
+    #[error(
+        "invalid part size of {segments} segments: a part holds 1..={max} segments",
+        max = crate::crypto::MAX_SEGMENTS_PER_PART
+    )]
+    InvalidPartSize { segments: usize },
+
+    /// `seal_part` was called although the part is not full with more plaintext waiting, or
+    /// `finish` was called right after `seal_part` without the plaintext that was announced.
+    #[error("part sealer used out of order: {0}")]
+    PartOutOfOrder(&'static str),
+
     /// The system random number generator failed; nothing was sealed.
     #[error("the system random number generator failed; cannot create a data key")]
     Random,

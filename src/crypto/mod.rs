@@ -4,7 +4,9 @@
 //!
 //! Pure: no I/O besides the system random number generator.
 //!
-//! Writing: [`Sealer::new`], write [`Sealer::header`], then [`Sealer::push`] / [`Sealer::finish`].
+//! Writing: [`Sealer::new`], write [`Sealer::header`], then [`Sealer::push`] / [`Sealer::finish`];
+//! or, without copying sealed bytes again, [`Sealer::into_part_sealer`] and the [`PartSealer`]
+//! part buffer (the upload path).
 //! Reading: [`Header::parse`], check [`Header::context`] / [`Header::expect_context`],
 //! [`Header::unlock`] with the KEK, then [`Opener`] (sequential) or
 //! [`ObjectKey::open_segment`] (ranged, offsets from [`sealed_segment_range`]).
@@ -14,6 +16,7 @@ mod header;
 mod layout;
 mod object_key;
 mod open;
+mod part;
 mod schedule;
 mod seal;
 
@@ -28,6 +31,7 @@ pub use layout::{
 };
 pub use object_key::ObjectKey;
 pub use open::Opener;
+pub use part::{MAX_SEGMENTS_PER_PART, PartSealer};
 pub use seal::Sealer;
 
 /// Key-schedule internals for the known-answer vectors only.

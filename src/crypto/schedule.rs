@@ -182,6 +182,38 @@ impl SegmentKey {
         }
     }
 
+    /// Seals a segment slot in place: `slot` is the plaintext followed by [`super::TAG_LEN`]
+    /// bytes of room, into which the tag is written. The part buffer of
+    /// [`super::PartSealer`] is laid out this way, so sealing there copies nothing.
+    pub(crate) fn seal_slot(
+        &self,
+        index: u64,
+        last: bool,
+        slot: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        let nonce = self.nonce(index, last)?;
+        let split = slot
+            .len()
+            .checked_sub(super::TAG_LEN)
+            .ok_or(CryptoError::Internal(
+                "sealing a segment slot without room for its tag",
+            ))?;
+        let (body, tag_out) = slot.split_at_mut(split);
+        match self
+            .aead
+            .seal_in_place_separate_tag(nonce, Aad::empty(), body)
+        {
+            Ok(tag) => {
+                tag_out.copy_from_slice(tag.as_ref());
+                Ok(())
+            }
+            Err(_) => {
+                zeroize::Zeroize::zeroize(body);
+                Err(CryptoError::Internal("sealing a segment"))
+            }
+        }
+    }
+
     /// Appends the concatenation of `parts` (ciphertext ‖ tag) to `out` and opens it in place.
     /// On failure `out` is restored to its old length and `false` is returned; ring has already
     /// zeroed the unauthenticated plaintext.

@@ -1,10 +1,11 @@
 //! Streaming encryption: header first, then 64 KiB segments sealed in place in the output.
+//! [`Sealer::into_part_sealer`] switches to [`PartSealer`], which also avoids the copy into `out`.
 
 use zeroize::Zeroizing;
 
 use super::header::{Header, ObjectContext};
 use super::schedule::{self, DATA_KEY_LEN, SALT_LEN, SegmentKey, WRAP_NONCE_LEN};
-use super::{CryptoError, MAX_SEGMENTS, SEGMENT_SIZE};
+use super::{CryptoError, MAX_SEGMENTS, PartSealer, SEGMENT_SIZE};
 
 /// Seals one object. Accepts plaintext in chunks of any size and holds at most one segment.
 ///
@@ -103,6 +104,15 @@ impl Sealer {
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<(), CryptoError> {
         let pending = std::mem::take(&mut self.pending);
         seal_segment(&self.key, &mut self.index, true, &[&pending], out)
+    }
+
+    /// Switches to zero-copy sealing into part buffers of `segments_per_part` segments (see
+    /// [`PartSealer`]); the first part begins with the header. Only a fresh sealer converts.
+    pub fn into_part_sealer(self, segments_per_part: usize) -> Result<PartSealer, CryptoError> {
+        if self.index > 0 || !self.pending.is_empty() {
+            return Err(CryptoError::SealerAlreadyUsed);
+        }
+        PartSealer::new(self.key, &self.header, segments_per_part)
     }
 
     #[cfg(test)]

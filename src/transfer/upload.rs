@@ -1,5 +1,6 @@
 //! The upload pipeline. The front end calls [`UploadHandle::write`], which only reorders
-//! (bounded) and enqueues; a task seals 64 KiB segments and writes parts to storage. CLOSE
+//! (bounded) and enqueues; a task copies the plaintext once into a part buffer, seals its 64 KiB
+//! segments in place and writes each part to storage. CLOSE
 //! ([`UploadHandle::commit`]) waits for the durable commit. Dropping the handle without a
 //! commit aborts: nothing is published.
 
@@ -12,11 +13,13 @@ use zeroize::Zeroizing;
 
 use super::TransferError;
 use crate::audit::{AuditEvent, AuditLog};
-use crate::crypto::Sealer;
+use crate::crypto::{PartSealer, SEGMENT_SIZE, Sealer};
 use crate::storage::Upload;
 
-/// Sealed bytes gathered before one storage write.
+/// Plaintext per storage write: each part is 16 sealed segments (≈ 1 MiB), plus the header in
+/// the first one. The part buffer is reused, so an upload holds one part of memory.
 const PART_SIZE: usize = 1 << 20;
+const SEGMENTS_PER_PART: usize = PART_SIZE / SEGMENT_SIZE;
 /// Chunks queued between the front end and the sealing task (≈ 4 MiB of 255 KiB writes):
 /// when full, `write` waits, and the SSH channel feels the backpressure.
 const QUEUE_DEPTH: usize = 16;
@@ -339,45 +342,38 @@ async fn run(
     failed: Arc<Mutex<Option<TransferError>>>,
     guard: InFlightGuard,
 ) {
-    let mut sealer = Some(sealer);
-    let mut out: Vec<u8> = Vec::with_capacity(PART_SIZE + 2 * crate::crypto::SEALED_SEGMENT_SIZE);
-    if let Some(s) = &sealer {
-        out.extend_from_slice(s.header());
-    }
-    // The audit record names the exact ciphertext that was stored.
-    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut plaintext: u64 = 0;
     let fail = |e: TransferError| {
         *failed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.clone());
         e
     };
+    let mut parts = match sealer.into_part_sealer(SEGMENTS_PER_PART) {
+        Ok(parts) => parts,
+        Err(e) => {
+            tracing::error!(error = %e, "setting up the part buffer failed");
+            fail(TransferError::Failure("encryption setup failed".into()));
+            upload.abort().await;
+            record.aborted(&format!("sealing setup failed: {e}"));
+            return;
+        }
+    };
+    // The audit record names the exact ciphertext that was stored.
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut plaintext: u64 = 0;
     let cause = loop {
         match rx.recv().await {
             Some(Msg::Data(chunk)) => {
-                let Some(s) = sealer.as_mut() else { continue };
                 plaintext += chunk.len() as u64;
-                if let Err(e) = s.push(&chunk, &mut out) {
-                    tracing::error!(error = %e, "sealing failed");
-                    fail(TransferError::Failure("encryption failed".into()));
-                    break format!("sealing failed: {e}");
-                }
-                if out.len() >= PART_SIZE {
-                    digest.update(&out);
-                    if let Err(e) = upload.write(&out).await {
-                        tracing::error!(error = %e, "storage write failed");
-                        fail(TransferError::Failure(format!("storing failed: {e}")));
-                        break format!("storage write failed: {e}");
-                    }
-                    out.clear();
+                if let Err((e, cause)) =
+                    store_chunk(&mut parts, upload.as_mut(), &mut digest, &chunk).await
+                {
+                    fail(e);
+                    break cause;
                 }
             }
             Some(Msg::Finish(reply)) => {
-                let Some(s) = sealer.take() else {
-                    break "finish after failure".to_string();
-                };
-                let result = finish(s, upload, &mut out, digest, plaintext).await;
+                let result = finish(parts, upload, digest, plaintext).await;
                 match &result {
                     Ok((sealed, sha)) => {
                         record.committed(plaintext, *sealed, sha.clone());
@@ -403,27 +399,64 @@ async fn run(
             }
         }
     };
+    // Dropping `parts` zeroizes any plaintext still in its buffer.
     upload.abort().await;
     record.aborted(&cause);
     // Counted before `guard` drops, so a shutdown that saw the count reach zero reads final totals.
     guard.0.aborted.fetch_add(1, Ordering::SeqCst);
 }
 
+/// Copies one received chunk into the part buffer (its only copy) and stores every part it
+/// completes, sealed in place. Errors carry the client-facing error and the audit cause.
+async fn store_chunk(
+    parts: &mut PartSealer,
+    upload: &mut dyn Upload,
+    digest: &mut ring::digest::Context,
+    chunk: &[u8],
+) -> Result<(), (TransferError, String)> {
+    let mut rest = chunk;
+    loop {
+        let taken = parts.fill(rest);
+        rest = &rest[taken..];
+        if rest.is_empty() {
+            return Ok(());
+        }
+        // The part is full and plaintext follows it: seal it and hand it on.
+        let part = parts.seal_part().map_err(|e| {
+            tracing::error!(error = %e, "sealing failed");
+            (
+                TransferError::Failure("encryption failed".into()),
+                format!("sealing failed: {e}"),
+            )
+        })?;
+        digest.update(part);
+        if let Err(e) = upload.write(part).await {
+            tracing::error!(error = %e, "storage write failed");
+            return Err((
+                TransferError::Failure(format!("storing failed: {e}")),
+                format!("storage write failed: {e}"),
+            ));
+        }
+    }
+}
+
 /// Seals the last segment, stores it and commits; returns the sealed size and its SHA-256.
 async fn finish(
-    sealer: Sealer,
+    parts: PartSealer,
     mut upload: Box<dyn Upload>,
-    out: &mut Vec<u8>,
     mut digest: ring::digest::Context,
     plaintext: u64,
 ) -> Result<(u64, String), TransferError> {
-    if let Err(e) = sealer.finish(out) {
-        tracing::error!(error = %e, "sealing the final segment failed");
-        upload.abort().await;
-        return Err(TransferError::Failure("encryption failed".into()));
-    }
-    digest.update(out);
-    if let Err(e) = upload.write(out).await {
+    let last = match parts.finish() {
+        Ok(last) => last,
+        Err(e) => {
+            tracing::error!(error = %e, "sealing the final segment failed");
+            upload.abort().await;
+            return Err(TransferError::Failure("encryption failed".into()));
+        }
+    };
+    digest.update(&last);
+    if let Err(e) = upload.write(&last).await {
         upload.abort().await;
         return Err(TransferError::Failure(format!("storing failed: {e}")));
     }
