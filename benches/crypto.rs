@@ -10,8 +10,7 @@
 //!   the upload task does with every received SSH write; that receive copy is **not** timed.
 //!   Timed are: creating the sealer (data key, HKDF, header), sealing every full part in place
 //!   (`seal_part`: nonces, AES-GCM, tags written into the gaps) and `finish`. The part was just
-//!   written by the receive copy, so it is cache-warm when sealed, exactly as in the gateway;
-//!   ring-raw instead runs over a 64 MiB buffer that is not cache-resident.
+//!   written by the receive copy, so it is cache-warm when sealed, exactly as in the gateway.
 //! - **fill+seal**: the same loop with the receive copy timed too: the upload task's whole
 //!   per-byte work. The copy is the one the SFTP layer always needed (before this path it
 //!   happened inside `Sealer::push`); it is shown so nothing hides.
@@ -20,11 +19,12 @@
 //!   that do not own a part buffer (e.g. `eugate crypt`).
 //! - **open**: `Opener::push` in 255 KiB pieces into a reused `Vec` (copy, then open in place);
 //!   unchanged, not zero-copy.
-//! - **ring-raw**: `seal_in_place_separate_tag` over each 64 KiB segment of a 64 MiB buffer, in
-//!   place, counter nonces, no format.
-//! - **ring-raw-warm** (extra, not in the final line): the same over one 1 MiB buffer sealed 64
-//!   times, i.e. raw ring on cache-resident data like the part buffer; seal vs. this shows the
-//!   format's own cost without the cache advantage.
+//! - **ring-raw** (the line's `ring-raw`): `seal_in_place_separate_tag` over each 64 KiB segment
+//!   of one 1 MiB buffer, sealed 64 times: raw ring on cache-resident data, like the part buffer,
+//!   so seal/raw is the format's own cost and nothing else.
+//! - **ring-raw-cold** (summary line only): the same over a 64 MiB buffer that is not
+//!   cache-resident. seal against it would look better than raw ring (about 2×), which says
+//!   something about caches, not about the format.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -273,9 +273,13 @@ fn main() {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let (b_raw, b_seal, b_open) = (best(&raw), best(&seal), best(&open));
+    // The final line compares like with like: raw ring on a cache-resident 1 MiB buffer, as the
+    // part sealer's buffer is. Against the cold 64 MiB buffer the ratio would flatter the format
+    // (the part buffer is always warm from the receive copy); that ratio is in the summary.
+    let (b_raw, b_seal, b_open) = (best(&warm), best(&seal), best(&open));
+    let b_cold = best(&raw);
     println!(
-        "timed loops ({rounds} interleaved rounds of 64 MiB): median seal (in place) {:.2}, fill+seal {:.2}, copy-path seal {:.2}, open {:.2}, ring-raw {:.2}, ring-raw-warm {:.2} GB/s; best fill+seal {:.2} (fill+seal/raw {:.2}), copy-path seal {:.2}, ring-raw-warm {:.2} GB/s (seal/raw-warm {:.2})",
+        "timed loops ({rounds} interleaved rounds of 64 MiB): median seal (in place) {:.2}, fill+seal {:.2}, copy-path seal {:.2}, open {:.2}, ring-raw-cold-64MiB {:.2}, ring-raw-warm {:.2} GB/s; best fill+seal {:.2} (fill+seal/raw-cold {:.2}), copy-path seal {:.2}, ring-raw-cold {:.2} GB/s (seal/raw-cold {:.2})",
         median(&mut seal),
         median(&mut fill_seal),
         median(&mut copy_seal),
@@ -283,10 +287,10 @@ fn main() {
         median(&mut raw),
         median(&mut warm),
         best(&fill_seal),
-        best(&fill_seal) / b_raw,
+        best(&fill_seal) / b_cold,
         best(&copy_seal),
-        best(&warm),
-        b_seal / best(&warm),
+        b_cold,
+        b_seal / b_cold,
     );
     println!(
         "crypto-path: seal {b_seal:.2} GB/s, open {b_open:.2} GB/s, ring-raw {b_raw:.2} GB/s, seal/raw {:.2}",
