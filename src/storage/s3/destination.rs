@@ -531,10 +531,10 @@ impl Destination for S3Destination {
             Err(StorageError::NotFound) => {}
             Err(e) => return Err(e),
         }
-        if let Some((parent, _)) = key.rsplit_once('/') {
-            if self.stat(parent).await?.kind != EntryKind::Dir {
-                return Err(StorageError::NotDir);
-            }
+        if let Some((parent, _)) = key.rsplit_once('/')
+            && self.stat(parent).await?.kind != EntryKind::Dir
+        {
+            return Err(StorageError::NotDir);
         }
         Ok(ops::mkdir(&self.inner.target, key).await?)
     }

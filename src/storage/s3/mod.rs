@@ -48,10 +48,10 @@ impl S3Error {
     where
         E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + Send + Sync + 'static,
     {
-        if let Some(raw) = err.raw_response() {
-            if raw.status().as_u16() == 404 {
-                return S3Error::NotFound { op };
-            }
+        if let Some(raw) = err.raw_response()
+            && raw.status().as_u16() == 404
+        {
+            return S3Error::NotFound { op };
         }
         S3Error::Request {
             op,
