@@ -329,6 +329,7 @@ classification = "personal"
 [tenants.bench.users.bench]
 authorized_keys_file = "user.pub"
 permissions = ["read", "write", "delete"]
+{self.a.eugate_toml}
 """)
         subprocess.run([eug, "config", "check", conf], check=True, stdout=sys.stderr)
         p = self.spawn("eugate", [eug, "serve", "--config", conf], env=env, cwd=d)
@@ -463,6 +464,8 @@ def main():
     ap.add_argument("--requests", type=int, default=64, help="sftp -R (outstanding requests)")
     ap.add_argument("--eugate", default=os.path.join(REPO, "target", "release", "eugate"))
     ap.add_argument("--garage", default=os.environ.get("GARAGE", "/opt/eugate-tools/bin/garage"))
+    ap.add_argument("--eugate-toml", default="",
+                    help="extra TOML appended to eugate's gateway.toml (e.g. a [storage] section)")
     ap.add_argument("--json", help="also write the raw results here")
     ap.add_argument("--keep", action="store_true", help="keep the temp dirs (logs) for inspection")
     a = ap.parse_args()
