@@ -75,4 +75,30 @@ fn bad_edit_keeps_the_old_bundle_and_a_good_edit_applies_without_restart() {
     assert!(!out.status.success(), "upload allowed after the freeze");
     assert!(!g.store.join("acme/c.txt").exists());
     assert!(g.log().contains("freeze-de"), "{}", g.log());
+
+    // Both reloads are evidence: the audit log records the rejection and the new bundle.
+    let reloads: Vec<serde_json::Value> = std::fs::read_to_string(g.path("audit.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["event"]["type"] == "policy_reload")
+        .map(|r| r["event"].clone())
+        .collect();
+    assert!(
+        reloads
+            .iter()
+            .any(|e| e["accepted"] == false && e["detail"].as_str().unwrap().contains("rejected")),
+        "{reloads:#?}"
+    );
+    let activated = reloads
+        .iter()
+        .find(|e| e["accepted"] == true && e["detail"].as_str().unwrap().contains("replaced"))
+        .unwrap_or_else(|| panic!("no accepted reload: {reloads:#?}"));
+    assert!(activated["bundle"].as_str().unwrap().starts_with("sha256:"));
+    let verify = std::process::Command::new(common::bin())
+        .args(["audit", "verify"])
+        .arg(g.path("audit.jsonl"))
+        .output()
+        .unwrap();
+    assert!(verify.status.success());
 }

@@ -49,15 +49,27 @@ pub(crate) async fn serve(
     };
     tracing::info!(bundle = %bundle.hash(), "policy bundle loaded");
     let store = PolicyStore::new(bundle);
-    if let (Some(dir), true) = (&config.policy.dir, config.policy.watch) {
-        spawn_reloader(store.clone(), dir.clone());
-    }
     let audit = Arc::new(AuditLog::open(&config.audit.file).with_context(|| {
         format!(
             "cannot open the audit log {} (set [audit] file in the config)",
             config.audit.file.display()
         )
     })?);
+    {
+        let audit = audit.clone();
+        store.observe_reloads(Arc::new(move |e: &crate::policy::ReloadEvent| {
+            if let Err(err) = audit.append(&AuditEvent::PolicyReload {
+                accepted: e.accepted,
+                bundle: e.active.clone(),
+                detail: e.detail.clone(),
+            }) {
+                tracing::error!(error = %err, "audit log unavailable");
+            }
+        }));
+    }
+    if let (Some(dir), true) = (&config.policy.dir, config.policy.watch) {
+        spawn_reloader(store.clone(), dir.clone());
+    }
     audit
         .append(&AuditEvent::Lifecycle {
             action: "start".into(),

@@ -29,7 +29,9 @@ pub use bundle::PolicyBundle;
 pub use cases::{CaseFailure, TestReport};
 pub use error::{PolicyError, Problem};
 pub use grant::Grant;
-pub use store::{PolicyStore, ReloadTriggers, spawn_reloader, spawn_reloader_with};
+pub use store::{
+    PolicyStore, ReloadEvent, ReloadObserver, ReloadTriggers, spawn_reloader, spawn_reloader_with,
+};
 
 /// The policy id reported when Cedar denies because no `permit` matched (Cedar's default deny).
 pub const DEFAULT_DENY_ID: &str = "default-deny";

@@ -10,18 +10,59 @@ use super::{PolicyBundle, PolicyError};
 /// How long to wait for an editor's burst of file events to settle before reloading.
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
+/// What a reload attempt did, for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadEvent {
+    /// Whether the bundle on disk became (or already was) the active one.
+    pub accepted: bool,
+    /// The active bundle's hash after the attempt.
+    pub active: String,
+    pub detail: String,
+}
+
+/// Called after every reload attempt triggered by the reloader.
+pub type ReloadObserver = Arc<dyn Fn(&ReloadEvent) + Send + Sync>;
+
 /// Holds the active bundle. Readers get an `Arc` and keep deciding with it even while a reload
 /// swaps in a new one.
-#[derive(Debug)]
 pub struct PolicyStore {
     current: RwLock<Arc<PolicyBundle>>,
+    observer: RwLock<Option<ReloadObserver>>,
+}
+
+impl std::fmt::Debug for PolicyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyStore")
+            .field("active", &self.current().hash())
+            .finish()
+    }
 }
 
 impl PolicyStore {
     pub fn new(bundle: PolicyBundle) -> Arc<PolicyStore> {
         Arc::new(PolicyStore {
             current: RwLock::new(Arc::new(bundle)),
+            observer: RwLock::new(None),
         })
+    }
+
+    /// Registers who hears about reloads (the gateway writes them to the audit log): which
+    /// rules were in force when is evidence a compliance officer needs.
+    pub fn observe_reloads(&self, observer: ReloadObserver) {
+        match self.observer.write() {
+            Ok(mut g) => *g = Some(observer),
+            Err(p) => *p.into_inner() = Some(observer),
+        }
+    }
+
+    fn notify(&self, event: ReloadEvent) {
+        let observer = match self.observer.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        if let Some(o) = observer {
+            o(&event);
+        }
     }
 
     pub fn current(&self) -> Arc<PolicyBundle> {
@@ -58,15 +99,39 @@ impl PolicyStore {
 }
 
 fn reload_logged(store: &PolicyStore, dir: &Path, trigger: &str) {
-    match store.reload(dir) {
-        Ok(()) => tracing::debug!(trigger, dir = %dir.display(), "policy reload checked"),
-        Err(e) => tracing::error!(
-            trigger,
-            dir = %dir.display(),
-            active = %store.current().hash(),
-            "policy reload rejected, previous bundle stays active: {e}"
-        ),
-    }
+    let before = store.current().hash().to_string();
+    let event = match store.reload(dir) {
+        Ok(()) => {
+            tracing::debug!(trigger, dir = %dir.display(), "policy reload checked");
+            let active = store.current().hash().to_string();
+            ReloadEvent {
+                detail: if active == before {
+                    format!("{trigger}: policies unchanged")
+                } else {
+                    format!("{trigger}: replaced {before}")
+                },
+                accepted: true,
+                active,
+            }
+        }
+        Err(e) => {
+            tracing::error!(
+                trigger,
+                dir = %dir.display(),
+                active = %before,
+                "policy reload rejected, previous bundle stays active: {e}"
+            );
+            ReloadEvent {
+                accepted: false,
+                active: before,
+                detail: format!("{trigger}: rejected, previous bundle stays active: {e}")
+                    .chars()
+                    .take(2000)
+                    .collect(),
+            }
+        }
+    };
+    store.notify(event);
 }
 
 /// What makes the reloader reload.
