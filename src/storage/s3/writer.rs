@@ -109,6 +109,7 @@ impl S3Writer {
             let len = body.len();
             let crc = crc32c::crc32c(&body);
             let b64 = base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes());
+            let body = bytes::Bytes::from(body);
             let out = target
                 .client
                 .upload_part()
@@ -117,9 +118,9 @@ impl S3Writer {
                 .upload_id(&upload_id)
                 .part_number(n as i32)
                 .checksum_crc32_c(&b64)
-                .body(ByteStream::from(body))
+                .body(ByteStream::from(body.clone()))
                 .customize()
-                .signing(target.tls)
+                .signing(target.tls, &body)
                 .send()
                 .await
                 .map_err(|e| S3Error::request("UploadPart", e))?;
@@ -189,6 +190,7 @@ impl S3Writer {
             let crc = crc32c::crc32c(&body);
             let b64 = base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes());
             let len = body.len() as u64;
+            let body = bytes::Bytes::from(body);
             let mut req = self
                 .target
                 .client
@@ -198,12 +200,12 @@ impl S3Writer {
                 .checksum_crc32_c(b64)
                 .set_metadata(Some(meta.to_s3()))
                 .content_type("application/octet-stream")
-                .body(ByteStream::from(body));
+                .body(ByteStream::from(body.clone()));
             if self.no_clobber {
                 req = req.if_none_match("*");
             }
             req.customize()
-                .signing(self.target.tls)
+                .signing(self.target.tls, &body)
                 .send()
                 .await
                 .map_err(|e| S3Error::request("PutObject", e))?;
