@@ -128,6 +128,20 @@ def main():
                 t.close()
             except Exception:
                 pass
+        elif a.cmd == "put":
+            # A plain pipelined upload of --local to --path; reports whether CLOSE succeeded
+            # (SFTPFile.close() would swallow a failed CLOSE, so it is asked for directly).
+            data = open(a.local, "rb").read()
+            t, s = connect(a, a.password)
+            f = s.open(a.path, "wb")
+            f.set_pipelined(True)
+            for o in range(0, len(data), 1 << 20):
+                f.write(data[o:o + (1 << 20)])
+            f.flush()
+            f._closed = True
+            s._request(paramiko.sftp.CMD_CLOSE, f.handle)
+            out = {"ok": True, "written": len(data)}
+            t.close()
         elif a.cmd == "hold-upload":
             # Starts an upload and keeps the connection open without closing the file.
             t, s = connect(a, a.password)

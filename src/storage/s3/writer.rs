@@ -293,20 +293,21 @@ impl Drop for S3Writer {
     }
 }
 
-/// Aborts one multipart upload, retrying briefly; if the store stays unreachable the upload is
-/// handed to the destination's orphan list, which keeps retrying in the background.
+/// Aborts one multipart upload with one request (the SDK's own retries included); if the store
+/// does not confirm, the upload is handed to the destination's orphan list, which keeps retrying
+/// in the background.
+///
+/// Only one request inline because a failed CLOSE is answered after this returns: the fault
+/// suite (tests/faults.rs, Garage frozen with SIGSTOP) measured that three inline rounds made the
+/// client wait about fifteen request timeouts (30 s at `request_timeout_secs = 2`, minutes at
+/// the default) for an answer the background retry gives it no better.
 pub(super) async fn abort_upload(target: &Target, key: &str, upload_id: &str) {
-    for attempt in 0..3u32 {
-        match try_abort(target, key, upload_id).await {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::warn!(bucket = %target.bucket, attempt, error = %e, "AbortMultipartUpload failed");
-                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
-            }
-        }
-    }
+    let Err(e) = try_abort(target, key, upload_id).await else {
+        return;
+    };
     tracing::warn!(
         bucket = %target.bucket,
+        error = %e,
         "multipart upload could not be aborted yet; retrying in the background"
     );
     if let Ok(mut orphans) = target.orphans.lock() {
