@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-// A fast allocator matters on the upload path (many short-lived 255 KiB buffers).
+// A fast allocator matters on the upload path (many short-lived 64 KiB buffers).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

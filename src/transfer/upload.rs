@@ -20,7 +20,7 @@ use crate::storage::Upload;
 /// the first one. The part buffer is reused, so an upload holds one part of memory.
 const PART_SIZE: usize = 1 << 20;
 const SEGMENTS_PER_PART: usize = PART_SIZE / SEGMENT_SIZE;
-/// Chunks queued between the front end and the sealing task (≈ 4 MiB of 255 KiB writes):
+/// Chunks queued between the front end and the sealing task (≈ 1 MiB of 64 KiB writes):
 /// when full, `write` waits, and the SSH channel feels the backpressure.
 const QUEUE_DEPTH: usize = 16;
 

@@ -17,9 +17,13 @@ use crate::transfer::{
     WriteMode,
 };
 
-/// What OpenSSH's sftp-server advertises; clients then write 255 KiB per request.
+/// The largest SFTP packet we accept (what OpenSSH's sftp-server advertises).
 pub const MAX_PACKET_LEN: u32 = 256 * 1024;
-pub const MAX_READ_WRITE_LEN: u64 = 256 * 1024 - 1024;
+/// Read/write length advertised in `limits@openssh.com`. Clients keep up to 64 requests in
+/// flight, so this sets how much data one upload can have queued in the gateway: at OpenSSH's
+/// 255 KiB that was 16 MiB per upload, and a 1 GiB upload to S3 peaked at 103–136 MiB RSS; at
+/// 64 KiB it peaked at 81–83 MiB, with the same CPU per GiB and throughput (docs/benchmarks.md).
+pub const MAX_READ_WRITE_LEN: u64 = 64 * 1024;
 
 const NO_LINKS: &str = "links are not supported: eugate stores only regular files and directories";
 
