@@ -396,3 +396,66 @@ fn gateway_crash_mid_upload_is_cleaned_up_at_restart() {
         String::from_utf8_lossy(&ok.stderr)
     );
 }
+
+#[test]
+fn concurrent_uploads_share_a_small_memory_budget_and_all_complete() {
+    // 16 MiB holds two 8 MiB part buffers: four 12 MiB uploads (two parts each) must take turns
+    // (backpressure to their SSH channels), and every one must still complete intact.
+    let eu = Garage::start("eu-central-1", &[EU_BUCKET]);
+    let gw = Gateway::start_with(Options {
+        extra_toml: format!(
+            r#"
+[storage]
+memory_budget = "16MiB"
+parts_in_flight = 1
+
+[destinations.eu-s3]
+kind = "s3"
+provider = "self-hosted"
+endpoint = "{}"
+bucket = "{EU_BUCKET}"
+region = "eu-central-1"
+country = "DE"
+path_style = true
+credentials = {{ env = "GARAGE" }}
+
+[tenants.eurobank]
+route = {{ destination = "eu-s3", prefix = "eurobank/" }}
+classification = "personal"
+
+[tenants.eurobank.users.erin]
+authorized_keys_file = "erin.pub"
+permissions = ["read", "write", "delete"]
+"#,
+            eu.endpoint()
+        ),
+        extra_keys: vec!["erin"],
+        extra_tenants: vec!["eurobank"],
+        env: vec![
+            ("GARAGE_ACCESS_KEY_ID".into(), garage::ACCESS_KEY.into()),
+            ("GARAGE_SECRET_ACCESS_KEY".into(), garage::SECRET_KEY.into()),
+        ],
+        ..Options::default()
+    });
+    let files: Vec<Vec<u8>> = (0..4).map(|i| data(12 << 20, 10 + i)).collect();
+    for (i, f) in files.iter().enumerate() {
+        std::fs::write(gw.path(&format!("c{i}.bin")), f).unwrap();
+    }
+    std::thread::scope(|scope| {
+        for i in 0..4 {
+            let gw = &gw;
+            scope.spawn(move || {
+                gw.sftp_ok(
+                    "erin",
+                    &format!("put {} /c{i}.bin\n", gw.path(&format!("c{i}.bin")).display()),
+                );
+            });
+        }
+    });
+    let store = eu.store();
+    assert!(store.uploads(EU_BUCKET).is_empty());
+    for (i, f) in files.iter().enumerate() {
+        let sealed = store.get(EU_BUCKET, &format!("eurobank/c{i}.bin"));
+        assert!(decrypt_file(&gw, &sealed, &format!("c{i}")) == *f, "upload {i}");
+    }
+}
