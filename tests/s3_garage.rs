@@ -447,7 +447,10 @@ permissions = ["read", "write", "delete"]
             scope.spawn(move || {
                 gw.sftp_ok(
                     "erin",
-                    &format!("put {} /c{i}.bin\n", gw.path(&format!("c{i}.bin")).display()),
+                    &format!(
+                        "put {} /c{i}.bin\n",
+                        gw.path(&format!("c{i}.bin")).display()
+                    ),
                 );
             });
         }
@@ -456,6 +459,9 @@ permissions = ["read", "write", "delete"]
     assert!(store.uploads(EU_BUCKET).is_empty());
     for (i, f) in files.iter().enumerate() {
         let sealed = store.get(EU_BUCKET, &format!("eurobank/c{i}.bin"));
-        assert!(decrypt_file(&gw, &sealed, &format!("c{i}")) == *f, "upload {i}");
+        assert!(
+            decrypt_file(&gw, &sealed, &format!("c{i}")) == *f,
+            "upload {i}"
+        );
     }
 }
