@@ -267,6 +267,21 @@ impl Store {
         })
     }
 
+    /// Starts a multipart upload (and leaves it open); returns its id.
+    pub fn create_upload(&self, bucket: &str, key: &str) -> String {
+        self.rt.block_on(async {
+            let out = self
+                .client
+                .create_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .expect("CreateMultipartUpload");
+            out.upload_id().unwrap_or_default().to_string()
+        })
+    }
+
     pub fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
         self.rt.block_on(async {
             let out = self

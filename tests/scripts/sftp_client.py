@@ -41,6 +41,7 @@ def main():
     p.add_argument("--local")
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--count", type=int, default=1)
+    p.add_argument("--after", type=int, default=1)
     p.add_argument("--gate", help="gated-upload: the file whose appearance resumes the upload")
     a = p.parse_args()
     out = {}
@@ -101,7 +102,8 @@ def main():
             out = {"ok": True}
         elif a.cmd == "put-pause":
             # Writes --count MiB (seeded bytes, so the test can recompute them), creates the file
-            # --local + ".paused", waits for --local + ".go", writes one more MiB and closes.
+            # --local + ".paused", waits for --local + ".go", writes --after more MiB (default 1)
+            # and closes.
             # Reports whether CLOSE succeeded: the test breaks things in between.
             import random
             import time
@@ -111,12 +113,17 @@ def main():
             f.set_pipelined(True)
             for _ in range(a.count):
                 f.write(rng.randbytes(1 << 20))
-            s.stat("/")
+            # Wait until the server acknowledged every write (the data reached it). Not with
+            # another request such as stat: paramiko would consume the pending write replies
+            # while waiting for it and later wait forever for replies it already read.
+            while f._reqs:
+                s._read_response(f._reqs.popleft())
             open(a.local + ".paused", "w").close()
             while not os.path.exists(a.local + ".go"):
                 time.sleep(0.05)
             try:
-                f.write(rng.randbytes(1 << 20))
+                for _ in range(a.after):
+                    f.write(rng.randbytes(1 << 20))
                 f.flush()
                 # SFTPFile.close() swallows a failed CLOSE; ask directly to see the status.
                 f._closed = True

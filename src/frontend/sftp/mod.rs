@@ -86,6 +86,17 @@ struct Shared {
     max_handles: usize,
 }
 
+impl Shared {
+    /// Logged-in sessions, all users.
+    fn session_count(&self) -> u32 {
+        self.sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .sum()
+    }
+}
+
 /// Holds one of a user's session slots; gives it back when the connection ends.
 struct SessionSlot {
     shared: Arc<Shared>,
@@ -349,6 +360,10 @@ pub struct ShutdownReport {
     pub unfinished: usize,
 }
 
+/// After the last upload finished within the grace period, how long open sessions get to
+/// receive their last replies and hang up before they are disconnected.
+const SESSION_FLUSH: Duration = Duration::from_secs(2);
+
 /// After the grace period, how long to wait for the aborts to clean up storage.
 const ABORT_WAIT: Duration = Duration::from_secs(10);
 
@@ -435,6 +450,7 @@ impl SftpServer {
             grace_secs = self.grace.as_secs(),
             "shutting down: no new connections; waiting for running uploads"
         );
+        let began = tokio::time::Instant::now();
         if !self.grace.is_zero()
             && tokio::time::timeout(self.grace, gw.wait_uploads_idle())
                 .await
@@ -444,6 +460,17 @@ impl SftpServer {
                 remaining = gw.uploads_in_flight(),
                 "grace period over: aborting the uploads still open"
             );
+        } else if !self.grace.is_zero() {
+            // An upload counts as finished when its commit is done, a moment before its CLOSE
+            // reply is on the wire: disconnecting now could make a client that succeeded see a
+            // dropped connection. Let clients hang up themselves, briefly.
+            let flush = SESSION_FLUSH.min(self.grace.saturating_sub(began.elapsed()));
+            let _ = tokio::time::timeout(flush, async {
+                while self.shared.session_count() > 0 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await;
         }
         let _ = stop_tx.send(true);
         if tokio::time::timeout(ABORT_WAIT, gw.wait_uploads_idle())

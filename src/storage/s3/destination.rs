@@ -23,6 +23,8 @@ const READ_WINDOW: usize = 4 << 20;
 /// How often failed aborts are retried, and how soon a quarantined bucket is probed again.
 const ORPHAN_RETRY: Duration = Duration::from_secs(2);
 const QUARANTINE_RETRY: Duration = Duration::from_secs(30);
+/// Clean listings (one per retry round, so about a minute) before a lost upload is given up on.
+const LOST_CONFIRMATIONS: u8 = 30;
 
 /// A change of a destination's verified state, for the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +116,7 @@ impl S3Destination {
                 prefix: String::new(),
                 tls: cfg.tls(),
                 orphans: Arc::default(),
+                active: Arc::default(),
             }),
             hooks,
             state: RwLock::new(Verification::Quarantined {
@@ -324,17 +327,83 @@ impl Inner {
             Err(_) => return,
         };
         for orphan in pending {
-            if let Err(e) =
-                super::writer::try_abort(&self.target, &orphan.key, &orphan.upload_id).await
-            {
-                tracing::debug!(destination = %self.name, error = %e, "abort still failing");
-                if let Ok(mut o) = self.target.orphans.lock() {
-                    o.push(orphan);
+            let keep = match &orphan.upload {
+                super::OrphanId::Known(id) => {
+                    match super::writer::try_abort(&self.target, &orphan.key, id).await {
+                        Ok(()) => {
+                            tracing::info!(destination = %self.name, "pending multipart upload aborted");
+                            None
+                        }
+                        Err(e) => {
+                            tracing::debug!(destination = %self.name, error = %e, "abort still failing");
+                            Some(orphan)
+                        }
+                    }
                 }
-            } else {
-                tracing::info!(destination = %self.name, "pending multipart upload aborted");
+                super::OrphanId::Lost {
+                    since,
+                    confirmations,
+                } => match self.abort_unknown_uploads(&orphan.key, *since).await {
+                    // Keep looking a little while after the store answers again: a request it
+                    // was holding may be processed only after it recovered.
+                    Ok(n) => {
+                        if n > 0 {
+                            tracing::info!(destination = %self.name, aborted = n, "aborted a multipart upload whose creation had timed out");
+                        }
+                        (*confirmations < LOST_CONFIRMATIONS).then(|| super::Orphan {
+                            key: orphan.key.clone(),
+                            upload: super::OrphanId::Lost {
+                                since: *since,
+                                confirmations: confirmations + 1,
+                            },
+                        })
+                    }
+                    Err(e) => {
+                        tracing::debug!(destination = %self.name, error = %e, "cannot list multipart uploads yet");
+                        Some(orphan)
+                    }
+                },
+            };
+            if let Some(o) = keep
+                && let Ok(mut list) = self.target.orphans.lock()
+            {
+                list.push(o);
             }
         }
+    }
+
+    /// Aborts the multipart uploads of exactly `key`, started after `since`, that no writer of
+    /// this process owns.
+    async fn abort_unknown_uploads(&self, key: &str, since: SystemTime) -> Result<usize, S3Error> {
+        let t = &self.target;
+        let out = t
+            .client
+            .list_multipart_uploads()
+            .bucket(&t.bucket)
+            .prefix(key)
+            .send()
+            .await
+            .map_err(|e| S3Error::request("ListMultipartUploads", e))?;
+        let mut aborted = 0;
+        for u in out.uploads() {
+            let (Some(k), Some(id)) = (u.key(), u.upload_id()) else {
+                continue;
+            };
+            let recent = u
+                .initiated()
+                .and_then(|d| SystemTime::try_from(*d).ok())
+                .is_none_or(|at| at >= since);
+            let owned = t
+                .active
+                .lock()
+                .map(|a| a.contains(id) || super::writer::creating(&a, key))
+                .unwrap_or(true);
+            if k == key && recent && !owned {
+                super::writer::try_abort(t, k, id).await?;
+                aborted += 1;
+            }
+        }
+        Ok(aborted)
     }
 }
 

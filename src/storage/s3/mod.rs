@@ -127,13 +127,28 @@ pub struct Target {
     /// Multipart uploads whose abort failed (store unreachable): retried in the background
     /// until the store confirms, so a failed upload never leaves parts behind.
     pub orphans: Arc<Mutex<Vec<Orphan>>>,
+    /// Multipart uploads of this process that are still being written: never swept.
+    pub active: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 /// A multipart upload that must be aborted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Orphan {
     pub key: String,
-    pub upload_id: String,
+    pub upload: OrphanId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrphanId {
+    /// Known: abort it until the store confirms.
+    Known(String),
+    /// CreateMultipartUpload failed without an answer (timeout): the store may still create the
+    /// upload once it recovers. Uploads of `key` started after `since` that this process does
+    /// not know are aborted; the entry is dropped after `confirmations` clean listings.
+    Lost {
+        since: std::time::SystemTime,
+        confirmations: u8,
+    },
 }
 
 /// What every stored object carries as user metadata: enough to find its key and tenant

@@ -153,6 +153,12 @@ impl S3Writer {
     async fn create_multipart(&self) -> Result<String, S3Error> {
         // Part 1 is still in the buffer: the object header at its start names the metadata.
         let meta = ObjectMeta::from_sealed_prefix(&self.part, None)?;
+        // While our create is in flight, the lost-upload sweep leaves this key alone: the upload
+        // it is about to create is ours, not a leftover.
+        let creating = creating_token(&self.key, self as *const S3Writer as usize);
+        if let Ok(mut active) = self.target.active.lock() {
+            active.insert(creating.clone());
+        }
         let out = self
             .target
             .client
@@ -163,11 +169,52 @@ impl S3Writer {
             .set_metadata(Some(meta.to_s3()))
             .content_type("application/octet-stream")
             .send()
-            .await
-            .map_err(|e| S3Error::request("CreateMultipartUpload", e))?;
-        out.upload_id()
-            .map(str::to_string)
-            .ok_or_else(|| S3Error::Internal("CreateMultipartUpload returned no upload id".into()))
+            .await;
+        let out = match out {
+            Ok(out) => {
+                if let Some(id) = out.upload_id()
+                    && let Ok(mut active) = self.target.active.lock()
+                {
+                    active.insert(id.to_string());
+                }
+                self.forget(&creating);
+                Ok(out)
+            }
+            Err(e) => {
+                self.forget(&creating);
+                Err(e)
+            }
+        };
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => {
+                if e.raw_response().is_none() {
+                    // No answer (timeout, connection lost): the store may create the upload
+                    // anyway once it recovers, and we would never learn its id.
+                    if let Ok(mut orphans) = self.target.orphans.lock() {
+                        orphans.push(super::Orphan {
+                            key: self.key.clone(),
+                            upload: super::OrphanId::Lost {
+                                since: std::time::SystemTime::now()
+                                    - std::time::Duration::from_secs(60),
+                                confirmations: 0,
+                            },
+                        });
+                    }
+                }
+                return Err(S3Error::request("CreateMultipartUpload", e));
+            }
+        };
+        let id = out.upload_id().map(str::to_string).ok_or_else(|| {
+            S3Error::Internal("CreateMultipartUpload returned no upload id".into())
+        })?;
+        Ok(id)
+    }
+
+    fn forget(&self, upload_id: &str) {
+        if let Ok(mut active) = self.target.active.lock() {
+            active.remove(upload_id);
+        }
     }
 
     /// Makes the object visible; only now may the client be told "OK".
@@ -248,7 +295,9 @@ impl S3Writer {
         req.send()
             .await
             .map_err(|e| S3Error::request("CompleteMultipartUpload", e))?;
-        self.upload_id = None; // completed: nothing left to abort
+        if let Some(id) = self.upload_id.take() {
+            self.forget(&id); // completed: nothing left to abort
+        }
         Ok(Committed {
             sealed_len: self.written,
             checksum: format!("crc32c:{crc:08x}"),
@@ -267,6 +316,7 @@ impl S3Writer {
         while self.in_flight.join_next().await.is_some() {}
         if let Some(id) = self.upload_id.take() {
             abort_upload(&self.target, &self.key, &id).await;
+            self.forget(&id);
         }
     }
 
@@ -287,13 +337,29 @@ impl Drop for S3Writer {
             let target = self.target.clone();
             let key = std::mem::take(&mut self.key);
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move { abort_upload(&target, &key, &id).await });
+                rt.spawn(async move {
+                    abort_upload(&target, &key, &id).await;
+                    if let Ok(mut active) = target.active.lock() {
+                        active.remove(&id);
+                    }
+                });
             }
         }
     }
 }
 
-/// Aborts one multipart upload with one request (the SDK's own retries included); if the store
+/// The marker an in-flight CreateMultipartUpload leaves in `Target::active`.
+pub(super) fn creating_token(key: &str, writer: usize) -> String {
+    format!("creating:{key}:{writer:x}")
+}
+
+/// Whether some writer is creating a multipart upload for `key` right now.
+pub(super) fn creating(active: &std::collections::HashSet<String>, key: &str) -> bool {
+    let prefix = format!("creating:{key}:");
+    active.iter().any(|a| a.starts_with(&prefix))
+}
+
+/// Aborts one multipart upload with one request (no SDK retries); if the store
 /// does not confirm, the upload is handed to the destination's orphan list, which keeps retrying
 /// in the background.
 ///
@@ -313,7 +379,7 @@ pub(super) async fn abort_upload(target: &Target, key: &str, upload_id: &str) {
     if let Ok(mut orphans) = target.orphans.lock() {
         orphans.push(super::Orphan {
             key: key.to_string(),
-            upload_id: upload_id.to_string(),
+            upload: super::OrphanId::Known(upload_id.to_string()),
         });
     }
 }
@@ -326,6 +392,13 @@ pub(super) async fn try_abort(target: &Target, key: &str, upload_id: &str) -> Re
         .bucket(&target.bucket)
         .key(key)
         .upload_id(upload_id)
+        .customize()
+        // One attempt: a failed abort is retried by the background list anyway, and the client
+        // waiting for its CLOSE answer should not sit through the SDK's retries as well.
+        .config_override(
+            aws_sdk_s3::config::Builder::new()
+                .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled()),
+        )
         .send()
         .await
     {
