@@ -35,16 +35,7 @@ fn rig(storage: &str, grace: Option<u64>) -> Rig {
 [storage]
 {storage}
 
-[destinations.eu-s3]
-kind = "s3"
-provider = "self-hosted"
-endpoint = "{endpoint}"
-bucket = "{BUCKET}"
-region = "eu-central-1"
-country = "DE"
-path_style = true
-credentials = {{ env = "GARAGE" }}
-
+{dest}
 [tenants.{TENANT}]
 route = {{ destination = "eu-s3", prefix = "{TENANT}/" }}
 classification = "personal"
@@ -57,17 +48,14 @@ permissions = ["read", "write", "delete"]
 authorized_keys_file = "finn.pub"
 permissions = ["read", "write", "delete"]
 "#,
-        endpoint = garage.endpoint(),
+        dest = garage::destination_toml("eu-s3", &garage.endpoint(), BUCKET, "eu-central-1", "DE"),
     );
     let gw = Gateway::start_with(Options {
         extra_toml: extra,
         extra_keys: vec!["erin", "finn"],
         extra_tenants: vec![TENANT],
         shutdown_grace_secs: grace,
-        env: vec![
-            ("GARAGE_ACCESS_KEY_ID".into(), garage::ACCESS_KEY.into()),
-            ("GARAGE_SECRET_ACCESS_KEY".into(), garage::SECRET_KEY.into()),
-        ],
+        env: garage::gateway_env(),
         ..Options::default()
     });
     Rig { garage, gw }

@@ -32,37 +32,9 @@ request_timeout_secs = 5
 connect_timeout_secs = 2
 parts_in_flight = 2
 
-[destinations.eu-s3]
-kind = "s3"
-provider = "self-hosted"
-endpoint = "{eu}"
-bucket = "{EU_BUCKET}"
-region = "eu-central-1"
-country = "DE"
-path_style = true
-credentials = {{ env = "GARAGE" }}
-
-[destinations.us-s3]
-kind = "s3"
-provider = "self-hosted"
-endpoint = "{us}"
-bucket = "{US_BUCKET}"
-region = "us-east-1"
-country = "US"
-path_style = true
-credentials = {{ env = "GARAGE" }}
-
+{eu_dest}{us_dest}
 # Claims to be in Frankfurt, but the store it points at reports us-east-1.
-[destinations.claims-eu]
-kind = "s3"
-provider = "self-hosted"
-endpoint = "{us}"
-bucket = "{CLAIMS_BUCKET}"
-region = "eu-central-1"
-country = "DE"
-path_style = true
-credentials = {{ env = "GARAGE" }}
-
+{claims_dest}
 [tenants.eurobank]
 route = {{ destination = "eu-s3", prefix = "eurobank/" }}
 classification = "personal"
@@ -87,17 +59,22 @@ classification = "personal"
 authorized_keys_file = "quinn.pub"
 permissions = ["read", "write", "delete"]
 "#,
-        eu = eu.endpoint(),
-        us = us.endpoint(),
+        eu_dest =
+            garage::destination_toml("eu-s3", &eu.endpoint(), EU_BUCKET, "eu-central-1", "DE"),
+        us_dest = garage::destination_toml("us-s3", &us.endpoint(), US_BUCKET, "us-east-1", "US"),
+        claims_dest = garage::destination_toml(
+            "claims-eu",
+            &us.endpoint(),
+            CLAIMS_BUCKET,
+            "eu-central-1",
+            "DE"
+        ),
     );
     let gw = Gateway::start_with(Options {
         extra_toml: extra,
         extra_keys: vec!["erin", "uma", "quinn"],
         extra_tenants: vec!["eurobank", "usco", "claimco"],
-        env: vec![
-            ("GARAGE_ACCESS_KEY_ID".into(), garage::ACCESS_KEY.into()),
-            ("GARAGE_SECRET_ACCESS_KEY".into(), garage::SECRET_KEY.into()),
-        ],
+        env: garage::gateway_env(),
         ..Options::default()
     });
     Setup { eu, us, gw }
@@ -224,8 +201,7 @@ fn eu_upload_lands_sealed_us_upload_is_denied_and_a_lying_bucket_is_quarantined(
     let probe = Command::new(bin())
         .args(["destinations", "--config"])
         .arg(&gw.config)
-        .env("GARAGE_ACCESS_KEY_ID", garage::ACCESS_KEY)
-        .env("GARAGE_SECRET_ACCESS_KEY", garage::SECRET_KEY)
+        .envs(garage::gateway_env())
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&probe.stdout);
@@ -409,16 +385,7 @@ fn concurrent_uploads_share_a_small_memory_budget_and_all_complete() {
 memory_budget = "16MiB"
 parts_in_flight = 1
 
-[destinations.eu-s3]
-kind = "s3"
-provider = "self-hosted"
-endpoint = "{}"
-bucket = "{EU_BUCKET}"
-region = "eu-central-1"
-country = "DE"
-path_style = true
-credentials = {{ env = "GARAGE" }}
-
+{}
 [tenants.eurobank]
 route = {{ destination = "eu-s3", prefix = "eurobank/" }}
 classification = "personal"
@@ -427,14 +394,11 @@ classification = "personal"
 authorized_keys_file = "erin.pub"
 permissions = ["read", "write", "delete"]
 "#,
-            eu.endpoint()
+            garage::destination_toml("eu-s3", &eu.endpoint(), EU_BUCKET, "eu-central-1", "DE")
         ),
         extra_keys: vec!["erin"],
         extra_tenants: vec!["eurobank"],
-        env: vec![
-            ("GARAGE_ACCESS_KEY_ID".into(), garage::ACCESS_KEY.into()),
-            ("GARAGE_SECRET_ACCESS_KEY".into(), garage::SECRET_KEY.into()),
-        ],
+        env: garage::gateway_env(),
         ..Options::default()
     });
     let files: Vec<Vec<u8>> = (0..4).map(|i| data(12 << 20, 10 + i)).collect();

@@ -195,6 +195,39 @@ impl Drop for Garage {
     }
 }
 
+/// A `[destinations.NAME]` block for an S3 destination on this Garage, as the operator of a
+/// self-hosted store writes it: the region the bucket must report and the declared country.
+/// Credentials come from `GARAGE_ACCESS_KEY_ID` / `GARAGE_SECRET_ACCESS_KEY` ([`gateway_env`]).
+pub fn destination_toml(
+    name: &str,
+    endpoint: &str,
+    bucket: &str,
+    region: &str,
+    country: &str,
+) -> String {
+    format!(
+        r#"
+[destinations.{name}]
+kind = "s3"
+provider = "self-hosted"
+endpoint = "{endpoint}"
+bucket = "{bucket}"
+region = "{region}"
+country = "{country}"
+path_style = true
+credentials = {{ env = "GARAGE" }}
+"#
+    )
+}
+
+/// The gateway's environment for [`destination_toml`] credentials.
+pub fn gateway_env() -> Vec<(String, String)> {
+    vec![
+        ("GARAGE_ACCESS_KEY_ID".into(), ACCESS_KEY.into()),
+        ("GARAGE_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()),
+    ]
+}
+
 /// A plain S3 client on a Garage instance, for looking at what really landed in a bucket.
 pub struct Store {
     rt: tokio::runtime::Runtime,
