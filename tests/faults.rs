@@ -36,18 +36,8 @@ fn rig(storage: &str, grace: Option<u64>) -> Rig {
 {storage}
 
 {dest}
-[tenants.{TENANT}]
-route = {{ destination = "eu-s3", prefix = "{TENANT}/" }}
-classification = "personal"
-
-[tenants.{TENANT}.users.erin]
-authorized_keys_file = "erin.pub"
-permissions = ["read", "write", "delete"]
-
-[tenants.{TENANT}.users.finn]
-authorized_keys_file = "finn.pub"
-permissions = ["read", "write", "delete"]
-"#,
+{tenants}"#,
+        tenants = garage::tenant_toml(TENANT, "eu-s3", &["erin", "finn"]),
         dest = garage::destination_toml("eu-s3", &garage.endpoint(), BUCKET, "eu-central-1", "DE"),
     );
     let gw = Gateway::start_with(Options {

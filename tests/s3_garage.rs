@@ -35,30 +35,13 @@ parts_in_flight = 2
 {eu_dest}{us_dest}
 # Claims to be in Frankfurt, but the store it points at reports us-east-1.
 {claims_dest}
-[tenants.eurobank]
-route = {{ destination = "eu-s3", prefix = "eurobank/" }}
-classification = "personal"
-
-[tenants.eurobank.users.erin]
-authorized_keys_file = "erin.pub"
-permissions = ["read", "write", "delete"]
-
-[tenants.usco]
-route = {{ destination = "us-s3", prefix = "usco/" }}
-classification = "personal"
-
-[tenants.usco.users.uma]
-authorized_keys_file = "uma.pub"
-permissions = ["read", "write", "delete"]
-
-[tenants.claimco]
-route = {{ destination = "claims-eu", prefix = "claimco/" }}
-classification = "personal"
-
-[tenants.claimco.users.quinn]
-authorized_keys_file = "quinn.pub"
-permissions = ["read", "write", "delete"]
-"#,
+{tenants}"#,
+        tenants = [
+            garage::tenant_toml("eurobank", "eu-s3", &["erin"]),
+            garage::tenant_toml("usco", "us-s3", &["uma"]),
+            garage::tenant_toml("claimco", "claims-eu", &["quinn"]),
+        ]
+        .concat(),
         eu_dest =
             garage::destination_toml("eu-s3", &eu.endpoint(), EU_BUCKET, "eu-central-1", "DE"),
         us_dest = garage::destination_toml("us-s3", &us.endpoint(), US_BUCKET, "us-east-1", "US"),
@@ -386,15 +369,9 @@ memory_budget = "16MiB"
 parts_in_flight = 1
 
 {}
-[tenants.eurobank]
-route = {{ destination = "eu-s3", prefix = "eurobank/" }}
-classification = "personal"
-
-[tenants.eurobank.users.erin]
-authorized_keys_file = "erin.pub"
-permissions = ["read", "write", "delete"]
-"#,
-            garage::destination_toml("eu-s3", &eu.endpoint(), EU_BUCKET, "eu-central-1", "DE")
+{}"#,
+            garage::destination_toml("eu-s3", &eu.endpoint(), EU_BUCKET, "eu-central-1", "DE"),
+            garage::tenant_toml("eurobank", "eu-s3", &["erin"]),
         ),
         extra_keys: vec!["erin"],
         extra_tenants: vec!["eurobank"],

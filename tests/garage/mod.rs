@@ -220,6 +220,28 @@ credentials = {{ env = "GARAGE" }}
     )
 }
 
+/// A `[tenants.TENANT]` block routed to `destination` under `TENANT/`, with key-only users
+/// (`<user>.pub` in the test directory) that may read, write and delete.
+pub fn tenant_toml(tenant: &str, destination: &str, users: &[&str]) -> String {
+    let mut out = format!(
+        r#"
+[tenants.{tenant}]
+route = {{ destination = "{destination}", prefix = "{tenant}/" }}
+classification = "personal"
+"#
+    );
+    for u in users {
+        out.push_str(&format!(
+            r#"
+[tenants.{tenant}.users.{u}]
+authorized_keys_file = "{u}.pub"
+permissions = ["read", "write", "delete"]
+"#
+        ));
+    }
+    out
+}
+
 /// The gateway's environment for [`destination_toml`] credentials.
 pub fn gateway_env() -> Vec<(String, String)> {
     vec![
