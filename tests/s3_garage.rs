@@ -133,7 +133,16 @@ fn eu_upload_lands_sealed_us_upload_is_denied_and_a_lying_bucket_is_quarantined(
         "plaintext must not appear in the stored object"
     );
     assert!(decrypt_file(gw, &sealed, "big") == big);
-    assert!(decrypt_file(gw, &eu.get(EU_BUCKET, "eurobank/small.bin"), "small") == small);
+    let sealed_small = eu.get(EU_BUCKET, "eurobank/small.bin");
+    assert!(decrypt_file(gw, &sealed_small, "small") == small);
+    // What the audit record must name: the BLAKE3 of the stored bytes (multipart and single part).
+    let digests = [
+        ("big.bin", blake3::hash(&sealed).to_hex().to_string()),
+        (
+            "small.bin",
+            blake3::hash(&sealed_small).to_hex().to_string(),
+        ),
+    ];
     let meta = eu.metadata(EU_BUCKET, "eurobank/small.bin");
     assert_eq!(
         meta.get("eugate-tenant").map(String::as_str),
@@ -234,9 +243,17 @@ fn eu_upload_lands_sealed_us_upload_is_denied_and_a_lying_bucket_is_quarantined(
     assert!(find(&|r| r["event"]["type"] == "decision"
         && r["event"]["destination"] == "claims-eu"
         && r["event"]["allowed"] == false));
-    assert!(find(
-        &|r| r["event"]["type"] == "committed" && r["event"]["destination"] == "eu-s3"
-    ));
+    for (name, digest) in &digests {
+        assert!(
+            find(&|r| r["event"]["type"] == "committed"
+                && r["event"]["destination"] == "eu-s3"
+                && r["event"]["object"]
+                    .as_str()
+                    .is_some_and(|o| o.ends_with(name))
+                && r["event"]["ciphertext_blake3"] == digest.as_str()),
+            "committed record for {name} with BLAKE3 {digest}: {records:#?}"
+        );
+    }
     let log = gw.path("audit.jsonl");
     let ok = audit_verify(&log);
     assert!(

@@ -51,7 +51,8 @@ pub enum AuditEvent {
         key_version: u32,
         plaintext_size: u64,
         ciphertext_size: u64,
-        ciphertext_sha256: String,
+        /// BLAKE3 of the stored object, hex (`b3sum` of the object prints the same).
+        ciphertext_blake3: String,
     },
     /// An upload that left nothing behind, and why.
     Aborted {
