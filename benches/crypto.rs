@@ -198,7 +198,7 @@ fn main() {
                 if rest.is_empty() {
                     break;
                 }
-                sealed.extend_from_slice(parts.seal_part().expect("seal part"));
+                sealed.extend_from_slice(&parts.seal_part().expect("seal part"));
             }
         }
         sealed.extend_from_slice(&parts.finish().expect("finish"));

@@ -201,7 +201,7 @@ proptest! {
                     let part = parts.seal_part().unwrap();
                     // Every part but the last is the same size: the header plus whole segments.
                     prop_assert_eq!(part.len() % SEALED_SEGMENT_SIZE, if got.is_empty() { sealer_header_len() % SEALED_SEGMENT_SIZE } else { 0 });
-                    got.extend_from_slice(part);
+                    got.extend_from_slice(&part);
                 }
             }
         }

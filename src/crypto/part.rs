@@ -3,9 +3,9 @@
 //! Segment `i` of a part occupies `SEALED_SEGMENT_SIZE` bytes at a fixed offset: its plaintext
 //! slot (`SEGMENT_SIZE` bytes) followed by a 16-byte gap for its tag. The caller copies
 //! plaintext it received straight into the slots ([`PartSealer::fill`]); sealing encrypts each
-//! slot in place and writes the tag into the gap, so the buffer then *is* the stored bytes and
-//! nothing is copied a second time. The bytes are identical to [`super::Sealer`]'s output for
-//! every input and every chunking.
+//! slot in place and writes the tag into the gap, so the buffer then *is* the stored bytes. The
+//! sealed part is handed out by value, so storage can send it without copying it again. The
+//! bytes are identical to [`super::Sealer`]'s output for every input and every chunking.
 
 use zeroize::Zeroizing;
 
@@ -15,11 +15,11 @@ use super::{CryptoError, MAX_SEGMENTS, SEALED_SEGMENT_SIZE, SEGMENT_SIZE, TAG_LE
 /// Upper bound for [`PartSealer`]'s part size (256 MiB of plaintext per part).
 pub const MAX_SEGMENTS_PER_PART: usize = 4096;
 
-/// Seals one object into reusable part buffers of a fixed number of segments.
+/// Seals one object into part buffers of a fixed number of segments.
 ///
 /// Use: [`PartSealer::fill`] until it takes fewer bytes than offered (the part is full and more
-/// plaintext follows), then [`PartSealer::seal_part`] and store the bytes it returns; the next
-/// `fill` starts the next part in the same buffer. At the end, [`PartSealer::finish`] returns
+/// plaintext follows), then [`PartSealer::seal_part`] and store the buffer it returns; the next
+/// `fill` starts the next part in a fresh buffer. At the end, [`PartSealer::finish`] returns
 /// the last part with the final segment. The first part begins with the header.
 ///
 /// A full segment is only sealed once plaintext after it is known, because the final segment
@@ -32,7 +32,9 @@ pub struct PartSealer {
     segments_per_part: usize,
     /// Where the part's first segment starts: after the header in the first part, else 0.
     base: usize,
-    /// Room for the header plus `segments_per_part` sealed segments; never reallocated.
+    /// Room for the header plus `segments_per_part` sealed segments. Filled strictly in order
+    /// (plaintext, then a tag gap after each full slot), so it is never zero-filled first, and
+    /// never grows past its capacity: a reallocation would leave a plaintext copy behind.
     buf: Zeroizing<Vec<u8>>,
     /// Plaintext bytes in the current part.
     filled: usize,
@@ -67,11 +69,10 @@ impl PartSealer {
                 segments: segments_per_part,
             });
         }
-        let mut buf = Zeroizing::new(vec![
-            0u8;
-            header.len() + segments_per_part * SEALED_SEGMENT_SIZE
-        ]);
-        buf[..header.len()].copy_from_slice(header);
+        let mut buf = Zeroizing::new(Vec::with_capacity(
+            header.len() + segments_per_part * SEALED_SEGMENT_SIZE,
+        ));
+        buf.extend_from_slice(header);
         Ok(PartSealer {
             key,
             first_index: 0,
@@ -103,14 +104,21 @@ impl PartSealer {
         let capacity = self.part_plaintext_capacity();
         let mut input = plaintext;
         while !input.is_empty() && self.filled < capacity {
-            let (segment, offset) = (self.filled / SEGMENT_SIZE, self.filled % SEGMENT_SIZE);
+            let offset = self.filled % SEGMENT_SIZE;
             let n = (SEGMENT_SIZE - offset).min(input.len());
-            let at = self.base + segment * SEALED_SEGMENT_SIZE + offset;
             let (head, rest) = input.split_at(n);
-            self.buf[at..at + n].copy_from_slice(head);
+            self.buf.extend_from_slice(head);
             self.filled += n;
+            if offset + n == SEGMENT_SIZE {
+                // The slot is full: its tag gap follows, so the next slot starts where it must.
+                self.buf.extend_from_slice(&[0; TAG_LEN]);
+            }
             input = rest;
         }
+        debug_assert_eq!(
+            self.buf.len(),
+            self.base + self.filled + self.filled / SEGMENT_SIZE * TAG_LEN
+        );
         if !input.is_empty() {
             self.more_follows = true;
         }
@@ -118,8 +126,9 @@ impl PartSealer {
     }
 
     /// Seals the full part in place (all its segments are non-final, since plaintext follows)
-    /// and returns it: the bytes to store next. The first part includes the header.
-    pub fn seal_part(&mut self) -> Result<&[u8], CryptoError> {
+    /// and returns it: the bytes to store next, ciphertext only. The first part includes the
+    /// header.
+    pub fn seal_part(&mut self) -> Result<Vec<u8>, CryptoError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
@@ -130,12 +139,13 @@ impl PartSealer {
         }
         self.seal_segments(self.segments_per_part, None)?;
         self.sealed = true;
-        Ok(&self.buf[..self.base + self.segments_per_part * SEALED_SEGMENT_SIZE])
+        let next = Vec::with_capacity(self.segments_per_part * SEALED_SEGMENT_SIZE);
+        Ok(std::mem::replace(&mut *self.buf, next))
     }
 
     /// Seals what the part holds, the last segment with the "last" flag (an empty object gets
-    /// one empty final segment), and returns the last part to store.
-    pub fn finish(mut self) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    /// one empty final segment), and returns the last part to store (ciphertext only).
+    pub fn finish(mut self) -> Result<Vec<u8>, CryptoError> {
         if let Some(e) = self.failed.take() {
             return Err(e);
         }
@@ -148,11 +158,11 @@ impl PartSealer {
         // (0 only in the first part of an empty object: a new part starts only with data).
         let full = self.filled.saturating_sub(1) / SEGMENT_SIZE;
         let last_len = self.filled - full * SEGMENT_SIZE;
-        self.seal_segments(full, Some(last_len))?;
+        // The final slot's tag gap (already there if the final segment is a full one).
         let end = self.base + full * SEALED_SEGMENT_SIZE + last_len + TAG_LEN;
-        let mut out = std::mem::take(&mut self.buf);
-        out.truncate(end);
-        Ok(out)
+        self.buf.resize(end, 0);
+        self.seal_segments(full, Some(last_len))?;
+        Ok(std::mem::take(&mut *self.buf))
     }
 
     /// Seals `full` non-final segments of the current part, then the final one of `last_len`
@@ -194,8 +204,7 @@ impl PartSealer {
         Ok(())
     }
 
-    /// Reuses the buffer for the next part. It holds only ciphertext at this point (the whole
-    /// part was sealed), which the next plaintext overwrites slot by slot.
+    /// The next part fills the fresh buffer `seal_part` left behind.
     fn start_next_part(&mut self) {
         self.first_index += self.segments_per_part as u64;
         self.base = 0;
@@ -245,7 +254,7 @@ mod tests {
                 if !input.is_empty() {
                     let part = p.seal_part().unwrap();
                     sizes.push(part.len());
-                    out.extend_from_slice(part);
+                    out.extend_from_slice(&part);
                 }
             }
         }
