@@ -286,9 +286,9 @@ struct FsUpload {
 
 #[async_trait]
 impl Upload for FsUpload {
-    async fn write(&mut self, sealed: &[u8]) -> Result<(), StorageError> {
+    async fn write(&mut self, sealed: bytes::Bytes) -> Result<(), StorageError> {
         let file = self.file.as_mut().ok_or(StorageError::NotFound)?;
-        file.write_all(sealed)
+        file.write_all(&sealed)
             .await
             .map_err(|e| StorageError::io("writing the temp file", e))?;
         self.written += sealed.len() as u64;
@@ -403,7 +403,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = FsDestination::open("local", dir.path(), "DE").unwrap();
         let mut up = d.begin(grant(&d), "a.bin", Publish::Replace).await.unwrap();
-        up.write(b"sealed bytes").await.unwrap();
+        up.write(bytes::Bytes::from_static(b"sealed bytes"))
+            .await
+            .unwrap();
         let visible = d.list("").await.unwrap();
         assert!(visible.is_empty(), "temp file hidden from listings");
         assert!(matches!(d.stat("a.bin").await, Err(StorageError::NotFound)));
@@ -412,7 +414,9 @@ mod tests {
         assert_eq!(d.stat("a.bin").await.unwrap().sealed_len, 12);
 
         let mut up = d.begin(grant(&d), "b.bin", Publish::Replace).await.unwrap();
-        up.write(b"partial").await.unwrap();
+        up.write(bytes::Bytes::from_static(b"partial"))
+            .await
+            .unwrap();
         up.abort().await;
         let up = d.begin(grant(&d), "c.bin", Publish::Replace).await.unwrap();
         drop(up); // a dropped upload aborts too
@@ -424,7 +428,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = FsDestination::open("local", dir.path(), "DE").unwrap();
         let mut up = d.begin(grant(&d), "x", Publish::Replace).await.unwrap();
-        up.write(b"one").await.unwrap();
+        up.write(bytes::Bytes::from_static(b"one")).await.unwrap();
         up.commit().await.unwrap();
         assert!(matches!(
             d.begin(grant(&d), "x", Publish::NoClobber).await,
@@ -433,13 +437,18 @@ mod tests {
         // A racing writer that published first wins; the no-clobber commit fails, cleanly.
         let mut late = d.begin(grant(&d), "y", Publish::NoClobber).await.unwrap();
         let mut first = d.begin(grant(&d), "y", Publish::Replace).await.unwrap();
-        first.write(b"first").await.unwrap();
+        first
+            .write(bytes::Bytes::from_static(b"first"))
+            .await
+            .unwrap();
         first.commit().await.unwrap();
-        late.write(b"late").await.unwrap();
+        late.write(bytes::Bytes::from_static(b"late"))
+            .await
+            .unwrap();
         assert!(late.commit().await.is_err());
         assert_eq!(std::fs::read(dir.path().join("y")).unwrap(), b"first");
         let mut up = d.begin(grant(&d), "x", Publish::Replace).await.unwrap();
-        up.write(b"two").await.unwrap();
+        up.write(bytes::Bytes::from_static(b"two")).await.unwrap();
         up.commit().await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("x")).unwrap(), b"two");
         assert_eq!(files(dir.path()), vec!["x", "y"]);

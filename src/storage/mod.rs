@@ -147,8 +147,9 @@ pub trait Destination: Send + Sync + 'static {
 
 #[async_trait]
 pub trait Upload: Send {
-    /// Appends sealed bytes.
-    async fn write(&mut self, sealed: &[u8]) -> Result<(), StorageError>;
+    /// Appends sealed bytes. Owned, so a store that batches them (S3 parts) keeps the buffers
+    /// instead of copying them.
+    async fn write(&mut self, sealed: bytes::Bytes) -> Result<(), StorageError>;
     /// Makes the object durable and visible; returns its sealed size.
     async fn commit(self: Box<Self>) -> Result<u64, StorageError>;
     /// Discards everything written. Dropping an upload aborts it too.

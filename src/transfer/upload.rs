@@ -1,6 +1,6 @@
 //! The upload pipeline. The front end calls [`UploadHandle::write`], which only reorders
 //! (bounded) and enqueues; a task copies the plaintext once into a part buffer, seals its 64 KiB
-//! segments in place and writes each part to storage. CLOSE
+//! segments in place and hands each sealed part to storage. CLOSE
 //! ([`UploadHandle::commit`]) waits for the durable commit. Dropping the handle without a
 //! commit aborts: nothing is published.
 
@@ -17,7 +17,9 @@ use crate::crypto::{PartSealer, SEGMENT_SIZE, Sealer};
 use crate::storage::Upload;
 
 /// Plaintext per storage write: each part is 16 sealed segments (≈ 1 MiB), plus the header in
-/// the first one. The part buffer is reused, so an upload holds one part of memory.
+/// the first one. Sealing 1 MiB at a time keeps the bytes in cache from the receive copy through
+/// sealing and hashing; the sealed buffer is then handed to storage by value (an S3 part is a
+/// list of them), so it is never copied again.
 const PART_SIZE: usize = 1 << 20;
 const SEGMENTS_PER_PART: usize = PART_SIZE / SEGMENT_SIZE;
 /// Chunks queued between the front end and the sealing task (≈ 1 MiB of 64 KiB writes):
@@ -431,8 +433,8 @@ async fn store_chunk(
                 format!("sealing failed: {e}"),
             )
         })?;
-        digest.update(part);
-        if let Err(e) = upload.write(part).await {
+        digest.update(&part);
+        if let Err(e) = upload.write(part.into()).await {
             tracing::error!(error = %e, "storage write failed");
             return Err((
                 TransferError::Failure(format!("storing failed: {e}")),
@@ -458,7 +460,7 @@ async fn finish(
         }
     };
     digest.update(&last);
-    if let Err(e) = upload.write(&last).await {
+    if let Err(e) = upload.write(last.into()).await {
         upload.abort().await;
         return Err(TransferError::Failure(format!("storing failed: {e}")));
     }

@@ -52,6 +52,12 @@ impl MemoryBudget {
             .await
             .map_err(|_| S3Error::Config("the upload memory budget was closed".into()))
     }
+
+    /// Takes `bytes` of budget if they are free right now; never waits.
+    pub fn try_reserve(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        let units = u32::try_from(bytes.div_ceil(UNIT)).ok()?;
+        self.sem.clone().try_acquire_many_owned(units).ok()
+    }
 }
 
 #[cfg(test)]
@@ -71,5 +77,16 @@ mod tests {
         drop(first);
         waiter.await.unwrap().unwrap();
         assert!(b.reserve(32 << 20).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn try_reserve_takes_only_what_is_free() {
+        let b = MemoryBudget::new(1 << 20);
+        let held = b.try_reserve(768 << 10).expect("free");
+        assert!(b.try_reserve(512 << 10).is_none(), "only 256 KiB left");
+        let rest = b.try_reserve(256 << 10).expect("exactly the rest");
+        assert_eq!(b.available_bytes(), 0);
+        drop((held, rest));
+        assert_eq!(b.available_bytes(), 1 << 20);
     }
 }

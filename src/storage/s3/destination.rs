@@ -621,7 +621,7 @@ struct S3Upload(S3Writer);
 
 #[async_trait]
 impl Upload for S3Upload {
-    async fn write(&mut self, sealed: &[u8]) -> Result<(), StorageError> {
+    async fn write(&mut self, sealed: bytes::Bytes) -> Result<(), StorageError> {
         Ok(self.0.write(sealed).await?)
     }
 

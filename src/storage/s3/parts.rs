@@ -11,7 +11,8 @@ pub const MIN_PART_SIZE: usize = 8 << 20;
 pub const MAX_PART_SIZE: usize = 5 << 30;
 const PARTS_PER_STEP: u32 = 1000;
 
-/// Size of part `number` (1-based). Every part but the last has exactly this size.
+/// Size of part `number` (1-based). Every part but the last holds at least this much, and less
+/// than one more of the writer's buffers (≈ 1 MiB): parts are made of whole buffers.
 pub fn part_size(number: u32) -> usize {
     let step = number.saturating_sub(1) / PARTS_PER_STEP;
     MIN_PART_SIZE

@@ -1,17 +1,17 @@
-//! Streaming upload of one sealed object: sealed bytes fill a part buffer (see `parts`), full
-//! parts go to S3 with an explicit CRC32C, at most `max_in_flight` at once. An object that fits
+//! Streaming upload of one sealed object: sealed buffers are gathered into parts (see `parts`)
+//! without copying, full parts go to S3 with an explicit CRC32C, at most `max_in_flight` at once. An object that fits
 //! in one part is sent with a single PutObject; a larger one becomes a multipart upload that is
 //! completed on `commit` and aborted on every other path (error, `abort`, or drop).
 
 use std::sync::Arc;
 
-use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use base64::Engine;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 
-use super::{MemoryBudget, ObjectMeta, PayloadSigning, S3Error, Target, parts};
+use super::body::PartBody;
+use super::{MemoryBudget, ObjectMeta, PayloadHash, PayloadSigning, S3Error, Target, parts};
 
 /// The result of a committed upload, for the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,14 +22,21 @@ pub struct Committed {
     pub parts: u32,
 }
 
+/// A part ends with the buffer that crosses its size. The transfer layer's buffers are 16 sealed
+/// segments, so eight of them cross 8 MiB by 2 KiB (plus the header in part 1): the budget
+/// reserved per part covers that much beyond the part size.
+const PART_SLACK: usize = 64 * 1024;
+
 pub struct S3Writer {
     target: Arc<Target>,
     key: String,
     no_clobber: bool,
     budget: MemoryBudget,
     max_in_flight: usize,
-    part: Vec<u8>,
+    part: PartBody,
+    /// The budget held for `part` (reserved when the part starts), and how many bytes it covers.
     permit: Option<OwnedSemaphorePermit>,
+    reserved: usize,
     part_no: u32,
     upload_id: Option<String>,
     in_flight: JoinSet<Result<(CompletedPart, u32, usize), S3Error>>,
@@ -52,8 +59,9 @@ impl S3Writer {
             no_clobber,
             budget,
             max_in_flight: max_in_flight.max(1),
-            part: Vec::new(),
+            part: PartBody::default(),
             permit: None,
+            reserved: 0,
             part_no: 1,
             upload_id: None,
             in_flight: JoinSet::new(),
@@ -63,25 +71,37 @@ impl S3Writer {
         }
     }
 
-    /// Appends sealed bytes; waits when the memory budget or the in-flight limit is reached.
-    pub async fn write(&mut self, mut data: &[u8]) -> Result<(), S3Error> {
-        while !data.is_empty() {
-            if self.permit.is_none() {
-                let size = parts::part_size(self.part_no);
-                self.permit = Some(self.budget.reserve(size).await?);
-                self.part = Vec::with_capacity(size);
-            }
-            let size = parts::part_size(self.part_no);
-            if self.part.len() == size {
-                // Full, and more data follows: this cannot be the only part.
-                self.send_part().await?;
-                continue;
-            }
-            let take = (size - self.part.len()).min(data.len());
-            self.part.extend_from_slice(&data[..take]);
-            self.written += take as u64;
-            data = &data[take..];
+    /// Appends a buffer of sealed bytes (kept, not copied); waits when the memory budget or the
+    /// in-flight limit is reached. A part is sent once it holds at least its size and more data
+    /// follows, so parts are whole buffers: at least `part_size`, less than one buffer more.
+    pub async fn write(&mut self, data: bytes::Bytes) -> Result<(), S3Error> {
+        if data.is_empty() {
+            return Ok(());
         }
+        if self.part.len() >= parts::part_size(self.part_no) {
+            // Full, and more data follows: this cannot be the only part.
+            self.send_part().await?;
+        }
+        if self.permit.is_none() {
+            // A whole part at once: uploads that each held a partly filled part's worth of
+            // budget could otherwise wait for each other forever. Waiting here stops the
+            // sealing task from making its next buffer: backpressure.
+            let size = parts::part_size(self.part_no) + PART_SLACK;
+            self.permit = Some(self.budget.reserve(size).await?);
+            self.reserved = size;
+        }
+        let needed = self.part.len() + data.len();
+        if needed > self.reserved
+            && let Some(extra) = self.budget.try_reserve(needed - self.reserved)
+            && let Some(held) = &mut self.permit
+        {
+            // Never wait while holding a partial part (see above): if the budget is spent, this
+            // upload runs over it by less than one buffer.
+            held.merge(extra);
+            self.reserved = needed;
+        }
+        self.written += data.len() as u64;
+        self.part.push(data);
         Ok(())
     }
 
@@ -102,14 +122,15 @@ impl S3Writer {
         }
         let body = std::mem::take(&mut self.part);
         let permit = self.permit.take();
+        self.reserved = 0;
         let target = self.target.clone();
         let key = self.key.clone();
         let n = self.part_no;
         self.in_flight.spawn(async move {
             let len = body.len();
-            let crc = crc32c::crc32c(&body);
+            let crc = body.crc32c();
             let b64 = base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes());
-            let body = bytes::Bytes::from(body);
+            let payload = PayloadHash::of(target.tls, &body);
             let out = target
                 .client
                 .upload_part()
@@ -118,9 +139,10 @@ impl S3Writer {
                 .upload_id(&upload_id)
                 .part_number(n as i32)
                 .checksum_crc32_c(&b64)
-                .body(ByteStream::from(body.clone()))
+                .content_length(len as i64)
+                .body(body.into_byte_stream())
                 .customize()
-                .signing(target.tls, &body)
+                .signing(payload)
                 .send()
                 .await
                 .map_err(|e| S3Error::request("UploadPart", e))?;
@@ -152,7 +174,8 @@ impl S3Writer {
 
     async fn create_multipart(&self) -> Result<String, S3Error> {
         // Part 1 is still in the buffer: the object header at its start names the metadata.
-        let meta = ObjectMeta::from_sealed_prefix(&self.part, None)?;
+        let meta =
+            ObjectMeta::from_sealed_prefix(&self.part.prefix(crate::crypto::HEADER_MAX_LEN), None)?;
         // While our create is in flight, the lost-upload sweep leaves this key alone: the upload
         // it is about to create is ours, not a leftover.
         let creating = creating_token(&self.key, self as *const S3Writer as usize);
@@ -233,11 +256,14 @@ impl S3Writer {
         }
         if self.upload_id.is_none() {
             let body = std::mem::take(&mut self.part);
-            let meta = ObjectMeta::from_sealed_prefix(&body, Some(body.len() as u64))?;
-            let crc = crc32c::crc32c(&body);
-            let b64 = base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes());
             let len = body.len() as u64;
-            let body = bytes::Bytes::from(body);
+            let meta = ObjectMeta::from_sealed_prefix(
+                &body.prefix(crate::crypto::HEADER_MAX_LEN),
+                Some(len),
+            )?;
+            let crc = body.crc32c();
+            let b64 = base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes());
+            let payload = PayloadHash::of(self.target.tls, &body);
             let mut req = self
                 .target
                 .client
@@ -247,12 +273,13 @@ impl S3Writer {
                 .checksum_crc32_c(b64)
                 .set_metadata(Some(meta.to_s3()))
                 .content_type("application/octet-stream")
-                .body(ByteStream::from(body.clone()));
+                .content_length(len as i64)
+                .body(body.into_byte_stream());
             if self.no_clobber {
                 req = req.if_none_match("*");
             }
             req.customize()
-                .signing(self.target.tls, &body)
+                .signing(payload)
                 .send()
                 .await
                 .map_err(|e| S3Error::request("PutObject", e))?;
