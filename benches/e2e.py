@@ -818,7 +818,7 @@ def report(a, results, transport_text):
         mbs = [a.size / 1e6 / u["wall"] for u in r["up"]]
         cpu = [u["cpu"] / size_gib for u in r["up"]]
         rss = max((u["rss_mib"] for u in r["up"]), default=0)
-        gcpu = [u["garage_cpu"] / size_gib for u in r["up"]]
+        gcpu = [u.get("garage_cpu", 0.0) / size_gib for u in r["up"]]
         summary[name] = (statistics.median(mbs), statistics.median(cpu), rss)
         row = {
             "peer": name + (f" ({a.eugate_dest})" if name == "eugate" else ""),
