@@ -10,8 +10,22 @@ What is measured, per peer, with the OpenSSH `sftp` client (`-b` batch, cipher p
     from /proc before/after) and peak RSS of that tree (sampled every 50 ms from /proc, the
     numbers `ps -o rss=` prints; reading /proc directly keeps the sampler's own CPU out of the way);
   * 16 concurrent uploads of 64 MiB each (aggregate MB/s, CPU-s/GiB, peak RSS);
-  * one download of the --size file (checked byte-identical by SHA-256).
+  * one download of the --size file (checked byte-identical by SHA-256);
+  * eugate only: --rss-concurrent (default 32) concurrent uploads of 64 MiB, the issue's memory
+    target (peak RSS <= 512 MiB for 32 concurrent uploads); printed as its own line after the table,
+    `eugate 32x64MiB concurrent: <MB/s> MB/s, peak RSS <N> MiB, <n>/32 ok`. --no-concurrent skips it too.
 Garage's own CPU is reported beside the S3-backed peers: it is work the S3 server does, not the peer.
+
+S3 transport. Every real S3 provider is HTTPS-only, and eugate skips SigV4 payload signing only over
+TLS (over plain HTTP it SHA-256s every byte), so by default the S3 peers talk TLS: a throwaway CA and a
+server certificate for 127.0.0.1 are made with openssl in the temp dir, and stunnel (Garage has no TLS)
+terminates TLS on a loopback port and forwards to Garage. eugate gets `endpoint = "https://..."` and
+`ca_bundle`, rclone gets `--ca-cert`. stunnel's CPU is its own column (work neither gateway does). The
+table's header says which transport ran, and which TLS version / cipher suite stunnel negotiated; each S3
+peer's TCP connections are sampled from /proc to show it talked to the TLS port, never Garage's port.
+--s3-plain-http keeps the plain-HTTP path (no stunnel). Every server is started without the CA
+variables of the caller's environment (SSL_CERT_FILE, AWS_CA_BUNDLE, ...), so only the files named
+here are trusted.
 """
 import argparse
 import hashlib
@@ -35,6 +49,17 @@ GIB = 1 << 30
 MIB = 1 << 20
 
 GARAGE_KEY_ID = "GK0123456789abcdef01234567"
+
+# CA settings a server could pick up from this machine's environment; every server the benchmark
+# starts runs without them, so it trusts exactly the CA file it is given (or the system roots).
+CA_ENV_VARS = ("SSL_CERT_FILE", "SSL_CERT_DIR", "AWS_CA_BUNDLE", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE",
+               "NIX_SSL_CERT_FILE")
+
+
+def server_env(**extra):
+    env = {k: v for k, v in os.environ.items() if k not in CA_ENV_VARS}
+    env.update(extra)
+    return env
 
 
 def log(msg):
@@ -121,17 +146,55 @@ def rss_kib(pid):
     return 0
 
 
-class Sampler:
-    """Peak RSS of a process tree, sampled every 50 ms."""
+def tcp_remote_ports(pids, ports, own_port):
+    """Remote ports among `ports` of the TCP connections the processes opened (IPv4 and IPv6);
+    sockets on `own_port` (accepted SFTP clients) are skipped."""
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        except OSError:
+            continue
+    seen = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    # local_address rem_address st ... inode (column 9)
+                    if cols[9] in inodes and int(cols[1].rsplit(":", 1)[1], 16) != own_port:
+                        port = int(cols[2].rsplit(":", 1)[1], 16)
+                        if port in ports:
+                            seen.add(port)
+        except OSError:
+            continue
+    return seen
 
-    def __init__(self, root):
-        self.root, self.peak, self._stop = root, 0, threading.Event()
+
+class Sampler:
+    """Peak RSS of a process tree, sampled every 50 ms; every second also which of `watch_ports`
+    (the S3 ports) the tree has TCP connections to."""
+
+    def __init__(self, root, watch_ports=(), own_port=None):
+        self.root, self.peak, self._stop, self.own_port = root, 0, threading.Event(), own_port
+        self.watch_ports, self.ports_seen = set(watch_ports), set()
         self._t = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
+        n = 0
         while not self._stop.is_set():
             pids = tree(self.root, proc_table())
             self.peak = max(self.peak, sum(rss_kib(p) for p in pids))
+            if self.watch_ports and n % 20 == 0:
+                self.ports_seen |= tcp_remote_ports(pids, self.watch_ports, self.own_port)
+            n += 1
             self._stop.wait(0.05)
 
     def __enter__(self):
@@ -153,19 +216,23 @@ def settle(root, base_procs, timeout=10):
         time.sleep(0.05)
 
 
-def measure(peer, garage_pid, fn):
-    """Runs fn() (which performs the transfer) and returns wall, server CPU-s, peak RSS MiB, Garage CPU-s."""
+def measure(peer, aux, fn, watch_ports=()):
+    """Runs fn() (which performs the transfer) and returns wall, server CPU-s, peak RSS MiB, and the
+    CPU-s of each auxiliary server in `aux` (name -> pid: Garage, stunnel) as `<name>_cpu`."""
     settle(peer.pid, peer.base_procs)
     cpu0, _ = tree_cpu(peer.pid)
-    g0 = tree_cpu(garage_pid)[0] if garage_pid else 0.0
-    with Sampler(peer.pid) as s:
+    a0 = {k: tree_cpu(pid)[0] for k, pid in aux.items()}
+    with Sampler(peer.pid, watch_ports, peer.port) as s:
         t0 = time.perf_counter()
         extra = fn()
         wall = time.perf_counter() - t0
     settle(peer.pid, peer.base_procs)
     cpu1, _ = tree_cpu(peer.pid)
-    g1 = tree_cpu(garage_pid)[0] if garage_pid else 0.0
-    return {"wall": wall, "cpu": cpu1 - cpu0, "rss_mib": s.peak / 1024, "garage_cpu": g1 - g0, "extra": extra}
+    r = {"wall": wall, "cpu": cpu1 - cpu0, "rss_mib": s.peak / 1024, "extra": extra,
+         "s3_ports": sorted(s.ports_seen)}
+    for k, pid in aux.items():
+        r[f"{k}_cpu"] = tree_cpu(pid)[0] - a0[k]
+    return r
 
 
 # ---------------------------------------------------------------- servers
@@ -192,11 +259,32 @@ class Bench:
         self.garage_pid = None
         self.s3_secret = os.urandom(32).hex()
         self.garage_port = None
+        # TLS in front of Garage (None with --s3-plain-http).
+        self.tls_port = self.ca_pem = self.stunnel_pid = None
+        self.stunnel_version = None
+
+    def s3_endpoint(self):
+        if self.tls_port:
+            return f"https://127.0.0.1:{self.tls_port}"
+        return f"http://127.0.0.1:{self.garage_port}"
+
+    def aux(self, peer):
+        """The servers whose CPU is reported beside an S3-backed peer."""
+        if not peer.uses_garage:
+            return {}
+        out = {"garage": self.garage_pid}
+        if self.stunnel_pid:
+            out["stunnel"] = self.stunnel_pid
+        return out
+
+    def s3_ports(self, peer):
+        return (self.garage_port, self.tls_port) if peer.uses_garage and self.tls_port else (
+            (self.garage_port,) if peer.uses_garage else ())
 
     # ------------------------------------------------------------ plumbing
     def spawn(self, name, argv, env=None, cwd=None):
         logf = open(os.path.join(self.tmp, f"{name}.log"), "wb")
-        p = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+        p = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, env=env or server_env(), cwd=cwd,
                              start_new_session=True)
         self.procs.append((name, p))
         return p
@@ -251,7 +339,7 @@ s3_region = "eu-central-1"
 api_bind_addr = "127.0.0.1:{api}"
 root_domain = ".s3.garage.localhost"
 """)
-        env = dict(os.environ, RUST_LOG="warn")
+        env = server_env(RUST_LOG="warn")
         p = self.spawn("garage", [g, "-c", conf, "server"], env=env)
         self.garage_pid = p.pid
 
@@ -276,6 +364,116 @@ root_domain = ".s3.garage.localhost"
             admin("bucket", "allow", "--read", "--write", "--owner", b, "--key", "bench")
         log(f"garage on 127.0.0.1:{api}")
 
+    # ------------------------------------------------------------ TLS in front of Garage (stunnel)
+    def start_tls(self):
+        d = self.path("tls")
+        os.makedirs(d, mode=0o700)
+
+        def ossl(*args):
+            r = subprocess.run(["openssl", *args], capture_output=True, text=True, cwd=d)
+            if r.returncode != 0:
+                raise RuntimeError(f"openssl {args[0]}: {r.stderr.strip()[-1000:]}")
+
+        # A minimal config so the system openssl.cnf adds no extensions of its own.
+        with open(os.path.join(d, "openssl.cnf"), "w") as f:
+            f.write("""[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = eugate-e2e throwaway CA
+[v3_ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[v3_server]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1,DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+""")
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        ossl("req", "-config", "openssl.cnf", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem",
+             "-days", "2", "-extensions", "v3_ca")
+        ossl("req", "-config", "openssl.cnf", *ec, "-keyout", "server.key", "-out", "server.csr",
+             "-subj", "/CN=127.0.0.1")
+        ossl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", "server.pem", "-days", "2", "-extfile", "openssl.cnf", "-extensions", "v3_server")
+        self.ca_pem = os.path.join(d, "ca.pem")
+
+        stunnel = shutil.which("stunnel") or shutil.which("stunnel4")
+        if not stunnel:
+            raise RuntimeError("stunnel not found; install stunnel4 (benches/e2e.sh does) or pass --s3-plain-http")
+        v = subprocess.run([stunnel, "-version"], capture_output=True, text=True)
+        m = re.search(r"stunnel (\S+)", v.stdout + v.stderr)
+        self.stunnel_version = m.group(1) if m else "?"
+        port = free_port()
+        conf = os.path.join(d, "stunnel.conf")
+        with open(conf, "w") as f:
+            # debug = info logs each connection's TLS version and cipher suite (read for the header).
+            f.write(f"""foreground = yes
+pid = {d}/stunnel.pid
+debug = info
+socket = l:TCP_NODELAY=1
+socket = r:TCP_NODELAY=1
+
+[garage-s3]
+accept = 127.0.0.1:{port}
+connect = 127.0.0.1:{self.garage_port}
+cert = {d}/server.pem
+key = {d}/server.key
+""")
+        p = self.spawn("stunnel", [stunnel, conf])
+        self.stunnel_pid = p.pid
+        # Handshake as a client trusting only the throwaway CA: proves stunnel listens and the
+        # certificate verifies for 127.0.0.1.
+        import ssl
+        ctx = ssl.create_default_context(cafile=self.ca_pem)
+        deadline = time.time() + 30
+        while True:
+            if p.poll() is not None:
+                raise RuntimeError(f"stunnel exited with {p.returncode}: see {self.path('stunnel.log')}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as raw:
+                    with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as t:
+                        hs = f"{t.version()} {t.cipher()[0]}"
+                break
+            except ssl.SSLError:
+                raise
+            except OSError:
+                if time.time() > deadline:
+                    raise RuntimeError(f"stunnel did not listen on {port} within 30s")
+                time.sleep(0.1)
+        # Count only the benchmark's connections: skip the log up to the test handshake's line.
+        self.stunnel_log_skip = 0
+        deadline = time.time() + 5
+        while time.time() < deadline and not self.stunnel_log_skip:
+            with open(self.path("stunnel.log"), "rb") as f:
+                text = f.read()
+            if re.search(rb"TLSv[\d.]+ ciphersuite: ", text):
+                self.stunnel_log_skip = len(text)
+            else:
+                time.sleep(0.05)
+        self.tls_port = port
+        log(f"stunnel {self.stunnel_version} TLS on 127.0.0.1:{port} -> garage 127.0.0.1:{self.garage_port} "
+            f"(test handshake: {hs})")
+
+    def tls_negotiated(self):
+        """Distinct 'TLSv1.3 ciphersuite: X' lines of stunnel's log, with how many connections each."""
+        counts = {}
+        try:
+            with open(self.path("stunnel.log"), "rb") as f:
+                f.seek(self.stunnel_log_skip)
+                for line in f.read().decode(errors="replace").splitlines():
+                    m = re.search(r"(TLSv[\d.]+) ciphersuite: (\S+)", line)
+                    if m:
+                        k = f"{m.group(1)} {m.group(2)}"
+                        counts[k] = counts.get(k, 0) + 1
+        except OSError:
+            pass
+        return counts
+
     # ------------------------------------------------------------ eugate
     def start_eugate(self):
         d = self.path("eugate")
@@ -287,18 +485,19 @@ root_domain = ".s3.garage.localhost"
         subprocess.run(keys + ["init"], check=True, capture_output=True)
         subprocess.run(keys + ["add-tenant", "bench"], check=True, capture_output=True)
         port = free_port()
-        env = dict(os.environ, RUST_LOG="warn", NO_COLOR="1")
+        env = server_env(RUST_LOG="warn", NO_COLOR="1")
         if self.a.eugate_dest == "s3":
+            ca = f'ca_bundle = "{self.ca_pem}"\n' if self.tls_port else ""
             dest = f"""[destinations.eu]
 kind = "s3"
 provider = "self-hosted"
-endpoint = "http://127.0.0.1:{self.garage_port}"
+endpoint = "{self.s3_endpoint()}"
 bucket = "eugate-bench"
 region = "eu-central-1"
 country = "DE"
 path_style = true
 credentials = {{ env = "EUGATE_S3_EU" }}
-"""
+{ca}"""
             env["EUGATE_S3_EU_ACCESS_KEY_ID"] = GARAGE_KEY_ID
             env["EUGATE_S3_EU_SECRET_ACCESS_KEY"] = self.s3_secret
         else:
@@ -314,7 +513,7 @@ country = "DE"
             f.write(f"""[server]
 listen = ["127.0.0.1:{port}"]
 host_keys = ["host_ed25519"]
-max_sessions_per_user = 64
+max_sessions_per_user = {max(64, self.a.concurrent, self.a.rss_concurrent)}
 shutdown_grace_secs = 5
 
 [keys]
@@ -349,7 +548,7 @@ permissions = ["read", "write", "delete"]
             f.write(f"""[garage]
 type = s3
 provider = Other
-endpoint = http://127.0.0.1:{self.garage_port}
+endpoint = {self.s3_endpoint()}
 region = eu-central-1
 force_path_style = true
 access_key_id = {GARAGE_KEY_ID}
@@ -362,13 +561,13 @@ password = {obscured}
 """)
         os.chmod(conf, 0o600)
         port = free_port()
-        # The AWS SDK in rclone refuses AWS_CA_BUNDLE with its own HTTP transport; the endpoint
-        # is plain http on loopback anyway.
-        env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
-        p = self.spawn("rclone", ["rclone", "--config", conf, "serve", "sftp", "secret:",
+        # server_env() also drops AWS_CA_BUNDLE, which the AWS SDK in rclone refuses beside its own
+        # HTTP transport; the CA comes from --ca-cert.
+        ca = ["--ca-cert", self.ca_pem] if self.tls_port else []
+        p = self.spawn("rclone", ["rclone", "--config", conf, *ca, "serve", "sftp", "secret:",
                                   "--addr", f"127.0.0.1:{port}",
                                   "--key", os.path.join(d, "host_ed25519"),
-                                  "--authorized-keys", os.path.join(d, "user.pub")], env=env)
+                                  "--authorized-keys", os.path.join(d, "user.pub")])
         wait_port(port, p, "rclone")
         return Peer("rclone-crypt", p, port, "bench", os.path.join(d, "user"), "", True)
 
@@ -457,7 +656,14 @@ def main():
     ap.add_argument("--peers", default="eugate,rclone-crypt,openssh")
     ap.add_argument("--concurrent", type=int, default=16)
     ap.add_argument("--concurrent-size", type=parse_size, default=64 * MIB)
-    ap.add_argument("--no-concurrent", action="store_true")
+    ap.add_argument("--no-concurrent", action="store_true",
+                    help="skip both concurrent steps (--concurrent and --rss-concurrent)")
+    ap.add_argument("--rss-concurrent", type=int, default=32,
+                    help="eugate only: N concurrent uploads of --concurrent-size for the memory target "
+                         "(peak RSS <= 512 MiB at 32), printed after the table (default 32, 0 disables)")
+    ap.add_argument("--s3-plain-http", action="store_true",
+                    help="S3 peers talk plain HTTP straight to Garage (no stunnel; eugate then SHA-256s "
+                         "every payload byte for SigV4). Default: TLS through stunnel, as with real providers")
     ap.add_argument("--no-download", action="store_true")
     ap.add_argument("--cipher", default="aes128-gcm@openssh.com",
                     help="pinned with sftp -c; aes128-gcm is the AES-GCM cipher all three peers offer")
@@ -483,6 +689,9 @@ def main():
         need_garage = "rclone-crypt" in peers_wanted or ("eugate" in peers_wanted and a.eugate_dest == "s3")
         if need_garage:
             b.start_garage()
+            if not a.s3_plain_http:
+                b.start_tls()
+            log(f"S3 transport: {transport(a, b)}")
         peers = []
         for name in peers_wanted:
             start = {"eugate": b.start_eugate, "rclone-crypt": b.start_rclone, "openssh": b.start_openssh}[name]
@@ -501,8 +710,8 @@ def main():
             make_file(csrc, a.concurrent_size)
 
         for p in peers:
-            results[p.name] = {"up": [], "cipher": None, "conc": None, "down": None,
-                               "garage": p.uses_garage}
+            results[p.name] = {"up": [], "cipher": None, "conc": None, "down": None, "rss_conc": None,
+                               "garage": p.uses_garage, "stunnel": p.uses_garage and bool(b.tls_port)}
             # Negotiated cipher, from the client's -v output on a tiny session.
             err = b.sftp_run(p, "pwd\n", verbose=True)
             m = re.search(r"kex: server->client cipher: (\S+)", err)
@@ -510,46 +719,86 @@ def main():
 
         for run in range(a.runs):
             for p in peers:
-                r = measure(p, b.garage_pid if p.uses_garage else None,
-                            lambda p=p: b.sftp_run(p, f"put {src} {p.remote('up.bin')}\n"))
+                r = measure(p, b.aux(p), lambda p=p: b.sftp_run(p, f"put {src} {p.remote('up.bin')}\n"),
+                            b.s3_ports(p))
                 results[p.name]["up"].append(r)
                 log(f"run {run + 1}/{a.runs} {p.name}: {a.size / 1e6 / r['wall']:.1f} MB/s, "
                     f"{r['cpu'] / (a.size / GIB):.2f} CPU-s/GiB, {r['rss_mib']:.0f} MiB")
 
         if not a.no_concurrent:
+            def conc(p, n, stem):
+                procs = [b.sftp(p, f"put {csrc} {p.remote(f'{stem}{i}.bin')}\n") for i in range(n)]
+                for proc, batch in procs:
+                    proc.stdin.write(batch.encode())
+                    proc.stdin.close()
+                bad = 0
+                for proc, _ in procs:
+                    proc.stdout.read()
+                    err = proc.stderr.read()
+                    if proc.wait() != 0:
+                        bad += 1
+                        log(f"{p.name}: a concurrent upload failed: {err.decode(errors='replace')[-500:]}")
+                return bad
+
             for p in peers:
-                def conc(p=p):
-                    procs = [b.sftp(p, f"put {csrc} {p.remote(f'c{i}.bin')}\n") for i in range(a.concurrent)]
-                    for proc, batch in procs:
-                        proc.stdin.write(batch.encode())
-                        proc.stdin.close()
-                    bad = 0
-                    for proc, _ in procs:
-                        proc.stdout.read()
-                        err = proc.stderr.read()
-                        if proc.wait() != 0:
-                            bad += 1
-                            log(f"{p.name}: a concurrent upload failed: {err.decode(errors='replace')[-500:]}")
-                    return bad
-                r = measure(p, b.garage_pid if p.uses_garage else None, conc)
+                r = measure(p, b.aux(p), lambda p=p: conc(p, a.concurrent, "c"), b.s3_ports(p))
                 results[p.name]["conc"] = r
                 total = a.concurrent * a.concurrent_size
                 log(f"{a.concurrent}x{a.concurrent_size >> 20}MiB {p.name}: {total / 1e6 / r['wall']:.1f} MB/s, "
                     f"{r['cpu'] / (total / GIB):.2f} CPU-s/GiB, {r['rss_mib']:.0f} MiB, failed {r['extra']}")
 
+            eug = next((p for p in peers if p.name == "eugate"), None)
+            if eug and a.rss_concurrent > 0:
+                r = measure(eug, b.aux(eug), lambda: conc(eug, a.rss_concurrent, "r"), b.s3_ports(eug))
+                results["eugate"]["rss_conc"] = r
+                total = a.rss_concurrent * a.concurrent_size
+                log(f"{a.rss_concurrent}x{a.concurrent_size >> 20}MiB eugate: {total / 1e6 / r['wall']:.1f} MB/s, "
+                    f"{r['cpu'] / (total / GIB):.2f} CPU-s/GiB, {r['rss_mib']:.0f} MiB, failed {r['extra']}")
+
         if not a.no_download:
             for p in peers:
                 dst = os.path.join(b.shm, f"down-{p.name}.bin")
-                r = measure(p, b.garage_pid if p.uses_garage else None,
-                            lambda p=p, dst=dst: b.sftp_run(p, f"get {p.remote('up.bin')} {dst}\n"))
+                r = measure(p, b.aux(p), lambda p=p, dst=dst: b.sftp_run(p, f"get {p.remote('up.bin')} {dst}\n"),
+                            b.s3_ports(p))
                 r["extra"] = sha256(dst) == src_sha
                 os.unlink(dst)
                 results[p.name]["down"] = r
                 log(f"download {p.name}: {a.size / 1e6 / r['wall']:.1f} MB/s, identical={r['extra']}")
+        tls_seen = b.tls_negotiated() if b.tls_port else {}
+        check_s3_ports(b, peers, results)
     finally:
         b.cleanup()
 
-    report(a, results)
+    report(a, results, transport(a, b, tls_seen) if need_garage else "none (no S3 peer)")
+
+
+def transport(a, b, tls_seen=None):
+    if a.s3_plain_http or not b.tls_port:
+        return f"plain HTTP straight to Garage (127.0.0.1:{b.garage_port}; eugate SHA-256s every payload byte)"
+    text = f"TLS (stunnel {b.stunnel_version} in front of Garage, CA via ca_bundle / rclone --ca-cert)"
+    if tls_seen:
+        text += "; negotiated " + ", ".join(f"{k} ({n} conn.)" for k, n in sorted(tls_seen.items()))
+    return text
+
+
+def check_s3_ports(b, peers, results):
+    """Fails the run if an S3 peer was seen connected to the wrong S3 port (Garage's plain port under
+    TLS), and logs which port each one used."""
+    for p in peers:
+        if not p.uses_garage:
+            continue
+        r = results[p.name]
+        seen = set()
+        for m in r["up"] + [r["conc"], r["rss_conc"], r["down"]]:
+            if m:
+                seen |= set(m["s3_ports"])
+        names = {b.garage_port: f"Garage plain HTTP {b.garage_port}"}
+        if b.tls_port:
+            names[b.tls_port] = f"stunnel TLS {b.tls_port}"
+        log(f"{p.name} connected to: {', '.join(names[x] for x in sorted(seen)) or 'nothing sampled'}")
+        if b.tls_port and b.garage_port in seen:
+            raise RuntimeError(f"{p.name} connected to Garage's plain-HTTP port {b.garage_port}, not to TLS")
+        r["s3_ports_seen"] = sorted(seen)
 
 
 def fmt_range(vals, f="{:.1f}"):
@@ -561,7 +810,7 @@ def fmt_range(vals, f="{:.1f}"):
     return f"{f.format(med)} [{f.format(min(vals))}–{f.format(max(vals))}]"
 
 
-def report(a, results):
+def report(a, results, transport_text):
     size_gib = a.size / GIB
     rows = []
     summary = {}
@@ -569,7 +818,7 @@ def report(a, results):
         mbs = [a.size / 1e6 / u["wall"] for u in r["up"]]
         cpu = [u["cpu"] / size_gib for u in r["up"]]
         rss = max((u["rss_mib"] for u in r["up"]), default=0)
-        gcpu = [u["garage_cpu"] / size_gib for u in r["up"]]
+        gcpu = [u.get("garage_cpu", 0.0) / size_gib for u in r["up"]]
         summary[name] = (statistics.median(mbs), statistics.median(cpu), rss)
         row = {
             "peer": name + (f" ({a.eugate_dest})" if name == "eugate" else ""),
@@ -577,6 +826,8 @@ def report(a, results):
             "CPU-s/GiB": fmt_range(cpu, "{:.2f}"),
             "peak RSS MiB": f"{rss:.0f}",
             "Garage CPU-s/GiB": fmt_range(gcpu, "{:.2f}") if r["garage"] else "-",
+            "stunnel CPU-s/GiB": fmt_range([u["stunnel_cpu"] / size_gib for u in r["up"]], "{:.2f}")
+            if r["stunnel"] else "-",
             "cipher": r["cipher"],
         }
         c = r["conc"]
@@ -606,6 +857,7 @@ def report(a, results):
                 cols.append(k)
     print(f"# e2e: {a.size / MIB:.0f} MiB x {a.runs} run(s), sftp -c {a.cipher} -R {a.requests}, "
           f"{a.concurrent}x{a.concurrent_size >> 20} MiB concurrent, MB = 10^6 bytes")
+    print(f"# S3 transport: {transport_text}")
     print("| " + " | ".join(cols) + " |")
     print("|" + "|".join("---" for _ in cols) + "|")
     for row in rows:
@@ -619,6 +871,15 @@ def report(a, results):
             return f"{name} n/a MB/s n/a CPU-s/GiB n/a MiB"
         m, c, r = summary[name]
         return f"{name} {m:.1f} MB/s {c:.2f} CPU-s/GiB {r:.0f} MiB"
+
+    rc = results.get("eugate", {}).get("rss_conc")
+    if rc:
+        n, total = a.rss_concurrent, a.rss_concurrent * a.concurrent_size
+        extra = f", Garage {rc['garage_cpu'] / (total / GIB):.2f}" if "garage_cpu" in rc else ""
+        extra += f", stunnel {rc['stunnel_cpu'] / (total / GIB):.2f}" if "stunnel_cpu" in rc else ""
+        print(f"eugate {n}x{a.concurrent_size >> 20}MiB concurrent: {total / 1e6 / rc['wall']:.1f} MB/s, "
+              f"peak RSS {rc['rss_mib']:.0f} MiB, {n - rc['extra']}/{n} ok "
+              f"({rc['cpu'] / (total / GIB):.2f} CPU-s/GiB{extra})")
 
     ratio = (f"{summary['eugate'][0] / summary['rclone-crypt'][0]:.2f}"
              if "eugate" in summary and "rclone-crypt" in summary else "n/a")
