@@ -101,7 +101,7 @@ fn seal_parts(data: &[u8], time_fill: bool) -> (usize, Duration) {
                 break;
             }
             let t = Instant::now();
-            let part = parts.seal_part().expect("seal part");
+            let part = parts.seal_part(Vec::new()).expect("seal part");
             total += black_box(part).len();
             sealing += t.elapsed();
         }
@@ -198,7 +198,7 @@ fn main() {
                 if rest.is_empty() {
                     break;
                 }
-                sealed.extend_from_slice(&parts.seal_part().expect("seal part"));
+                sealed.extend_from_slice(&parts.seal_part(Vec::new()).expect("seal part"));
             }
         }
         sealed.extend_from_slice(&parts.finish().expect("finish"));

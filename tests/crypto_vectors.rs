@@ -279,7 +279,7 @@ fn seal_by_parts(input: &Input, segments_per_part: usize, push: usize) -> Vec<u8
             let n = parts.fill(rest);
             rest = &rest[n..];
             if !rest.is_empty() {
-                out.extend_from_slice(&parts.seal_part().unwrap());
+                out.extend_from_slice(&parts.seal_part(Vec::new()).unwrap());
             }
         }
     }

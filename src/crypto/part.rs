@@ -127,8 +127,9 @@ impl PartSealer {
 
     /// Seals the full part in place (all its segments are non-final, since plaintext follows)
     /// and returns it: the bytes to store next, ciphertext only. The first part includes the
-    /// header.
-    pub fn seal_part(&mut self) -> Result<Vec<u8>, CryptoError> {
+    /// header. `next` becomes the buffer of the following part: a recycled one saves an
+    /// allocation (any contents are discarded; it is grown if too small), `Vec::new()` will do.
+    pub fn seal_part(&mut self, next: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
@@ -139,7 +140,10 @@ impl PartSealer {
         }
         self.seal_segments(self.segments_per_part, None)?;
         self.sealed = true;
-        let next = Vec::with_capacity(self.segments_per_part * SEALED_SEGMENT_SIZE);
+        let mut next = next;
+        next.clear();
+        // Grown while empty, so no plaintext is ever left behind in a reallocation.
+        next.reserve_exact(self.segments_per_part * SEALED_SEGMENT_SIZE);
         Ok(std::mem::replace(&mut *self.buf, next))
     }
 
@@ -252,7 +256,7 @@ mod tests {
                 let n = p.fill(input);
                 input = &input[n..];
                 if !input.is_empty() {
-                    let part = p.seal_part().unwrap();
+                    let part = p.seal_part(Vec::new()).unwrap();
                     sizes.push(part.len());
                     out.extend_from_slice(&part);
                 }
@@ -306,13 +310,22 @@ mod tests {
     #[test]
     fn out_of_order_calls_are_refused() {
         let mut p = sealer().into_part_sealer(1).unwrap();
-        assert!(matches!(p.seal_part(), Err(CryptoError::PartOutOfOrder(_))));
+        assert!(matches!(
+            p.seal_part(Vec::new()),
+            Err(CryptoError::PartOutOfOrder(_))
+        ));
         assert_eq!(p.fill(&vec![1; SEGMENT_SIZE]), SEGMENT_SIZE);
         // Full, but nothing follows yet: it may still be the final segment.
-        assert!(matches!(p.seal_part(), Err(CryptoError::PartOutOfOrder(_))));
+        assert!(matches!(
+            p.seal_part(Vec::new()),
+            Err(CryptoError::PartOutOfOrder(_))
+        ));
         assert_eq!(p.fill(&[1]), 0);
-        p.seal_part().unwrap();
-        assert!(matches!(p.seal_part(), Err(CryptoError::PartOutOfOrder(_))));
+        p.seal_part(Vec::new()).unwrap();
+        assert!(matches!(
+            p.seal_part(Vec::new()),
+            Err(CryptoError::PartOutOfOrder(_))
+        ));
         // The announced byte never came: finishing would need an empty final segment.
         assert!(matches!(p.finish(), Err(CryptoError::PartOutOfOrder(_))));
         assert_eq!(
@@ -337,7 +350,10 @@ mod tests {
         let mut p = sealer().into_part_sealer(1).unwrap();
         p.skip_to_segment(MAX_SEGMENTS - 1);
         p.fill(&vec![5; SEGMENT_SIZE + 1]);
-        assert_eq!(p.seal_part().unwrap_err(), CryptoError::TooManySegments);
+        assert_eq!(
+            p.seal_part(Vec::new()).unwrap_err(),
+            CryptoError::TooManySegments
+        );
         assert!(
             p.buf.iter().all(|&b| b == 0),
             "plaintext wiped after the error"

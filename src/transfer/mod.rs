@@ -2,6 +2,7 @@
 //! Front ends hand it authenticated principals and virtual paths; it routes, decides, seals,
 //! stores, and answers with plaintext views (sizes, bytes) — never with storage details.
 
+mod buffers;
 pub mod download;
 pub mod path;
 pub mod upload;
@@ -120,6 +121,10 @@ pub enum GatewayError {
 }
 
 /// The gateway: configuration turned into live routes, plus keyring and policy store.
+/// Idle ~1 MiB part buffers kept for reuse: one upload circulates about 26 (a part being
+/// filled and two in flight, 8 each), so a busy gateway keeps this much for the next upload.
+const IDLE_PART_BUFFERS: usize = 64;
+
 pub struct Gateway {
     routes: HashMap<String, Route>,
     users: HashMap<String, User>,
@@ -128,6 +133,7 @@ pub struct Gateway {
     audit: Arc<AuditLog>,
     reorder_window: u64,
     uploads: Arc<upload::InFlight>,
+    buffers: buffers::BufferPool,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -300,6 +306,7 @@ impl Gateway {
             audit,
             reorder_window: config.server.reorder_window,
             uploads: Arc::new(upload::InFlight::default()),
+            buffers: buffers::BufferPool::new(IDLE_PART_BUFFERS),
         })
     }
 
@@ -564,6 +571,7 @@ impl Gateway {
         };
         Ok(UploadHandle::start(
             sealer,
+            self.buffers.clone(),
             upload,
             record,
             self.reorder_window,

@@ -12,6 +12,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use zeroize::Zeroizing;
 
 use super::TransferError;
+use super::buffers::BufferPool;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::crypto::{PartSealer, SEGMENT_SIZE, Sealer};
 use crate::storage::Upload;
@@ -252,8 +253,10 @@ fn failed_state(f: &Mutex<Option<TransferError>>) -> Option<TransferError> {
 }
 
 impl UploadHandle {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         sealer: Sealer,
+        buffers: BufferPool,
         upload: Box<dyn Upload>,
         record: UploadRecord,
         window: u64,
@@ -264,7 +267,15 @@ impl UploadHandle {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let failed = Arc::new(Mutex::new(None));
         let guard = InFlightGuard::new(inflight);
-        tokio::spawn(run(sealer, upload, record, rx, failed.clone(), guard));
+        tokio::spawn(run(
+            sealer,
+            buffers,
+            upload,
+            record,
+            rx,
+            failed.clone(),
+            guard,
+        ));
         UploadHandle {
             tx: Some(tx),
             reorder: Reorder::new(window),
@@ -338,6 +349,7 @@ impl UploadHandle {
 /// The sealing task. Ends by committing (on Finish) or aborting (error, or the handle dropped).
 async fn run(
     sealer: Sealer,
+    buffers: BufferPool,
     mut upload: Box<dyn Upload>,
     record: UploadRecord,
     mut rx: mpsc::Receiver<Msg>,
@@ -370,14 +382,14 @@ async fn run(
             Some(Msg::Data(chunk)) => {
                 plaintext += chunk.len() as u64;
                 if let Err((e, cause)) =
-                    store_chunk(&mut parts, upload.as_mut(), &mut digest, &chunk).await
+                    store_chunk(&mut parts, &buffers, upload.as_mut(), &mut digest, &chunk).await
                 {
                     fail(e);
                     break cause;
                 }
             }
             Some(Msg::Finish(reply)) => {
-                let result = finish(parts, upload, digest, plaintext).await;
+                let result = finish(parts, &buffers, upload, digest, plaintext).await;
                 match &result {
                     Ok((sealed, digest)) => {
                         record.committed(plaintext, *sealed, digest.clone());
@@ -414,6 +426,7 @@ async fn run(
 /// completes, sealed in place. Errors carry the client-facing error and the audit cause.
 async fn store_chunk(
     parts: &mut PartSealer,
+    buffers: &BufferPool,
     upload: &mut dyn Upload,
     digest: &mut blake3::Hasher,
     chunk: &[u8],
@@ -426,7 +439,7 @@ async fn store_chunk(
             return Ok(());
         }
         // The part is full and plaintext follows it: seal it and hand it on.
-        let part = parts.seal_part().map_err(|e| {
+        let part = parts.seal_part(buffers.take()).map_err(|e| {
             tracing::error!(error = %e, "sealing failed");
             (
                 TransferError::Failure("encryption failed".into()),
@@ -434,7 +447,7 @@ async fn store_chunk(
             )
         })?;
         digest.update(&part);
-        if let Err(e) = upload.write(part.into()).await {
+        if let Err(e) = upload.write(buffers.share(part)).await {
             tracing::error!(error = %e, "storage write failed");
             return Err((
                 TransferError::Failure(format!("storing failed: {e}")),
@@ -447,6 +460,7 @@ async fn store_chunk(
 /// Seals the last segment, stores it and commits; returns the sealed size and its BLAKE3.
 async fn finish(
     parts: PartSealer,
+    buffers: &BufferPool,
     mut upload: Box<dyn Upload>,
     mut digest: blake3::Hasher,
     plaintext: u64,
@@ -460,7 +474,7 @@ async fn finish(
         }
     };
     digest.update(&last);
-    if let Err(e) = upload.write(last.into()).await {
+    if let Err(e) = upload.write(buffers.share(last)).await {
         upload.abort().await;
         return Err(TransferError::Failure(format!("storing failed: {e}")));
     }
