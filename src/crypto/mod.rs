@@ -19,6 +19,7 @@ mod open;
 mod part;
 mod schedule;
 mod seal;
+mod wipe;
 
 pub use error::CryptoError;
 pub use header::{
@@ -33,6 +34,7 @@ pub use object_key::ObjectKey;
 pub use open::Opener;
 pub use part::{MAX_SEGMENTS_PER_PART, PartSealer};
 pub use seal::Sealer;
+pub use wipe::{wipe, wipe_vec};
 
 /// Key-schedule internals for the known-answer vectors only.
 #[doc(hidden)]
