@@ -553,9 +553,10 @@ impl Destination for S3Destination {
         check_key(key)?;
         let reader = S3Reader::open(&self.inner.target, key).await?;
         Ok(Box::new(WindowReader {
-            reader,
+            reader: Arc::new(reader),
             at: 0,
             window: Vec::new(),
+            next: None,
         }))
     }
 
@@ -637,11 +638,75 @@ impl Upload for S3Upload {
 }
 
 /// Serves reads from one ranged GET of up to [`READ_WINDOW`] bytes, so a sequential download of
-/// 64 KiB segments costs one request per window, not one per segment.
+/// 64 KiB segments costs one request per window, not one per segment. While a window is being
+/// read, the next one is fetched in the background: a sequential download then rarely waits for
+/// the store (one window ahead, so at most two windows of memory per download).
 struct WindowReader {
-    reader: S3Reader,
+    reader: Arc<S3Reader>,
     at: u64,
     window: Vec<u8>,
+    /// The window after `window`, being fetched: its offset and the task.
+    next: Option<(u64, ReadAhead)>,
+}
+
+type ReadAhead = tokio::task::JoinHandle<Result<Vec<u8>, S3Error>>;
+
+impl WindowReader {
+    fn prefetch(&mut self) {
+        let at = self.at + self.window.len() as u64;
+        if self.next.is_some() || self.window.is_empty() || at >= self.reader.len() {
+            return;
+        }
+        let reader = self.reader.clone();
+        self.next = Some((
+            at,
+            tokio::spawn(async move { reader.read_at(at, READ_WINDOW).await }),
+        ));
+    }
+
+    /// Serves `offset..end` from the tail of the current window and the prefetched next one
+    /// (which then becomes current), if the read continues into it; `None` otherwise (the
+    /// client jumped, or nothing was prefetched).
+    async fn continue_into_next(
+        &mut self,
+        offset: u64,
+        end: u64,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let cached_end = self.at + self.window.len() as u64;
+        let continues = matches!(&self.next, Some((at, _))
+            if *at == cached_end && offset >= self.at && end <= at + READ_WINDOW as u64);
+        let Some((next_at, task)) = self.next.take() else {
+            return Ok(None);
+        };
+        if !continues {
+            task.abort();
+            return Ok(None);
+        }
+        let next = task.await.map_err(|e| {
+            StorageError::from(S3Error::Internal(format!("read-ahead task: {e}")))
+        })??;
+        if end > next_at + next.len() as u64 {
+            return Ok(None); // the store returned less than asked: read it directly
+        }
+        // Segments straddle window boundaries: the read's head may still be in this window.
+        let mut out = Vec::with_capacity((end - offset) as usize);
+        if offset < next_at {
+            out.extend_from_slice(&self.window[(offset - self.at) as usize..]);
+        }
+        let from = offset.max(next_at) - next_at;
+        out.extend_from_slice(&next[from as usize..(end - next_at) as usize]);
+        self.at = next_at;
+        self.window = next;
+        Ok(Some(out))
+    }
+}
+
+impl Drop for WindowReader {
+    fn drop(&mut self) {
+        if let Some((_, task)) = self.next.take() {
+            task.abort();
+        }
+    }
 }
 
 #[async_trait]
@@ -656,12 +721,19 @@ impl ObjectReader for WindowReader {
             return Ok(Vec::new());
         }
         let cached_end = self.at + self.window.len() as u64;
-        if offset < self.at || end > cached_end {
-            self.window = self.reader.read_at(offset, len.max(READ_WINDOW)).await?;
-            self.at = offset;
+        if offset >= self.at && end <= cached_end {
+            let out = self.window[(offset - self.at) as usize..(end - self.at) as usize].to_vec();
+            self.prefetch();
+            return Ok(out);
         }
-        let from = (offset - self.at) as usize;
-        let to = (end - self.at) as usize;
-        Ok(self.window[from..to].to_vec())
+        if let Some(out) = self.continue_into_next(offset, end).await? {
+            self.prefetch();
+            return Ok(out);
+        }
+        self.window = self.reader.read_at(offset, len.max(READ_WINDOW)).await?;
+        self.at = offset;
+        self.prefetch();
+        let to = ((end - offset) as usize).min(self.window.len());
+        Ok(self.window[..to].to_vec())
     }
 }
