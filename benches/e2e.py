@@ -31,6 +31,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import re
 import shutil
 import signal
@@ -222,14 +223,19 @@ def measure(peer, aux, fn, watch_ports=()):
     settle(peer.pid, peer.base_procs)
     cpu0, _ = tree_cpu(peer.pid)
     a0 = {k: tree_cpu(pid)[0] for k, pid in aux.items()}
+    # The sftp clients are the only children reaped during fn() (servers live on), so the
+    # change in RUSAGE_CHILDREN is their CPU, ssh subprocesses included.
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     with Sampler(peer.pid, watch_ports, peer.port) as s:
         t0 = time.perf_counter()
         extra = fn()
         wall = time.perf_counter() - t0
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     settle(peer.pid, peer.base_procs)
     cpu1, _ = tree_cpu(peer.pid)
     r = {"wall": wall, "cpu": cpu1 - cpu0, "rss_mib": s.peak / 1024, "extra": extra,
-         "s3_ports": sorted(s.ports_seen)}
+         "s3_ports": sorted(s.ports_seen),
+         "client_cpu": (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)}
     for k, pid in aux.items():
         r[f"{k}_cpu"] = tree_cpu(pid)[0] - a0[k]
     return r
@@ -814,12 +820,18 @@ def report(a, results, transport_text):
     size_gib = a.size / GIB
     rows = []
     summary = {}
+    whole = {}
     for name, r in results.items():
         mbs = [a.size / 1e6 / u["wall"] for u in r["up"]]
         cpu = [u["cpu"] / size_gib for u in r["up"]]
         rss = max((u["rss_mib"] for u in r["up"]), default=0)
         gcpu = [u.get("garage_cpu", 0.0) / size_gib for u in r["up"]]
         summary[name] = (statistics.median(mbs), statistics.median(cpu), rss)
+        # Everything this peer's upload makes the machine do, per GiB: the server, the S3 server
+        # and TLS proxy behind it, and the client.
+        whole[name] = statistics.median(
+            (u["cpu"] + u.get("garage_cpu", 0.0) + u.get("stunnel_cpu", 0.0) + u.get("client_cpu", 0.0))
+            / size_gib for u in r["up"])
         row = {
             "peer": name + (f" ({a.eugate_dest})" if name == "eugate" else ""),
             "upload MB/s med [range]": fmt_range(mbs),
@@ -828,6 +840,7 @@ def report(a, results, transport_text):
             "Garage CPU-s/GiB": fmt_range(gcpu, "{:.2f}") if r["garage"] else "-",
             "stunnel CPU-s/GiB": fmt_range([u["stunnel_cpu"] / size_gib for u in r["up"]], "{:.2f}")
             if r["stunnel"] else "-",
+            "client CPU-s/GiB": fmt_range([u.get("client_cpu", 0.0) / size_gib for u in r["up"]], "{:.2f}"),
             "cipher": r["cipher"],
         }
         c = r["conc"]
@@ -862,6 +875,14 @@ def report(a, results, transport_text):
     print("|" + "|".join("---" for _ in cols) + "|")
     for row in rows:
         print("| " + " | ".join(row.get(k, "") for k in cols) + " |")
+    if "eugate" in whole and "rclone-crypt" in whole:
+        # With every core busy, wall time per GiB is at least the machine's CPU-s per GiB divided
+        # by the core count; a gateway costing nothing leaves the rest of eugate's path.
+        e, r_ = whole["eugate"], whole["rclone-crypt"]
+        e_rest = e - summary["eugate"][1]
+        print(f"# machine CPU-s per GiB uploaded (server + S3 + TLS proxy + client): eugate {e:.2f}, "
+              f"rclone-crypt {r_:.2f}; wall-ratio if both saturate {os.cpu_count()} cores: {r_ / e:.2f}; "
+              f"if eugate itself cost nothing: {r_ / e_rest:.2f}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"args": {k: v for k, v in vars(a).items()}, "results": results}, f, indent=1, default=str)
