@@ -1,19 +1,21 @@
-//! The upload pipeline. The front end calls [`UploadHandle::write`], which only reorders
-//! (bounded) and enqueues; a task copies the plaintext once into a part buffer, seals its 64 KiB
-//! segments in place and hands each sealed part to storage. CLOSE
-//! ([`UploadHandle::commit`]) waits for the durable commit. Dropping the handle without a
-//! commit aborts: nothing is published.
+//! The upload pipeline. The front end calls [`UploadHandle::write_pieces`] with the data of
+//! each WRITE: in order, it is copied straight from the received packet into a part buffer
+//! (its only copy in the gateway), whose 64 KiB segments are sealed in place once full. Sealed
+//! parts go to a storage task, which stores them while the next part fills. Writes ahead of a
+//! gap are held (bounded) until it fills. CLOSE ([`UploadHandle::commit`]) waits for the
+//! durable commit. Dropping the handle without a commit aborts: nothing is published.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::TransferError;
 use super::buffers::BufferPool;
 use crate::audit::{AuditEvent, AuditLog};
-use crate::crypto::{PartSealer, SEGMENT_SIZE, Sealer};
+use crate::crypto::{CryptoError, PartSealer, SEGMENT_SIZE, Sealer};
 use crate::storage::Upload;
 
 /// Plaintext per storage write: each part is 16 sealed segments (≈ 1 MiB), plus the header in
@@ -22,9 +24,9 @@ use crate::storage::Upload;
 /// list of them), so it is never copied again.
 const PART_SIZE: usize = 1 << 20;
 const SEGMENTS_PER_PART: usize = PART_SIZE / SEGMENT_SIZE;
-/// Chunks queued between the front end and the sealing task (≈ 1 MiB of 64 KiB writes):
-/// when full, `write` waits, and the SSH channel feels the backpressure.
-const QUEUE_DEPTH: usize = 16;
+/// Sealed parts queued for the storage task: when it is full, `write_pieces` waits, and the SSH
+/// channel feels the backpressure.
+const QUEUE_DEPTH: usize = 1;
 
 /// One received write: plaintext, wiped when dropped (by `crypto::wipe`, word-wise: zeroize's
 /// byte-wise loop over every received byte was 6.5 % of the upload CPU).
@@ -56,8 +58,16 @@ impl std::fmt::Debug for Chunk {
 }
 
 enum Msg {
-    Data(Chunk),
-    Finish(oneshot::Sender<Result<u64, TransferError>>),
+    /// A sealed part, in order.
+    Part(Bytes),
+    Finish {
+        last: Bytes,
+        plaintext: u64,
+        blake3: String,
+        reply: oneshot::Sender<Result<u64, TransferError>>,
+    },
+    /// Sealing failed: abort, recording this cause.
+    Abort(String),
 }
 
 /// What the audit trail records about one upload, whichever way it ends.
@@ -241,6 +251,31 @@ impl Reorder {
         Ok(ready)
     }
 
+    /// Accepts an in-order write of `len` bytes at `offset` (== [`Reorder::next`]), whose
+    /// bytes the caller uses directly; returns the held chunks that now follow it, in order.
+    pub fn advance(&mut self, offset: u64, len: u64) -> Result<Vec<Chunk>, TransferError> {
+        debug_assert_eq!(offset, self.next);
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| TransferError::Failure("write offset overflows".into()))?;
+        if self.pending.range(offset..end).next().is_some() {
+            return Err(TransferError::Failure(format!(
+                "write at offset {offset} overlaps another pending write; each byte can be written once"
+            )));
+        }
+        self.next = end;
+        let mut ready = Vec::new();
+        while let Some(entry) = self.pending.first_entry() {
+            if *entry.key() != self.next {
+                break;
+            }
+            let chunk = entry.remove();
+            self.next += chunk.len() as u64;
+            ready.push(chunk);
+        }
+        Ok(ready)
+    }
+
     /// Bytes received past a gap.
     pub fn pending_bytes(&self) -> u64 {
         self.pending.values().map(|d| d.len() as u64).sum()
@@ -251,8 +286,39 @@ impl Reorder {
     }
 }
 
+/// The sealing half of an upload, owned by the front end's task: plaintext is copied from the
+/// received packet straight into the part buffer (its only copy in the gateway), sealed in
+/// place and hashed while still in cache. Only sealed parts cross to the storage task.
+struct Sealing {
+    parts: PartSealer,
+    buffers: BufferPool,
+    digest: blake3::Hasher,
+    plaintext: u64,
+}
+
+impl Sealing {
+    /// Copies `data` into the part buffer; returns the parts it completed, sealed.
+    fn take(&mut self, data: &[u8], out: &mut Vec<Bytes>) -> Result<(), CryptoError> {
+        self.plaintext += data.len() as u64;
+        let mut rest = data;
+        loop {
+            let taken = self.parts.fill(rest);
+            rest = &rest[taken..];
+            if rest.is_empty() {
+                return Ok(());
+            }
+            // The part is full and plaintext follows it: seal it and hand it on.
+            let part = self.parts.seal_part(self.buffers.take())?;
+            self.digest.update(&part);
+            out.push(self.buffers.share(part));
+        }
+    }
+}
+
 pub struct UploadHandle {
     tx: Option<mpsc::Sender<Msg>>,
+    /// `None` once committed, or after a sealing error. Boxed: the BLAKE3 state is ~2 KiB.
+    sealing: Option<Box<Sealing>>,
     reorder: Reorder,
     failed: Arc<Mutex<Option<TransferError>>>,
     path: String,
@@ -276,6 +342,11 @@ fn failed_state(f: &Mutex<Option<TransferError>>) -> Option<TransferError> {
         .clone()
 }
 
+fn set_failed(f: &Mutex<Option<TransferError>>, e: TransferError) -> TransferError {
+    *f.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.clone());
+    e
+}
+
 impl UploadHandle {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
@@ -291,17 +362,27 @@ impl UploadHandle {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let failed = Arc::new(Mutex::new(None));
         let guard = InFlightGuard::new(inflight);
-        tokio::spawn(run(
-            sealer,
-            buffers,
-            upload,
-            record,
-            rx,
-            failed.clone(),
-            guard,
-        ));
+        let sealing = match sealer.into_part_sealer(SEGMENTS_PER_PART) {
+            Ok(parts) => Some(Box::new(Sealing {
+                parts,
+                buffers,
+                digest: blake3::Hasher::new(),
+                plaintext: 0,
+            })),
+            Err(e) => {
+                tracing::error!(error = %e, "setting up the part buffer failed");
+                set_failed(
+                    &failed,
+                    TransferError::Failure("encryption setup failed".into()),
+                );
+                let _ = tx.try_send(Msg::Abort(format!("sealing setup failed: {e}")));
+                None
+            }
+        };
+        tokio::spawn(store(upload, record, rx, failed.clone(), guard));
         UploadHandle {
             tx: Some(tx),
+            sealing,
             reorder: Reorder::new(window),
             failed,
             path,
@@ -314,9 +395,21 @@ impl UploadHandle {
         self.reorder.next()
     }
 
-    /// Accepts `data` at `offset`: reorders within the window and enqueues. Errors the sealing
-    /// task hit earlier surface here, so the client learns early.
+    /// Accepts `data` at `offset`. See [`UploadHandle::write_pieces`].
     pub async fn write(&mut self, offset: u64, data: Vec<u8>) -> Result<(), TransferError> {
+        let chunk = Chunk::new(data);
+        self.write_pieces(offset, &[&chunk[..]]).await
+    }
+
+    /// Accepts the bytes of `pieces`, joined, at `offset`: in order, they go straight into the
+    /// part buffer; ahead of a gap, they are copied and held (within the reorder window) until
+    /// the gap fills. Errors the storage task hit earlier surface here, so the client learns
+    /// early.
+    pub async fn write_pieces(
+        &mut self,
+        offset: u64,
+        pieces: &[&[u8]],
+    ) -> Result<(), TransferError> {
         if let Some(e) = failed_state(&self.failed) {
             return Err(e);
         }
@@ -329,22 +422,81 @@ impl UploadHandle {
             }
             self.must_start_at_zero = false;
         }
-        let ready = self.reorder.accept(offset, Chunk::new(data))?;
+        if self.tx.is_none() {
+            return Err(TransferError::Failure("upload already closed".into()));
+        }
+        let len: usize = pieces.iter().map(|p| p.len()).sum();
+        let mut sealed = Vec::new();
+        if offset == self.reorder.next() {
+            let released = self.reorder.advance(offset, len as u64)?;
+            for piece in pieces {
+                self.seal(piece, &mut sealed)?;
+            }
+            for chunk in released {
+                self.seal(&chunk, &mut sealed)?;
+            }
+        } else {
+            let mut copy = Vec::with_capacity(len);
+            for piece in pieces {
+                copy.extend_from_slice(piece);
+            }
+            for chunk in self.reorder.accept(offset, Chunk::new(copy))? {
+                self.seal(&chunk, &mut sealed)?;
+            }
+        }
+        for part in sealed {
+            self.send(Msg::Part(part)).await?;
+        }
+        Ok(())
+    }
+
+    fn seal(&mut self, data: &[u8], out: &mut Vec<Bytes>) -> Result<(), TransferError> {
+        let Some(sealing) = self.sealing.as_mut() else {
+            return Err(failed_state(&self.failed)
+                .unwrap_or_else(|| TransferError::Failure("upload aborted".into())));
+        };
+        if let Err(e) = sealing.take(data, out) {
+            self.sealing_failed(&e);
+            return Err(TransferError::Failure("encryption failed".into()));
+        }
+        Ok(())
+    }
+
+    /// A sealer error ends the upload: the storage task aborts and records why.
+    fn sealing_failed(&mut self, e: &CryptoError) {
+        tracing::error!(error = %e, "sealing failed");
+        self.sealing = None;
+        set_failed(
+            &self.failed,
+            TransferError::Failure("encryption failed".into()),
+        );
+        if let Some(tx) = self.tx.take() {
+            // The storage task may be waiting on a full queue; it learns of the failure from
+            // this message when it catches up, or from the closed queue.
+            let cause = format!("sealing failed: {e}");
+            tokio::spawn(async move {
+                let _ = tx.send(Msg::Abort(cause)).await;
+            });
+        }
+    }
+
+    async fn send(&mut self, msg: Msg) -> Result<(), TransferError> {
         let tx = self
             .tx
             .as_ref()
             .ok_or_else(|| TransferError::Failure("upload already closed".into()))?;
-        for chunk in ready {
-            if tx.send(Msg::Data(chunk)).await.is_err() {
-                return Err(failed_state(&self.failed)
-                    .unwrap_or_else(|| TransferError::Failure("upload aborted".into())));
-            }
+        if tx.send(msg).await.is_err() {
+            return Err(failed_state(&self.failed)
+                .unwrap_or_else(|| TransferError::Failure("upload aborted".into())));
         }
         Ok(())
     }
 
     /// Seals the final segment, writes the last part and publishes. Success means durable.
     pub async fn commit(mut self) -> Result<u64, TransferError> {
+        if let Some(e) = failed_state(&self.failed) {
+            return Err(e);
+        }
         let pending = self.reorder.pending_bytes();
         if pending > 0 {
             // Dropping `self` aborts.
@@ -353,15 +505,37 @@ impl UploadHandle {
                 self.reorder.next()
             )));
         }
-        let tx = self
-            .tx
-            .take()
-            .ok_or_else(|| TransferError::Failure("upload already closed".into()))?;
+        let Some(sealing) = self.sealing.take() else {
+            return Err(TransferError::Failure("upload already closed".into()));
+        };
+        let Sealing {
+            parts,
+            buffers,
+            mut digest,
+            plaintext,
+        } = *sealing;
+        let last = match parts.finish() {
+            Ok(last) => last,
+            Err(e) => {
+                tracing::error!(error = %e, "sealing the final segment failed");
+                let e2 = TransferError::Failure("encryption failed".into());
+                set_failed(&self.failed, e2.clone());
+                let _ = self
+                    .send(Msg::Abort(format!("sealing the final segment failed: {e}")))
+                    .await;
+                return Err(e2);
+            }
+        };
+        digest.update(&last);
         let (reply_tx, reply_rx) = oneshot::channel();
-        if tx.send(Msg::Finish(reply_tx)).await.is_err() {
-            return Err(failed_state(&self.failed)
-                .unwrap_or_else(|| TransferError::Failure("upload aborted".into())));
-        }
+        self.send(Msg::Finish {
+            last: buffers.share(last),
+            plaintext,
+            blake3: digest.finalize().to_hex().to_string(),
+            reply: reply_tx,
+        })
+        .await?;
+        self.tx = None;
         match reply_rx.await {
             Ok(r) => r,
             Err(_) => Err(failed_state(&self.failed)
@@ -370,57 +544,42 @@ impl UploadHandle {
     }
 }
 
-/// The sealing task. Ends by committing (on Finish) or aborting (error, or the handle dropped).
-async fn run(
-    sealer: Sealer,
-    buffers: BufferPool,
+/// The storage task: stores sealed parts in order and commits on Finish; aborts on a storage
+/// error, a sealing error, or when the handle goes away without a commit.
+async fn store(
     mut upload: Box<dyn Upload>,
     record: UploadRecord,
     mut rx: mpsc::Receiver<Msg>,
     failed: Arc<Mutex<Option<TransferError>>>,
     guard: InFlightGuard,
 ) {
-    let fail = |e: TransferError| {
-        *failed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.clone());
-        e
-    };
-    let mut parts = match sealer.into_part_sealer(SEGMENTS_PER_PART) {
-        Ok(parts) => parts,
-        Err(e) => {
-            tracing::error!(error = %e, "setting up the part buffer failed");
-            fail(TransferError::Failure("encryption setup failed".into()));
-            upload.abort().await;
-            record.aborted(&format!("sealing setup failed: {e}"));
-            return;
-        }
-    };
-    // The audit record names the exact ciphertext that was stored. BLAKE3, not SHA-256: it is
-    // the one pass over every byte that stays on the TLS path, and BLAKE3 runs ~3.7x faster here
-    // (7.1 vs 1.9 GB/s); `b3sum` recomputes it from the stored object.
-    let mut digest = blake3::Hasher::new();
-    let mut plaintext: u64 = 0;
     let cause = loop {
         match rx.recv().await {
-            Some(Msg::Data(chunk)) => {
-                plaintext += chunk.len() as u64;
-                if let Err((e, cause)) =
-                    store_chunk(&mut parts, &buffers, upload.as_mut(), &mut digest, &chunk).await
-                {
-                    fail(e);
-                    break cause;
+            Some(Msg::Part(part)) => {
+                if let Err(e) = upload.write(part).await {
+                    tracing::error!(error = %e, "storage write failed");
+                    set_failed(
+                        &failed,
+                        TransferError::Failure(format!("storing failed: {e}")),
+                    );
+                    break format!("storage write failed: {e}");
                 }
             }
-            Some(Msg::Finish(reply)) => {
-                let result = finish(parts, &buffers, upload, digest, plaintext).await;
+            Some(Msg::Finish {
+                last,
+                plaintext,
+                blake3,
+                reply,
+            }) => {
+                let result = finish(upload, last).await;
                 match &result {
-                    Ok((sealed, digest)) => {
-                        record.committed(plaintext, *sealed, digest.clone());
+                    Ok(sealed) => {
+                        tracing::info!(plaintext, sealed, "upload committed");
+                        record.committed(plaintext, *sealed, blake3);
                         guard.0.committed.fetch_add(1, Ordering::SeqCst);
                     }
                     Err(e) => {
-                        fail(e.clone());
+                        set_failed(&failed, e.clone());
                         record.aborted(&e.to_string());
                         guard.0.aborted.fetch_add(1, Ordering::SeqCst);
                     }
@@ -428,6 +587,7 @@ async fn run(
                 let _ = reply.send(result.map(|_| plaintext));
                 return;
             }
+            Some(Msg::Abort(cause)) => break cause,
             None if guard.0.draining() => {
                 tracing::info!("upload cut off by the shutdown: aborted, nothing published");
                 break "gateway shutdown: the grace period ended before the client closed the file"
@@ -439,75 +599,22 @@ async fn run(
             }
         }
     };
-    // Dropping `parts` zeroizes any plaintext still in its buffer.
     upload.abort().await;
     record.aborted(&cause);
     // Counted before `guard` drops, so a shutdown that saw the count reach zero reads final totals.
     guard.0.aborted.fetch_add(1, Ordering::SeqCst);
 }
 
-/// Copies one received chunk into the part buffer (its only copy) and stores every part it
-/// completes, sealed in place. Errors carry the client-facing error and the audit cause.
-async fn store_chunk(
-    parts: &mut PartSealer,
-    buffers: &BufferPool,
-    upload: &mut dyn Upload,
-    digest: &mut blake3::Hasher,
-    chunk: &[u8],
-) -> Result<(), (TransferError, String)> {
-    let mut rest = chunk;
-    loop {
-        let taken = parts.fill(rest);
-        rest = &rest[taken..];
-        if rest.is_empty() {
-            return Ok(());
-        }
-        // The part is full and plaintext follows it: seal it and hand it on.
-        let part = parts.seal_part(buffers.take()).map_err(|e| {
-            tracing::error!(error = %e, "sealing failed");
-            (
-                TransferError::Failure("encryption failed".into()),
-                format!("sealing failed: {e}"),
-            )
-        })?;
-        digest.update(&part);
-        if let Err(e) = upload.write(buffers.share(part)).await {
-            tracing::error!(error = %e, "storage write failed");
-            return Err((
-                TransferError::Failure(format!("storing failed: {e}")),
-                format!("storage write failed: {e}"),
-            ));
-        }
-    }
-}
-
-/// Seals the last segment, stores it and commits; returns the sealed size and its BLAKE3.
-async fn finish(
-    parts: PartSealer,
-    buffers: &BufferPool,
-    mut upload: Box<dyn Upload>,
-    mut digest: blake3::Hasher,
-    plaintext: u64,
-) -> Result<(u64, String), TransferError> {
-    let last = match parts.finish() {
-        Ok(last) => last,
-        Err(e) => {
-            tracing::error!(error = %e, "sealing the final segment failed");
-            upload.abort().await;
-            return Err(TransferError::Failure("encryption failed".into()));
-        }
-    };
-    digest.update(&last);
-    if let Err(e) = upload.write(buffers.share(last)).await {
+/// Stores the last part and commits; returns the sealed size.
+async fn finish(mut upload: Box<dyn Upload>, last: Bytes) -> Result<u64, TransferError> {
+    if let Err(e) = upload.write(last).await {
         upload.abort().await;
         return Err(TransferError::Failure(format!("storing failed: {e}")));
     }
-    let sealed = upload
+    upload
         .commit()
         .await
-        .map_err(|e| TransferError::Failure(format!("commit failed, nothing stored: {e}")))?;
-    tracing::info!(plaintext, sealed, "upload committed");
-    Ok((sealed, digest.finalize().to_hex().to_string()))
+        .map_err(|e| TransferError::Failure(format!("commit failed, nothing stored: {e}")))
 }
 
 #[cfg(test)]
@@ -558,6 +665,28 @@ mod tests {
         assert!(r.accept(12, z(b"zz")).is_err(), "inside a pending chunk");
         assert!(r.accept(8, z(b"zzz")).is_err(), "runs into a pending chunk");
         assert!(r.accept(14, z(b"ok")).is_ok());
+    }
+
+    #[test]
+    fn in_order_advance_releases_what_follows_and_refuses_overlaps() {
+        let mut r = Reorder::new(100);
+        assert!(r.accept(5, z(b"fg")).unwrap().is_empty());
+        assert!(r.accept(10, z(b"kl")).unwrap().is_empty());
+        // 0..5 in order: releases 5..7, not 10..12 (gap at 7).
+        let ready = r.advance(0, 5).unwrap();
+        assert_eq!(ready.len(), 1);
+        assert_eq!(&ready[0][..], b"fg");
+        assert_eq!(r.next(), 7);
+        // 7..11 runs into the held 10..12.
+        let e = r.advance(7, 4).unwrap_err();
+        assert!(
+            e.to_string().contains("overlaps another pending write"),
+            "{e}"
+        );
+        assert_eq!(r.next(), 7, "a refused write changes nothing");
+        assert_eq!(r.advance(7, 3).unwrap().len(), 1);
+        assert_eq!(r.next(), 12);
+        assert_eq!(r.pending_bytes(), 0);
     }
 
     proptest! {
