@@ -122,6 +122,52 @@ fn exclusive_create_append_and_read_write_refused() {
 }
 
 #[test]
+fn malformed_and_hand_split_packets_get_precise_replies() {
+    let g = Gateway::start();
+    let r = g.script("alice", &["raw-packets", "--path", "/raw.bin"]);
+    assert_eq!(r["ok"], true, "{r}\n{}", g.log());
+    // SSH_FX_OP_UNSUPPORTED for an unknown request type, with the request's id.
+    assert_eq!(r["unknown_type"]["id"], 5, "{r}");
+    assert_eq!(r["unknown_type"]["status"], 8, "{r}");
+    assert!(
+        r["unknown_type"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("type 99"),
+        "{r}"
+    );
+    // SSH_FX_BAD_MESSAGE for a WRITE whose data length disagrees with its packet length.
+    assert_eq!(r["bad_length"]["id"], 6, "{r}");
+    assert_eq!(r["bad_length"]["status"], 5, "{r}");
+    assert!(
+        r["bad_length"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("data length does not match"),
+        "{r}"
+    );
+    assert_eq!(r["unknown_handle"]["status"], 4, "{r}");
+    assert!(
+        r["unknown_handle"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown handle"),
+        "{r}"
+    );
+    // WRITEs cut into 997-byte channel packets arrive whole; the file round-trips.
+    for k in ["write1", "write2", "close"] {
+        assert_eq!(r[k]["status"], 0, "{k}: {r}");
+    }
+    let expected: Vec<u8> = (0..70000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(g.decrypt(&g.store.join("acme/raw.bin")), expected);
+    // A packet length beyond the limit ends the channel instead of being read as data.
+    assert!(r["after_oversized"].is_null(), "{r}");
+    assert!(g.log().contains("exceeds the limit"), "{}", g.log());
+    // The gateway still serves.
+    assert_eq!(g.script("alice", &["login"])["ok"], true);
+}
+
+#[test]
 fn session_limit_per_user() {
     let g = Gateway::start_with(Options {
         max_sessions_per_user: 2,

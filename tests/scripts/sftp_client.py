@@ -100,6 +100,78 @@ def main():
             t.sock.close()
             t.close()
             out = {"ok": True}
+        elif a.cmd == "raw-packets":
+            # Speaks SFTP by hand on a raw channel, to send what no client library sends:
+            # an unknown request type, malformed WRITEs, a WRITE split across channel packets
+            # at odd places, and finally a packet length beyond the limit. Reports each reply.
+            import struct
+            t, _ = connect(a, a.password)
+            ch = t.open_session()
+            ch.invoke_subsystem("sftp")
+
+            def recv_exact(n):
+                buf = b""
+                while len(buf) < n:
+                    part = ch.recv(n - len(buf))
+                    if not part:
+                        return None
+                    buf += part
+                return buf
+
+            def reply():
+                head = recv_exact(4)
+                if head is None:
+                    return None
+                (n,) = struct.unpack(">I", head)
+                body = recv_exact(n)
+                kind, rid = body[0], struct.unpack(">I", body[1:5])[0]
+                if kind == 101:  # STATUS: code, message
+                    code = struct.unpack(">I", body[5:9])[0]
+                    (mlen,) = struct.unpack(">I", body[9:13])
+                    return {"id": rid, "status": code, "message": body[13 : 13 + mlen].decode()}
+                if kind == 102:  # HANDLE
+                    (hlen,) = struct.unpack(">I", body[5:9])
+                    return {"id": rid, "handle": body[9 : 9 + hlen].decode()}
+                return {"id": rid, "type": kind}
+
+            def sstr(b):
+                return struct.pack(">I", len(b)) + b
+
+            def packet(body):
+                return struct.pack(">I", len(body)) + body
+
+            def write(rid, handle, offset, data, claimed=None):
+                n = len(data) if claimed is None else claimed
+                return packet(bytes([6]) + struct.pack(">I", rid) + sstr(handle)
+                              + struct.pack(">Q", offset) + struct.pack(">I", n) + data)
+
+            ch.sendall(packet(bytes([1]) + struct.pack(">I", 3)))  # INIT v3
+            head = recv_exact(4)
+            recv_exact(struct.unpack(">I", head)[0])  # VERSION
+            res = {}
+            ch.sendall(packet(bytes([99]) + struct.pack(">I", 5)))
+            res["unknown_type"] = reply()
+            ch.sendall(write(6, b"h1", 0, b"abc", claimed=10))
+            res["bad_length"] = reply()
+            ch.sendall(write(7, b"nosuch", 0, b"abc"))
+            res["unknown_handle"] = reply()
+            # OPEN (WRITE|CREAT|TRUNC), then two WRITEs sent one byte at a time, then CLOSE.
+            ch.sendall(packet(bytes([3]) + struct.pack(">I", 8) + sstr(a.path.encode())
+                              + struct.pack(">II", 0x1A, 0)))
+            handle = reply()["handle"].encode()
+            payload = b"".join(bytes([i % 251]) for i in range(70000))
+            wire = write(9, handle, 0, payload[:40000]) + write(10, handle, 40000, payload[40000:])
+            for i in range(0, len(wire), 997):
+                ch.sendall(wire[i : i + 997])
+            res["write1"] = reply()
+            res["write2"] = reply()
+            ch.sendall(packet(bytes([4]) + struct.pack(">I", 11) + sstr(handle)))
+            res["close"] = reply()
+            # A length no SFTP packet may have: the server closes the channel.
+            ch.sendall(struct.pack(">I", 0x7FFFFFFF) + b"\x06")
+            res["after_oversized"] = reply()
+            t.close()
+            out = {"ok": True, **res}
         elif a.cmd == "put-pause":
             # Writes --count MiB (seeded bytes, so the test can recompute them), creates the file
             # --local + ".paused", waits for --local + ".go", writes --after more MiB (default 1)

@@ -52,6 +52,25 @@ impl SftpSession {
         }
     }
 
+    /// WRITE with its data as slices of the received channel messages (see `framing`).
+    pub async fn write_pieces(
+        &mut self,
+        id: u32,
+        handle: &str,
+        offset: u64,
+        data: &[bytes::Bytes],
+    ) -> Result<Status, StatusReply> {
+        match self.handles.get_mut(handle) {
+            Some(OpenItem::Upload(u)) => {
+                let pieces: Vec<&[u8]> = data.iter().map(|b| &b[..]).collect();
+                u.write_pieces(offset, &pieces).await.map_err(reply)?;
+                Ok(ok(id))
+            }
+            Some(_) => Err(StatusCode::Failure.with_message("handle is not open for writing")),
+            None => Err(bad_handle()),
+        }
+    }
+
     fn insert(&mut self, item: OpenItem) -> Result<String, StatusReply> {
         if self.handles.len() >= self.max_handles {
             return Err(StatusCode::Failure.with_message(format!(

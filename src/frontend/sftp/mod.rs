@@ -2,9 +2,11 @@
 //! brute-force defence, a session limit per user, and one [`handler::SftpSession`] per SFTP
 //! channel. It knows only `transfer` (and `config` at startup).
 
+mod framing;
 pub mod guard;
 pub mod handler;
 mod hostkeys;
+mod requests;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -297,10 +299,11 @@ impl russh::server::Handler for Connection {
         session.channel_success(channel_id)?;
         let sftp =
             handler::SftpSession::new(self.shared.gateway.clone(), who, self.shared.max_handles);
-        let cfg = russh_sftp::server::Config {
-            max_client_packet_len: handler::MAX_PACKET_LEN + 1024,
-        };
-        russh_sftp::server::run_with_config(channel.into_stream(), sftp, cfg).await;
+        tokio::spawn(requests::serve(
+            channel,
+            sftp,
+            handler::MAX_PACKET_LEN + 1024,
+        ));
         Ok(())
     }
 
