@@ -12,6 +12,12 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = eugate::cli::Cli::parse();
+    if matches!(
+        cli.command,
+        eugate::cli::Command::Serve(_) | eugate::cli::Command::Demo(_)
+    ) {
+        pin_malloc_mmap_threshold();
+    }
     eugate::cli::init_tracing(cli.verbose);
     match eugate::cli::run(cli) {
         Ok(code) => code,
@@ -22,3 +28,30 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// glibc keeps what a burst of uploads took: its mmap threshold rises to the largest block freed,
+/// so later ~1 MiB part buffers come from the heap, which does not shrink. Pinned at 1 MiB, a
+/// burst's buffers go back to the kernel (docs/benchmarks.md: the download after 32 concurrent
+/// uploads peaked at 198 instead of 348 MiB, at the same CPU). glibc reads the setting only from
+/// the environment at startup (`mallopt` would need unsafe FFI), so a gateway re-executes itself
+/// once with it set. Already set, to anything: the operator's value stands.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn pin_malloc_mmap_threshold() {
+    use std::os::unix::process::CommandExt;
+    const VAR: &str = "MALLOC_MMAP_THRESHOLD_";
+    if std::env::var_os(VAR).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(VAR, "1048576")
+        .exec();
+    // `exec` returns only if it failed (e.g. the binary was replaced on disk): go on as we are.
+    eprintln!("warning: could not re-execute with {VAR}=1048576 ({err}); continuing without it");
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn pin_malloc_mmap_threshold() {}

@@ -40,6 +40,22 @@ fn put_get_ls_mkdir_rename_rm_and_ciphertext_at_rest() {
     assert!(!out.contains("reports"), "{out}");
 }
 
+/// `serve` re-executes itself with glibc's mmap threshold pinned, so the memory a burst of
+/// uploads took goes back to the kernel (src/main.rs); it still serves afterwards, same PID.
+#[test]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn serve_runs_with_the_malloc_mmap_threshold_pinned() {
+    let g = Gateway::start();
+    let env = g.environ();
+    assert!(
+        env.iter().any(|v| v == "MALLOC_MMAP_THRESHOLD_=1048576"),
+        "{env:?}"
+    );
+    std::fs::write(g.path("m.txt"), b"after exec").unwrap();
+    g.sftp_ok("alice", "put m.txt\n");
+    assert_eq!(g.decrypt(&g.store.join("acme/m.txt")), b"after exec");
+}
+
 #[test]
 fn empty_and_segment_boundary_files_round_trip() {
     let g = Gateway::start();

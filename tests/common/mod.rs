@@ -459,6 +459,15 @@ impl Gateway {
         );
     }
 
+    /// The gateway's environment as the kernel sees it (`/proc/PID/environ`).
+    pub fn environ(&self) -> Vec<String> {
+        std::fs::read(format!("/proc/{}/environ", self.child.id()))
+            .unwrap()
+            .split(|b| *b == 0)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect()
+    }
+
     /// Waits for the gateway process to exit (after a signal).
     pub fn wait_exit(&mut self) -> std::process::ExitStatus {
         self.child.wait().unwrap()
