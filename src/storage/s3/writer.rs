@@ -299,7 +299,7 @@ impl S3Writer {
         self.done.sort_by_key(|(p, _, _)| p.part_number());
         let mut crc = 0u32;
         for (_, part_crc, len) in &self.done {
-            crc = crc32c::crc32c_combine(crc, *part_crc, *len);
+            crc = super::body::crc32c_combine(crc, *part_crc, *len);
         }
         let parts: Vec<CompletedPart> = self.done.iter().map(|(p, _, _)| p.clone()).collect();
         let n = parts.len() as u32;
