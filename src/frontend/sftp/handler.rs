@@ -1,6 +1,7 @@
-//! The SFTP request handler for one authenticated session. russh-sftp answers requests one at
-//! a time, so nothing slow happens inline: WRITE enqueues into the transfer pipeline, CLOSE
-//! awaits the commit, and READ decrypts only the segments asked for.
+//! The SFTP request handler for one authenticated session. The request loop (`requests.rs`)
+//! answers requests one at a time, so nothing slow happens inline: WRITE copies into the part
+//! buffer (sealing a full one) and hands sealed parts to the storage task, CLOSE awaits the
+//! commit, and READ decrypts only the segments asked for.
 
 use std::collections::HashMap;
 use std::sync::Arc;
