@@ -3,7 +3,7 @@
 //! asked) is quarantined: no upload begins, nothing is written. Failed aborts are retried in the
 //! background, and multipart uploads an earlier run left behind are aborted at startup.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -556,7 +556,7 @@ impl Destination for S3Destination {
             reader: Arc::new(reader),
             at: 0,
             window: Vec::new(),
-            next: None,
+            next: VecDeque::new(),
         }))
     }
 
@@ -639,54 +639,74 @@ impl Upload for S3Upload {
 
 /// Serves reads from one ranged GET of up to [`READ_WINDOW`] bytes, so a sequential download of
 /// 64 KiB segments costs one request per window, not one per segment. While a window is being
-/// read, the next one is fetched in the background: a sequential download then rarely waits for
-/// the store (one window ahead, so at most two windows of memory per download).
+/// read, the next [`READ_AHEAD`] are fetched in the background, concurrently: one ranged GET at a
+/// time ran at about 100 MB/s through TLS on loopback, well below what the store serves to
+/// several (docs/benchmarks.md). Memory per download: at most `1 + READ_AHEAD` windows.
 struct WindowReader {
     reader: Arc<S3Reader>,
     at: u64,
     window: Vec<u8>,
-    /// The window after `window`, being fetched: its offset and the task.
-    next: Option<(u64, ReadAhead)>,
+    /// The windows after `window`, in order, being fetched: each one's offset and its task.
+    next: VecDeque<(u64, ReadAhead)>,
 }
+
+/// Windows fetched ahead of the one being read.
+const READ_AHEAD: usize = 2;
 
 type ReadAhead = tokio::task::JoinHandle<Result<Vec<u8>, S3Error>>;
 
 impl WindowReader {
     fn prefetch(&mut self) {
-        let at = self.at + self.window.len() as u64;
-        if self.next.is_some() || self.window.is_empty() || at >= self.reader.len() {
+        if self.window.is_empty() {
             return;
         }
-        let reader = self.reader.clone();
-        self.next = Some((
-            at,
-            tokio::spawn(async move { reader.read_at(at, READ_WINDOW).await }),
-        ));
+        while self.next.len() < READ_AHEAD {
+            let at = match self.next.back() {
+                Some((at, _)) => at + READ_WINDOW as u64,
+                None => self.at + self.window.len() as u64,
+            };
+            if at >= self.reader.len() {
+                return;
+            }
+            let reader = self.reader.clone();
+            self.next.push_back((
+                at,
+                tokio::spawn(async move { reader.read_at(at, READ_WINDOW).await }),
+            ));
+        }
     }
 
-    /// Serves `offset..end` from the tail of the current window and the prefetched next one
+    fn drop_read_ahead(&mut self) {
+        for (_, task) in self.next.drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Serves `offset..end` from the tail of the current window and the first prefetched one
     /// (which then becomes current), if the read continues into it; `None` otherwise (the
-    /// client jumped, or nothing was prefetched).
+    /// client jumped, or nothing was prefetched), and then the read-ahead is dropped.
     async fn continue_into_next(
         &mut self,
         offset: u64,
         end: u64,
     ) -> Result<Option<Vec<u8>>, StorageError> {
         let cached_end = self.at + self.window.len() as u64;
-        let continues = matches!(&self.next, Some((at, _))
+        let continues = matches!(self.next.front(), Some((at, _))
             if *at == cached_end && offset >= self.at && end <= at + READ_WINDOW as u64);
-        let Some((next_at, task)) = self.next.take() else {
-            return Ok(None);
-        };
         if !continues {
-            task.abort();
+            self.drop_read_ahead();
             return Ok(None);
         }
+        let Some((next_at, task)) = self.next.pop_front() else {
+            return Ok(None);
+        };
         let next = task.await.map_err(|e| {
             StorageError::from(S3Error::Internal(format!("read-ahead task: {e}")))
         })??;
-        if end > next_at + next.len() as u64 {
-            return Ok(None); // the store returned less than asked: read it directly
+        if end > next_at + next.len() as u64 || next.len() < READ_WINDOW && !self.next.is_empty() {
+            // The store returned less than asked: read directly, and refetch what follows.
+            self.drop_read_ahead();
+            return Ok(None);
         }
         // Segments straddle window boundaries: the read's head may still be in this window.
         let mut out = Vec::with_capacity((end - offset) as usize);
@@ -703,9 +723,7 @@ impl WindowReader {
 
 impl Drop for WindowReader {
     fn drop(&mut self) {
-        if let Some((_, task)) = self.next.take() {
-            task.abort();
-        }
+        self.drop_read_ahead();
     }
 }
 
