@@ -59,19 +59,23 @@ impl std::fmt::Debug for PartSealer {
 
 impl PartSealer {
     /// Takes over a fresh sealer's key and header.
+    /// `buf` becomes the first part's buffer: a recycled one saves an allocation (any contents
+    /// are discarded; it is grown if too small), `Vec::new()` will do.
     pub(crate) fn new(
         key: SegmentKey,
         header: &[u8],
         segments_per_part: usize,
+        buf: Vec<u8>,
     ) -> Result<PartSealer, CryptoError> {
         if !(1..=MAX_SEGMENTS_PER_PART).contains(&segments_per_part) {
             return Err(CryptoError::InvalidPartSize {
                 segments: segments_per_part,
             });
         }
-        let mut buf = Zeroizing::new(Vec::with_capacity(
-            header.len() + segments_per_part * SEALED_SEGMENT_SIZE,
-        ));
+        let mut buf = Zeroizing::new(buf);
+        buf.clear();
+        // Grown while empty, so no plaintext is ever left behind in a reallocation.
+        buf.reserve_exact(header.len() + segments_per_part * SEALED_SEGMENT_SIZE);
         buf.extend_from_slice(header);
         Ok(PartSealer {
             key,
@@ -244,6 +248,26 @@ mod tests {
         s.push(data, &mut out).unwrap();
         s.finish(&mut out).unwrap();
         out
+    }
+
+    #[test]
+    fn recycled_first_buffer_changes_nothing() {
+        let data: Vec<u8> = (0..3 * SEGMENT_SIZE + 77).map(|i| i as u8).collect();
+        // Dirty and too small, then dirty and big enough: both are cleared and (re)sized.
+        for dirty in [vec![0xee; 100], vec![0xee; 4 * SEALED_SEGMENT_SIZE + 4096]] {
+            let mut p = sealer().into_part_sealer_in(2, dirty).unwrap();
+            let mut out = Vec::new();
+            let mut input = &data[..];
+            while !input.is_empty() {
+                let n = p.fill(input);
+                input = &input[n..];
+                if !input.is_empty() {
+                    out.extend_from_slice(&p.seal_part(vec![0xdd; 10]).unwrap());
+                }
+            }
+            out.extend_from_slice(&p.finish().unwrap());
+            assert_eq!(out, reference(&data));
+        }
     }
 
     /// Seals `data` in parts of `k` segments, pushing `chunk` bytes at a time.

@@ -109,10 +109,19 @@ impl Sealer {
     /// Switches to zero-copy sealing into part buffers of `segments_per_part` segments (see
     /// [`PartSealer`]); the first part begins with the header. Only a fresh sealer converts.
     pub fn into_part_sealer(self, segments_per_part: usize) -> Result<PartSealer, CryptoError> {
+        self.into_part_sealer_in(segments_per_part, Vec::new())
+    }
+
+    /// [`Sealer::into_part_sealer`], with `buf` (e.g. a recycled one) as the first part's buffer.
+    pub fn into_part_sealer_in(
+        self,
+        segments_per_part: usize,
+        buf: Vec<u8>,
+    ) -> Result<PartSealer, CryptoError> {
         if self.index > 0 || !self.pending.is_empty() {
             return Err(CryptoError::SealerAlreadyUsed);
         }
-        PartSealer::new(self.key, &self.header, segments_per_part)
+        PartSealer::new(self.key, &self.header, segments_per_part, buf)
     }
 
     #[cfg(test)]

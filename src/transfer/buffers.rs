@@ -42,7 +42,7 @@ impl BufferPool {
 
     /// Idle buffers right now.
     #[cfg(test)]
-    fn idle(&self) -> usize {
+    pub(crate) fn idle(&self) -> usize {
         self.lock().len()
     }
 

@@ -362,7 +362,10 @@ impl UploadHandle {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let failed = Arc::new(Mutex::new(None));
         let guard = InFlightGuard::new(inflight);
-        let sealing = match sealer.into_part_sealer(SEGMENTS_PER_PART) {
+        // The first part's buffer comes from the pool too: allocated anew, each upload would
+        // leave one more buffer in the pool when it ends (its last part goes back there), and
+        // the idle pool grew by 1 MiB per upload up to its cap (docs/benchmarks.md).
+        let sealing = match sealer.into_part_sealer_in(SEGMENTS_PER_PART, buffers.take()) {
             Ok(parts) => Some(Box::new(Sealing {
                 parts,
                 buffers,
@@ -624,6 +627,76 @@ mod tests {
 
     fn z(v: &[u8]) -> Chunk {
         Chunk::new(v.to_vec())
+    }
+
+    /// Counts what it is given and drops it at once, like a store that acknowledged it.
+    struct Discard(Arc<AtomicU64>);
+
+    #[async_trait::async_trait]
+    impl Upload for Discard {
+        async fn write(&mut self, sealed: Bytes) -> Result<(), crate::storage::StorageError> {
+            self.0.fetch_add(sealed.len() as u64, Ordering::SeqCst);
+            Ok(())
+        }
+        async fn commit(self: Box<Self>) -> Result<u64, crate::storage::StorageError> {
+            Ok(self.0.load(Ordering::SeqCst))
+        }
+        async fn abort(self: Box<Self>) {}
+    }
+
+    async fn one_upload(pool: &BufferPool, log: &Arc<AuditLog>, data: &[u8]) -> u64 {
+        let ctx = crate::crypto::ObjectContext {
+            tenant: "t".into(),
+            key_id: "k".into(),
+            key_version: 1,
+            object_id: [7; 16],
+        };
+        let sealer = Sealer::with_material(&[1; 32], &ctx, &[2; 32], &[3; 32], &[4; 12]).unwrap();
+        let record = UploadRecord {
+            log: log.clone(),
+            tenant: "t".into(),
+            user: "u".into(),
+            destination: "d".into(),
+            object: "o".into(),
+            object_id: "07".into(),
+            key_id: "k".into(),
+            key_version: 1,
+        };
+        let mut u = UploadHandle::start(
+            sealer,
+            pool.clone(),
+            Box::new(Discard(Arc::new(AtomicU64::new(0)))),
+            record,
+            1 << 20,
+            "/o".into(),
+            Arc::new(InFlight::default()),
+            false,
+        );
+        for (i, piece) in data.chunks(64 << 10).enumerate() {
+            u.write_pieces((i * (64 << 10)) as u64, &[piece])
+                .await
+                .unwrap();
+        }
+        u.commit().await.unwrap()
+    }
+
+    /// Every buffer an upload takes goes back to the pool, and no upload adds one: the idle
+    /// pool stays the size one upload needs however many follow (it used to grow by the first
+    /// part's buffer, 1 MiB, per upload).
+    #[tokio::test]
+    async fn the_buffer_pool_does_not_grow_across_uploads() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(AuditLog::open(&dir.path().join("audit.log")).unwrap());
+        let pool = BufferPool::new(64);
+        let data = vec![5u8; 3 * PART_SIZE + 12_345];
+        // commit returns the plaintext size stored.
+        assert_eq!(one_upload(&pool, &log, &data).await, data.len() as u64);
+        let after_first = pool.idle();
+        assert!(after_first >= 1, "buffers came back");
+        for _ in 0..5 {
+            assert_eq!(one_upload(&pool, &log, &data).await, data.len() as u64);
+        }
+        assert_eq!(pool.idle(), after_first);
     }
 
     #[test]
