@@ -653,6 +653,26 @@ def sha256(path):
     return h.hexdigest()
 
 
+def check_disk_space(a, peers_wanted):
+    """Garage keeps every uploaded byte under /tmp until the run ends. A full disk shows up
+    as failed CLOSEs and collapsing throughput late in a run, so refuse to start instead."""
+    s3_peers = [p for p in peers_wanted
+                if p == "rclone-crypt" or (p == "eugate" and a.eugate_dest == "s3")]
+    need = 0
+    for p in s3_peers:
+        need += a.size * a.runs
+        if not a.no_concurrent:
+            need += a.concurrent * a.concurrent_size
+            if p == "eugate":
+                need += a.rss_concurrent * a.concurrent_size
+    need = int(need * 1.1)  # sealing / crypt overhead, Garage metadata
+    free = shutil.disk_usage("/tmp").free
+    if need > free:
+        sys.exit(f"e2e: Garage will store about {need / 1e9:.1f} GB under /tmp for this run, "
+                 f"but only {free / 1e9:.1f} GB are free; free some space (leftover "
+                 f"/tmp/eugate-e2e-* dirs from --keep runs?) or use a smaller --size / --runs")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=parse_size, default=GIB, help="upload/download size (default 1G)")
@@ -683,6 +703,7 @@ def main():
     a = ap.parse_args()
     a.eugate, a.garage = os.path.abspath(a.eugate), os.path.abspath(a.garage)
     peers_wanted = [p.strip() for p in a.peers.split(",") if p.strip()]
+    check_disk_space(a, peers_wanted)
 
     b = Bench(a)
 
