@@ -238,16 +238,10 @@ impl Reorder {
             self.pending.insert(offset, data);
             return Ok(Vec::new());
         }
-        let mut ready = vec![data];
-        self.next = end;
-        while let Some(entry) = self.pending.first_entry() {
-            if *entry.key() != self.next {
-                break;
-            }
-            let chunk = entry.remove();
-            self.next += chunk.len() as u64;
-            ready.push(chunk);
-        }
+        let released = self.advance(offset, len)?;
+        let mut ready = Vec::with_capacity(1 + released.len());
+        ready.push(data);
+        ready.extend(released);
         Ok(ready)
     }
 
