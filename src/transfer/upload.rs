@@ -28,8 +28,9 @@ const SEGMENTS_PER_PART: usize = PART_SIZE / SEGMENT_SIZE;
 /// channel feels the backpressure.
 const QUEUE_DEPTH: usize = 1;
 
-/// One received write: plaintext, wiped when dropped (by `crypto::wipe`, word-wise: zeroize's
-/// byte-wise loop over every received byte was 6.5 % of the upload CPU).
+/// A copy of received plaintext: a write held ahead of a gap, or a WRITE decoded the slow way.
+/// Wiped when dropped (by `crypto::wipe`, word-wise: zeroize's byte-wise loop over every
+/// received byte was 6.5 % of the upload CPU when every write was copied).
 pub struct Chunk(Vec<u8>);
 
 impl Chunk {
@@ -390,12 +391,6 @@ impl UploadHandle {
     /// Bytes received in order so far.
     pub fn written(&self) -> u64 {
         self.reorder.next()
-    }
-
-    /// Accepts `data` at `offset`. See [`UploadHandle::write_pieces`].
-    pub async fn write(&mut self, offset: u64, data: Vec<u8>) -> Result<(), TransferError> {
-        let chunk = Chunk::new(data);
-        self.write_pieces(offset, &[&chunk[..]]).await
     }
 
     /// Accepts the bytes of `pieces`, joined, at `offset`: in order, they go straight into the

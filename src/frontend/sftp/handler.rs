@@ -13,6 +13,7 @@ use russh_sftp::protocol::{
 };
 use russh_sftp::server::StatusReply;
 
+use crate::transfer::upload::Chunk;
 use crate::transfer::{
     DownloadHandle, FileInfo, Gateway, Principal, TransferError, UploadHandle, VirtualPath,
     WriteMode,
@@ -53,18 +54,18 @@ impl SftpSession {
         }
     }
 
-    /// WRITE with its data as slices of the received channel messages (see `framing`).
+    /// WRITE with its data in pieces, joined: slices of the received channel messages (see
+    /// `framing`), not copied.
     pub async fn write_pieces(
         &mut self,
         id: u32,
         handle: &str,
         offset: u64,
-        data: &[bytes::Bytes],
+        pieces: &[&[u8]],
     ) -> Result<Status, StatusReply> {
         match self.handles.get_mut(handle) {
             Some(OpenItem::Upload(u)) => {
-                let pieces: Vec<&[u8]> = data.iter().map(|b| &b[..]).collect();
-                u.write_pieces(offset, &pieces).await.map_err(reply)?;
+                u.write_pieces(offset, pieces).await.map_err(reply)?;
                 Ok(ok(id))
             }
             Some(_) => Err(StatusCode::Failure.with_message("handle is not open for writing")),
@@ -320,14 +321,9 @@ impl russh_sftp::server::Handler for SftpSession {
         offset: u64,
         data: Vec<u8>,
     ) -> Result<Status, Self::Error> {
-        match self.handles.get_mut(&handle) {
-            Some(OpenItem::Upload(u)) => {
-                u.write(offset, data).await.map_err(reply)?;
-                Ok(ok(id))
-            }
-            Some(_) => Err(StatusCode::Failure.with_message("handle is not open for writing")),
-            None => Err(bad_handle()),
-        }
+        // Wiped when dropped, like any plaintext the gateway copied.
+        let data = Chunk::new(data);
+        self.write_pieces(id, &handle, offset, &[&data]).await
     }
 
     async fn read(

@@ -108,7 +108,10 @@ async fn answer(request: Request, handler: &mut SftpSession) -> Bytes {
             handle,
             offset,
             data,
-        } => return call!(id, handler, write_pieces(id, &handle, offset, &data)),
+        } => {
+            let pieces: Vec<&[u8]> = data.iter().map(|b| &b[..]).collect();
+            return call!(id, handler, write_pieces(id, &handle, offset, &pieces));
+        }
         Request::Other(body) => body,
     };
     let kind = body.first().copied().unwrap_or(0);
