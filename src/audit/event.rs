@@ -25,8 +25,12 @@ pub enum AuditEvent {
         method: String,
         outcome: String,
     },
-    /// A residency decision, taken before any byte leaves.
+    /// A residency decision, taken before any byte or name leaves.
     Decision {
+        /// What the decision was for: `upload`, `mkdir` or `rename` (records written before
+        /// this field existed are uploads).
+        #[serde(default = "upload_operation")]
+        operation: String,
         tenant: String,
         user: String,
         destination: String,
@@ -53,6 +57,12 @@ pub enum AuditEvent {
         ciphertext_size: u64,
         /// BLAKE3 of the stored object, hex (`b3sum` of the object prints the same).
         ciphertext_blake3: String,
+        /// The policy ids that allowed the upload, and the bundle they came from (empty in
+        /// records written before these fields existed).
+        #[serde(default)]
+        policies: Vec<String>,
+        #[serde(default)]
+        bundle: String,
     },
     /// An upload that left nothing behind, and why.
     Aborted {
@@ -61,6 +71,18 @@ pub enum AuditEvent {
         destination: String,
         object: String,
         cause: String,
+    },
+    /// A directory created, or an entry renamed or removed, at a client's request.
+    /// `outcome` is `done` or the reason it failed; `from` is set for renames.
+    Namespace {
+        operation: String,
+        tenant: String,
+        user: String,
+        destination: String,
+        object: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        outcome: String,
     },
     /// A policy bundle became active or was rejected.
     PolicyReload {
@@ -75,4 +97,8 @@ pub enum AuditEvent {
         observed_region: Option<String>,
         detail: String,
     },
+}
+
+fn upload_operation() -> String {
+    "upload".to_string()
 }

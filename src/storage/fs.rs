@@ -5,6 +5,7 @@
 //! no-clobber, hard-linked) to its name, then the directory is fsynced. Readers never see a
 //! partial object; a crash leaves only a hidden temp file, swept at the next start.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -12,7 +13,8 @@ use ring::rand::SecureRandom;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::{
-    Destination, Entry, EntryKind, Key, ObjectReader, Publish, StorageError, Upload, check_key,
+    Destination, Entry, EntryKind, Key, ObjectMeta, ObjectReader, Publish, StorageError, Upload,
+    check_grant, check_key,
 };
 use crate::policy::{Evidence, Grant, Location};
 use crate::transfer::path::TEMP_MARKER;
@@ -102,18 +104,23 @@ impl Destination for FsDestination {
         )
     }
 
+    async fn ensure_root(&self, prefix: &str) -> Result<(), StorageError> {
+        let path = self.path(prefix)?;
+        let mut b = tokio::fs::DirBuilder::new();
+        b.recursive(true).mode(0o700);
+        b.create(&path)
+            .await
+            .map_err(|e| StorageError::io("creating the tenant root", e))
+    }
+
     async fn begin(
         &self,
         grant: Grant,
         key: &Key,
         publish: Publish,
+        _meta: ObjectMeta,
     ) -> Result<Box<dyn Upload>, StorageError> {
-        if grant.destination() != self.name {
-            return Err(StorageError::WrongGrant {
-                granted: grant.destination().to_string(),
-                actual: self.name.clone(),
-            });
-        }
+        check_grant(&grant, &self.name)?;
         let target = self.file_path(key)?;
         let (dir, name) = match (target.parent(), target.file_name()) {
             (Some(d), Some(n)) => (d.to_path_buf(), n.to_string_lossy().into_owned()),
@@ -234,7 +241,8 @@ impl Destination for FsDestination {
             .map_err(|e| StorageError::io("remove", e))
     }
 
-    async fn rename(&self, from: &Key, to: &Key) -> Result<(), StorageError> {
+    async fn rename(&self, grant: &Grant, from: &Key, to: &Key) -> Result<(), StorageError> {
+        check_grant(grant, &self.name)?;
         let from = self.file_path(from)?;
         let to = self.file_path(to)?;
         tokio::fs::symlink_metadata(&from)
@@ -249,7 +257,8 @@ impl Destination for FsDestination {
             .map_err(|e| StorageError::io("rename", e))
     }
 
-    async fn mkdir(&self, key: &Key) -> Result<(), StorageError> {
+    async fn mkdir(&self, grant: &Grant, key: &Key) -> Result<(), StorageError> {
+        check_grant(grant, &self.name)?;
         let path = self.file_path(key)?;
         let mut b = tokio::fs::DirBuilder::new();
         b.mode(0o700);
@@ -295,7 +304,7 @@ impl Upload for FsUpload {
         Ok(())
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<u64, StorageError> {
+    async fn commit(mut self: Box<Self>, _plaintext_size: u64) -> Result<u64, StorageError> {
         let mut file = self.file.take().ok_or(StorageError::NotFound)?;
         let temp = self.temp.clone().ok_or(StorageError::NotFound)?;
         file.flush()
@@ -304,6 +313,12 @@ impl Upload for FsUpload {
         file.sync_all()
             .await
             .map_err(|e| StorageError::io("syncing the temp file", e))?;
+        // The inode identifies our object after it has its name, whatever else happens.
+        let ours = file
+            .metadata()
+            .await
+            .map_err(|e| StorageError::io("stat of the temp file", e))?
+            .ino();
         drop(file);
         match self.publish {
             Publish::Replace => tokio::fs::rename(&temp, &self.target)
@@ -314,17 +329,26 @@ impl Upload for FsUpload {
                 tokio::fs::hard_link(&temp, &self.target)
                     .await
                     .map_err(|e| StorageError::io("publishing (link)", e))?;
-                tokio::fs::remove_file(&temp)
-                    .await
-                    .map_err(|e| StorageError::io("removing the temp name", e))?;
+                if let Err(e) = tokio::fs::remove_file(&temp).await {
+                    // Published; the leftover temp name is swept at the next start.
+                    tracing::warn!(error = %e, "removing the temp name after publishing");
+                }
             }
         }
         self.temp = None;
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
-            .await
-            .map_err(|e| StorageError::io("syncing the directory", std::io::Error::other(e)))?
-            .map_err(|e| StorageError::io("syncing the directory", e))?;
+        if let Err(e) = sync_dir(&self.dir).await {
+            // The object has its name; whether it is durable is what the sync would have
+            // said. Try once more, then answer from what the disk shows, never a guess.
+            tracing::warn!(error = %e, "syncing the directory after publishing");
+            if let Err(e) = sync_dir(&self.dir).await {
+                return match tokio::fs::symlink_metadata(&self.target).await {
+                    Ok(md) if md.ino() == ours => Err(StorageError::CommitUnknown(format!(
+                        "the object is in place but the directory could not be synced ({e})"
+                    ))),
+                    _ => Err(StorageError::io("syncing the directory", e)),
+                };
+            }
+        }
         Ok(self.written)
     }
 
@@ -342,6 +366,13 @@ impl Drop for FsUpload {
             let _ = std::fs::remove_file(temp);
         }
     }
+}
+
+async fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 struct FsReader {
@@ -389,6 +420,16 @@ mod tests {
         grant.unwrap_or_else(|| panic!("embedded policy denied DE: {decision:?}"))
     }
 
+    fn meta() -> ObjectMeta {
+        ObjectMeta {
+            format_version: 1,
+            tenant: "acme".into(),
+            key_id: "k".into(),
+            key_version: 1,
+            object_id: "00".into(),
+        }
+    }
+
     fn files(root: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(root)
             .unwrap()
@@ -402,23 +443,32 @@ mod tests {
     async fn publish_only_on_commit_and_abort_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let d = FsDestination::open("local", dir.path(), "DE").unwrap();
-        let mut up = d.begin(grant(&d), "a.bin", Publish::Replace).await.unwrap();
+        let mut up = d
+            .begin(grant(&d), "a.bin", Publish::Replace, meta())
+            .await
+            .unwrap();
         up.write(bytes::Bytes::from_static(b"sealed bytes"))
             .await
             .unwrap();
         let visible = d.list("").await.unwrap();
         assert!(visible.is_empty(), "temp file hidden from listings");
         assert!(matches!(d.stat("a.bin").await, Err(StorageError::NotFound)));
-        assert_eq!(up.commit().await.unwrap(), 12);
+        assert_eq!(up.commit(0).await.unwrap(), 12);
         assert_eq!(files(dir.path()), vec!["a.bin"]);
         assert_eq!(d.stat("a.bin").await.unwrap().sealed_len, 12);
 
-        let mut up = d.begin(grant(&d), "b.bin", Publish::Replace).await.unwrap();
+        let mut up = d
+            .begin(grant(&d), "b.bin", Publish::Replace, meta())
+            .await
+            .unwrap();
         up.write(bytes::Bytes::from_static(b"partial"))
             .await
             .unwrap();
         up.abort().await;
-        let up = d.begin(grant(&d), "c.bin", Publish::Replace).await.unwrap();
+        let up = d
+            .begin(grant(&d), "c.bin", Publish::Replace, meta())
+            .await
+            .unwrap();
         drop(up); // a dropped upload aborts too
         assert_eq!(files(dir.path()), vec!["a.bin"]);
     }
@@ -427,29 +477,41 @@ mod tests {
     async fn replace_and_no_clobber() {
         let dir = tempfile::tempdir().unwrap();
         let d = FsDestination::open("local", dir.path(), "DE").unwrap();
-        let mut up = d.begin(grant(&d), "x", Publish::Replace).await.unwrap();
+        let mut up = d
+            .begin(grant(&d), "x", Publish::Replace, meta())
+            .await
+            .unwrap();
         up.write(bytes::Bytes::from_static(b"one")).await.unwrap();
-        up.commit().await.unwrap();
+        up.commit(0).await.unwrap();
         assert!(matches!(
-            d.begin(grant(&d), "x", Publish::NoClobber).await,
+            d.begin(grant(&d), "x", Publish::NoClobber, meta()).await,
             Err(StorageError::AlreadyExists)
         ));
         // A racing writer that published first wins; the no-clobber commit fails, cleanly.
-        let mut late = d.begin(grant(&d), "y", Publish::NoClobber).await.unwrap();
-        let mut first = d.begin(grant(&d), "y", Publish::Replace).await.unwrap();
+        let mut late = d
+            .begin(grant(&d), "y", Publish::NoClobber, meta())
+            .await
+            .unwrap();
+        let mut first = d
+            .begin(grant(&d), "y", Publish::Replace, meta())
+            .await
+            .unwrap();
         first
             .write(bytes::Bytes::from_static(b"first"))
             .await
             .unwrap();
-        first.commit().await.unwrap();
+        first.commit(0).await.unwrap();
         late.write(bytes::Bytes::from_static(b"late"))
             .await
             .unwrap();
-        assert!(late.commit().await.is_err());
+        assert!(late.commit(0).await.is_err());
         assert_eq!(std::fs::read(dir.path().join("y")).unwrap(), b"first");
-        let mut up = d.begin(grant(&d), "x", Publish::Replace).await.unwrap();
+        let mut up = d
+            .begin(grant(&d), "x", Publish::Replace, meta())
+            .await
+            .unwrap();
         up.write(bytes::Bytes::from_static(b"two")).await.unwrap();
-        up.commit().await.unwrap();
+        up.commit(0).await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("x")).unwrap(), b"two");
         assert_eq!(files(dir.path()), vec!["x", "y"]);
     }
@@ -467,10 +529,10 @@ mod tests {
         std::fs::write(dir.path().join("a"), b"a").unwrap();
         std::fs::write(dir.path().join("b"), b"b").unwrap();
         assert!(matches!(
-            d.rename("a", "b").await,
+            d.rename(&grant(&d), "a", "b").await,
             Err(StorageError::AlreadyExists)
         ));
-        d.rename("a", "c").await.unwrap();
+        d.rename(&grant(&d), "a", "c").await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("c")).unwrap(), b"a");
     }
 
@@ -490,7 +552,7 @@ mod tests {
         let a = FsDestination::open("a", &dir.path().join("a"), "DE").unwrap();
         let b = FsDestination::open("b", &dir.path().join("b"), "DE").unwrap();
         assert!(matches!(
-            b.begin(grant(&a), "x", Publish::Replace).await,
+            b.begin(grant(&a), "x", Publish::Replace, meta()).await,
             Err(StorageError::WrongGrant { .. })
         ));
     }

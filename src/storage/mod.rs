@@ -54,6 +54,10 @@ pub enum StorageError {
     Quarantined(String),
     #[error("the object is too large for this destination: {0}")]
     TooLarge(String),
+    /// The store did not answer whether a commit took effect, and checking afterwards did
+    /// not tell either: the object may or may not be visible.
+    #[error("the store did not confirm the commit, and checking did not tell: {0}")]
+    CommitUnknown(String),
     #[error("storage I/O on {what}: {source}")]
     Io {
         what: &'static str,
@@ -72,6 +76,18 @@ impl StorageError {
             _ => StorageError::Io { what, source },
         }
     }
+}
+
+/// What a store records beside a sealed object (S3 object metadata), so that an operator can
+/// tell whose it is without the keys. Given by the caller: storage never parses the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub format_version: u8,
+    pub tenant: String,
+    pub key_id: String,
+    pub key_version: u32,
+    /// Hex; also in the sealed header, so that a commit whose answer was lost can be checked.
+    pub object_id: String,
 }
 
 /// How an upload may treat an existing object at commit time.
@@ -110,38 +126,28 @@ pub trait Destination: Send + Sync + 'static {
     fn verification(&self) -> Verification {
         Verification::Declared
     }
-    /// Makes the tenant root `prefix` (`a/b`, no trailing `/`) exist. Stores with real
-    /// directories create them; S3 only remembers it, so nothing is written to a bucket
-    /// before a transfer is allowed.
-    async fn ensure_root(&self, prefix: &str) -> Result<(), StorageError> {
-        let mut acc = String::new();
-        for seg in prefix.split('/').filter(|s| !s.is_empty()) {
-            if !acc.is_empty() {
-                acc.push('/');
-            }
-            acc.push_str(seg);
-            match self.mkdir(&acc).await {
-                Ok(()) | Err(StorageError::AlreadyExists) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
+    /// Makes the tenant root `prefix` (`a/b`, no trailing `/`) exist. The operator chose it
+    /// in the config, not a client. Stores with real directories create it; S3 only
+    /// remembers it, so nothing is written to a bucket before a transfer is allowed.
+    async fn ensure_root(&self, prefix: &str) -> Result<(), StorageError>;
     /// Starts an upload to `key`; nothing is visible under `key` until [`Upload::commit`].
     async fn begin(
         &self,
         grant: Grant,
         key: &Key,
         publish: Publish,
+        meta: ObjectMeta,
     ) -> Result<Box<dyn Upload>, StorageError>;
     async fn stat(&self, key: &Key) -> Result<Entry, StorageError>;
     /// Entries directly below `dir` ("" is the destination root); uploads in progress are hidden.
     async fn list(&self, dir: &Key) -> Result<Vec<Entry>, StorageError>;
     async fn open(&self, key: &Key) -> Result<Box<dyn ObjectReader>, StorageError>;
     async fn remove(&self, key: &Key) -> Result<(), StorageError>;
-    /// Renames without touching the content (the header keeps its object id).
-    async fn rename(&self, from: &Key, to: &Key) -> Result<(), StorageError>;
-    async fn mkdir(&self, key: &Key) -> Result<(), StorageError>;
+    /// Renames without touching the content (the header keeps its object id); never
+    /// replaces an existing `to`. A new name is data too: only with a [`Grant`] for this store.
+    async fn rename(&self, grant: &Grant, from: &Key, to: &Key) -> Result<(), StorageError>;
+    /// A directory name can be personal data: only with a [`Grant`] for this store.
+    async fn mkdir(&self, grant: &Grant, key: &Key) -> Result<(), StorageError>;
     async fn rmdir(&self, key: &Key) -> Result<(), StorageError>;
 }
 
@@ -150,8 +156,11 @@ pub trait Upload: Send {
     /// Appends sealed bytes. Owned, so a store that batches them (S3 parts) keeps the buffers
     /// instead of copying them.
     async fn write(&mut self, sealed: bytes::Bytes) -> Result<(), StorageError>;
-    /// Makes the object durable and visible; returns its sealed size.
-    async fn commit(self: Box<Self>) -> Result<u64, StorageError>;
+    /// Makes the object durable and visible; returns its sealed size. `plaintext_size` is
+    /// recorded where the store keeps metadata at commit time. `Ok` means stored, an error
+    /// means not stored, except [`StorageError::CommitUnknown`]: a store whose answer is
+    /// lost checks what happened before it returns.
+    async fn commit(self: Box<Self>, plaintext_size: u64) -> Result<u64, StorageError>;
     /// Discards everything written. Dropping an upload aborts it too.
     async fn abort(self: Box<Self>);
 }
@@ -161,6 +170,18 @@ pub trait ObjectReader: Send {
     fn sealed_len(&self) -> u64;
     /// Reads up to `len` bytes at `offset` (fewer only at the end of the object).
     async fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, StorageError>;
+}
+
+/// Refuses a grant issued for another destination.
+pub(crate) fn check_grant(grant: &Grant, destination: &str) -> Result<(), StorageError> {
+    if grant.destination() == destination {
+        Ok(())
+    } else {
+        Err(StorageError::WrongGrant {
+            granted: grant.destination().to_string(),
+            actual: destination.to_string(),
+        })
+    }
 }
 
 /// Keys are plain `/`-joined names: no empty, `.`, `..` or NUL segments, no leading `/`.

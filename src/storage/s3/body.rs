@@ -52,25 +52,6 @@ impl PartBody {
         hex::encode(ctx.finish())
     }
 
-    /// The first `n` bytes (fewer if the body is shorter), contiguous. Borrowed from the first
-    /// chunk when it is long enough, which it is for the object header in practice.
-    pub fn prefix(&self, n: usize) -> std::borrow::Cow<'_, [u8]> {
-        match self.chunks.first() {
-            Some(first) if first.len() >= n => std::borrow::Cow::Borrowed(&first[..n]),
-            _ => {
-                let mut out = Vec::with_capacity(n.min(self.len));
-                for c in &self.chunks {
-                    let take = (n - out.len()).min(c.len());
-                    out.extend_from_slice(&c[..take]);
-                    if out.len() == n {
-                        break;
-                    }
-                }
-                std::borrow::Cow::Owned(out)
-            }
-        }
-    }
-
     /// The request body. Retryable: a retry replays the same buffers (reference-counted, not
     /// copied).
     pub fn into_byte_stream(self) -> ByteStream {
@@ -189,16 +170,6 @@ mod tests {
             PartBody::default().sha256_hex(),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
-    }
-
-    #[test]
-    fn prefix_spans_chunks_and_stops_at_the_end() {
-        let b = body(&[b"ab", b"cde", b"f"]);
-        assert_eq!(&*b.prefix(1), b"a");
-        assert!(matches!(b.prefix(2), std::borrow::Cow::Borrowed(_)));
-        assert_eq!(&*b.prefix(4), b"abcd");
-        assert_eq!(&*b.prefix(100), b"abcdef");
-        assert_eq!(&*PartBody::default().prefix(3), b"");
     }
 
     #[tokio::test]

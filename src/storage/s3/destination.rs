@@ -14,8 +14,8 @@ use super::{MemoryBudget, S3Error, S3Reader, S3Writer, Target, ops, probe_region
 use crate::config::{S3Credentials, S3DestinationConfig, SELF_HOSTED, StorageConfig};
 use crate::policy::{Evidence, Grant, Location};
 use crate::storage::{
-    Destination, Entry, EntryKind, Key, ObjectReader, Publish, StorageError, Upload, Verification,
-    check_key,
+    Destination, Entry, EntryKind, Key, ObjectMeta, ObjectReader, Publish, StorageError, Upload,
+    Verification, check_grant, check_key,
 };
 
 /// Ranged GETs fetch this much (whole segments) at a time; downloads read sequentially.
@@ -425,6 +425,8 @@ impl From<S3Error> for StorageError {
                 op: "internal",
                 detail,
             },
+            S3Error::Unanswered { op, detail } => StorageError::Backend { op, detail },
+            S3Error::CommitUnknown(detail) => StorageError::CommitUnknown(detail),
         }
     }
 }
@@ -497,25 +499,25 @@ impl Destination for S3Destination {
         grant: Grant,
         key: &Key,
         publish: Publish,
+        meta: ObjectMeta,
     ) -> Result<Box<dyn Upload>, StorageError> {
-        if grant.destination() != self.inner.name {
-            return Err(StorageError::WrongGrant {
-                granted: grant.destination().to_string(),
-                actual: self.inner.name.clone(),
-            });
-        }
+        check_grant(&grant, &self.inner.name)?;
         check_key(key)?;
         if key.is_empty() || self.is_root(key) {
             return Err(StorageError::IsDir);
         }
         self.require_verified()?;
-        Ok(Box::new(S3Upload(S3Writer::new(
-            self.inner.target.clone(),
-            key.to_string(),
-            publish == Publish::NoClobber,
-            self.budget.clone(),
-            self.parts_in_flight,
-        ))))
+        Ok(Box::new(S3Upload {
+            writer: S3Writer::new(
+                self.inner.target.clone(),
+                key.to_string(),
+                publish == Publish::NoClobber,
+                self.budget.clone(),
+                self.parts_in_flight,
+                meta,
+            ),
+            destination: self.inner.clone(),
+        }))
     }
 
     async fn stat(&self, key: &Key) -> Result<Entry, StorageError> {
@@ -568,7 +570,8 @@ impl Destination for S3Destination {
         Ok(ops::remove(&self.inner.target, key).await?)
     }
 
-    async fn rename(&self, from: &Key, to: &Key) -> Result<(), StorageError> {
+    async fn rename(&self, grant: &Grant, from: &Key, to: &Key) -> Result<(), StorageError> {
+        check_grant(grant, &self.inner.name)?;
         check_key(from)?;
         check_key(to)?;
         // A new key is a new name in the bucket: only for a verified bucket.
@@ -589,7 +592,8 @@ impl Destination for S3Destination {
         Ok(ops::rename(&self.inner.target, from, to).await?)
     }
 
-    async fn mkdir(&self, key: &Key) -> Result<(), StorageError> {
+    async fn mkdir(&self, grant: &Grant, key: &Key) -> Result<(), StorageError> {
+        check_grant(grant, &self.inner.name)?;
         check_key(key)?;
         // A directory name can itself be personal data: it goes only to a verified bucket.
         self.require_verified()?;
@@ -618,22 +622,40 @@ impl Destination for S3Destination {
     }
 }
 
-struct S3Upload(S3Writer);
+struct S3Upload {
+    writer: S3Writer,
+    destination: Arc<Inner>,
+}
+
+impl S3Upload {
+    /// A bucket quarantined while an upload runs gets none of its remaining parts.
+    fn require_verified(&self) -> Result<(), StorageError> {
+        match self.destination.verification() {
+            Verification::Verified { .. } | Verification::Declared => Ok(()),
+            Verification::Quarantined { reason, .. } => Err(StorageError::Quarantined(reason)),
+        }
+    }
+}
 
 #[async_trait]
 impl Upload for S3Upload {
     async fn write(&mut self, sealed: bytes::Bytes) -> Result<(), StorageError> {
-        Ok(self.0.write(sealed).await?)
+        self.require_verified()?;
+        Ok(self.writer.write(sealed).await?)
     }
 
-    async fn commit(self: Box<Self>) -> Result<u64, StorageError> {
-        let done = self.0.commit().await?;
+    async fn commit(self: Box<Self>, plaintext_size: u64) -> Result<u64, StorageError> {
+        if let Err(e) = self.require_verified() {
+            self.writer.abort().await;
+            return Err(e);
+        }
+        let done = self.writer.commit(plaintext_size).await?;
         tracing::debug!(parts = done.parts, checksum = %done.checksum, "S3 object committed");
         Ok(done.sealed_len)
     }
 
     async fn abort(self: Box<Self>) {
-        self.0.abort().await
+        self.writer.abort().await
     }
 }
 

@@ -39,6 +39,13 @@ pub enum S3Error {
     TooLarge,
     #[error("internal error: {0}")]
     Internal(String),
+    /// A commit request got no definite answer (no response, or a server error); the writer
+    /// checks the store before it reports anything.
+    #[error("{op}: no definite answer: {detail}")]
+    Unanswered { op: &'static str, detail: String },
+    /// Checking after an unanswered commit did not tell either.
+    #[error("commit outcome unknown: {0}")]
+    CommitUnknown(String),
 }
 
 impl S3Error {
@@ -57,6 +64,30 @@ impl S3Error {
         S3Error::Request {
             op,
             detail: describe(&err),
+        }
+    }
+}
+
+impl S3Error {
+    /// Like [`S3Error::request`], for a request that publishes an object: without a response,
+    /// or with a server error, it may have taken effect, so it is [`S3Error::Unanswered`].
+    pub(crate) fn commit<E>(
+        op: &'static str,
+        err: aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+    ) -> S3Error
+    where
+        E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + Send + Sync + 'static,
+    {
+        let definite = err
+            .raw_response()
+            .is_some_and(|r| r.status().is_client_error());
+        if definite {
+            S3Error::request(op, err)
+        } else {
+            S3Error::Unanswered {
+                op,
+                detail: describe(&err),
+            }
         }
     }
 }
@@ -153,59 +184,26 @@ pub enum OrphanId {
 }
 
 /// What every stored object carries as user metadata: enough to find its key and tenant
-/// without reading it, nothing about its contents or people.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectMeta {
-    pub format_version: u8,
-    pub tenant: String,
-    pub key_id: String,
-    pub key_version: u32,
-    pub object_id: String,
-    /// Known up front only for single-part objects; otherwise computable from the size.
-    pub plaintext_size: Option<u64>,
+/// without reading it, nothing about its contents or people. The plaintext size only where it
+/// is known when the metadata is sent (single-part objects).
+pub(crate) fn metadata(
+    meta: &crate::storage::ObjectMeta,
+    plaintext_size: Option<u64>,
+) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    m.insert("eugate-format".into(), meta.format_version.to_string());
+    m.insert("eugate-tenant".into(), meta.tenant.clone());
+    m.insert("eugate-key-id".into(), meta.key_id.clone());
+    m.insert("eugate-key-version".into(), meta.key_version.to_string());
+    m.insert(OBJECT_ID_KEY.into(), meta.object_id.clone());
+    if let Some(n) = plaintext_size {
+        m.insert("eugate-plaintext-size".into(), n.to_string());
+    }
+    m
 }
 
-impl ObjectMeta {
-    /// Reads the metadata from the object header at the start of the sealed bytes; with the
-    /// total sealed length known (single-part objects) the plaintext size too.
-    pub fn from_sealed_prefix(
-        sealed: &[u8],
-        sealed_len: Option<u64>,
-    ) -> Result<ObjectMeta, S3Error> {
-        let header = crate::crypto::Header::parse(sealed).map_err(|e| {
-            S3Error::Internal(format!("upload does not start with an object header: {e}"))
-        })?;
-        let ctx = header.context();
-        let plaintext_size = match sealed_len {
-            Some(n) => Some(
-                crate::crypto::plaintext_len(header.encoded_len() as u64, n)
-                    .map_err(|e| S3Error::Internal(format!("sealed length {n}: {e}")))?,
-            ),
-            None => None,
-        };
-        Ok(ObjectMeta {
-            format_version: crate::crypto::FORMAT_VERSION,
-            tenant: ctx.tenant.clone(),
-            key_id: ctx.key_id.clone(),
-            key_version: ctx.key_version,
-            object_id: hex::encode(ctx.object_id),
-            plaintext_size,
-        })
-    }
-
-    pub fn to_s3(&self) -> HashMap<String, String> {
-        let mut m = HashMap::new();
-        m.insert("eugate-format".into(), self.format_version.to_string());
-        m.insert("eugate-tenant".into(), self.tenant.clone());
-        m.insert("eugate-key-id".into(), self.key_id.clone());
-        m.insert("eugate-key-version".into(), self.key_version.to_string());
-        m.insert("eugate-object-id".into(), self.object_id.clone());
-        if let Some(n) = self.plaintext_size {
-            m.insert("eugate-plaintext-size".into(), n.to_string());
-        }
-        m
-    }
-}
+/// The metadata key that identifies one upload's object, whatever its name.
+pub(crate) const OBJECT_ID_KEY: &str = "eugate-object-id";
 
 /// How a request body is signed: over TLS the payload is not signed (TLS and the per-part
 /// CRC32C protect it); over plain HTTP it is, with a SHA-256 computed here by ring (SHA-NI)

@@ -11,7 +11,10 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 
 use super::body::PartBody;
-use super::{MemoryBudget, ObjectMeta, PayloadHash, PayloadSigning, S3Error, Target, parts};
+use super::{
+    MemoryBudget, OBJECT_ID_KEY, PayloadHash, PayloadSigning, S3Error, Target, metadata, parts,
+};
+use crate::storage::ObjectMeta;
 
 /// The result of a committed upload, for the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +46,12 @@ pub struct S3Writer {
     done: Vec<(CompletedPart, u32, usize)>,
     written: u64,
     finished: bool,
+    meta: ObjectMeta,
 }
+
+/// How often a commit whose answer was lost is checked with HeadObject before the outcome is
+/// reported as unknown.
+const COMMIT_CHECKS: u32 = 3;
 
 impl S3Writer {
     pub(super) fn new(
@@ -52,6 +60,7 @@ impl S3Writer {
         no_clobber: bool,
         budget: MemoryBudget,
         max_in_flight: usize,
+        meta: ObjectMeta,
     ) -> S3Writer {
         S3Writer {
             target,
@@ -68,6 +77,7 @@ impl S3Writer {
             done: Vec::new(),
             written: 0,
             finished: false,
+            meta,
         }
     }
 
@@ -173,9 +183,6 @@ impl S3Writer {
     }
 
     async fn create_multipart(&self) -> Result<String, S3Error> {
-        // Part 1 is still in the buffer: the object header at its start names the metadata.
-        let meta =
-            ObjectMeta::from_sealed_prefix(&self.part.prefix(crate::crypto::HEADER_MAX_LEN), None)?;
         // While our create is in flight, the lost-upload sweep leaves this key alone: the upload
         // it is about to create is ours, not a leftover.
         let creating = creating_token(&self.key, self as *const S3Writer as usize);
@@ -189,7 +196,7 @@ impl S3Writer {
             .bucket(&self.target.bucket)
             .key(&self.key)
             .checksum_algorithm(ChecksumAlgorithm::Crc32C)
-            .set_metadata(Some(meta.to_s3()))
+            .set_metadata(Some(metadata(&self.meta, None)))
             .content_type("application/octet-stream")
             .send()
             .await;
@@ -240,27 +247,84 @@ impl S3Writer {
         }
     }
 
-    /// Makes the object visible; only now may the client be told "OK".
-    pub async fn commit(mut self) -> Result<Committed, S3Error> {
-        let result = self.commit_inner().await;
+    /// Makes the object visible; only now may the client be told "OK". An error means the
+    /// object is not stored, except [`S3Error::CommitUnknown`].
+    pub async fn commit(mut self, plaintext_size: u64) -> Result<Committed, S3Error> {
+        let result = match self.commit_inner(plaintext_size).await {
+            Err(S3Error::Unanswered { op, detail }) => self.check_commit(op, detail).await,
+            other => other,
+        };
         if result.is_err() {
+            // Also when the outcome is unknown: an aborted multipart upload can no longer
+            // complete, so an answer still on its way cannot publish the object later.
             self.abort_now().await;
         }
         self.finished = true;
         result
     }
 
-    async fn commit_inner(&mut self) -> Result<Committed, S3Error> {
+    /// The commit request got no answer (timeout, connection lost, 5xx): whether the object
+    /// is ours is what HeadObject's object id says. Never a guess.
+    async fn check_commit(
+        &mut self,
+        op: &'static str,
+        detail: String,
+    ) -> Result<Committed, S3Error> {
+        tracing::warn!(op, detail = %detail, "commit unanswered; checking the store");
+        let mut last = detail.clone();
+        for attempt in 0..COMMIT_CHECKS {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(500 << attempt)).await;
+            }
+            let head = self
+                .target
+                .client
+                .head_object()
+                .bucket(&self.target.bucket)
+                .key(&self.key)
+                .send()
+                .await;
+            match head {
+                Ok(out) => {
+                    let id = out.metadata().and_then(|m| m.get(OBJECT_ID_KEY));
+                    if id == Some(&self.meta.object_id) {
+                        if let Some(id) = self.upload_id.take() {
+                            self.forget(&id);
+                        }
+                        return Ok(self.committed());
+                    }
+                    return Err(S3Error::Request { op, detail });
+                }
+                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+                    return Err(S3Error::Request { op, detail });
+                }
+                Err(e) => last = super::describe(&e),
+            }
+        }
+        Err(S3Error::CommitUnknown(format!(
+            "{op}: {detail}; HeadObject: {last}"
+        )))
+    }
+
+    fn committed(&self) -> Committed {
+        let mut crc = 0u32;
+        for (_, part_crc, len) in &self.done {
+            crc = super::body::crc32c_combine(crc, *part_crc, *len);
+        }
+        Committed {
+            sealed_len: self.written,
+            checksum: format!("crc32c:{crc:08x}"),
+            parts: self.done.len().max(1) as u32,
+        }
+    }
+
+    async fn commit_inner(&mut self, plaintext_size: u64) -> Result<Committed, S3Error> {
         if self.no_clobber && super::ops::exists(&self.target, &self.key).await? {
             return Err(S3Error::AlreadyExists);
         }
         if self.upload_id.is_none() {
             let body = std::mem::take(&mut self.part);
             let len = body.len() as u64;
-            let meta = ObjectMeta::from_sealed_prefix(
-                &body.prefix(crate::crypto::HEADER_MAX_LEN),
-                Some(len),
-            )?;
             let crc = body.crc32c();
             let b64 = base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes());
             let payload = PayloadHash::of(self.target.tls, &body);
@@ -271,7 +335,7 @@ impl S3Writer {
                 .bucket(&self.target.bucket)
                 .key(&self.key)
                 .checksum_crc32_c(b64)
-                .set_metadata(Some(meta.to_s3()))
+                .set_metadata(Some(metadata(&self.meta, Some(plaintext_size))))
                 .content_type("application/octet-stream")
                 .content_length(len as i64)
                 .body(body.into_byte_stream());
@@ -282,8 +346,9 @@ impl S3Writer {
                 .signing(payload)
                 .send()
                 .await
-                .map_err(|e| S3Error::request("PutObject", e))?;
+                .map_err(|e| S3Error::commit("PutObject", e))?;
             self.permit = None;
+            self.written = len;
             return Ok(Committed {
                 sealed_len: len,
                 checksum: format!("crc32c:{crc:08x}"),
@@ -297,12 +362,7 @@ impl S3Writer {
             self.reap_one().await?;
         }
         self.done.sort_by_key(|(p, _, _)| p.part_number());
-        let mut crc = 0u32;
-        for (_, part_crc, len) in &self.done {
-            crc = super::body::crc32c_combine(crc, *part_crc, *len);
-        }
         let parts: Vec<CompletedPart> = self.done.iter().map(|(p, _, _)| p.clone()).collect();
-        let n = parts.len() as u32;
         let upload_id = self.upload_id.clone().unwrap_or_default();
         let mut req = self
             .target
@@ -321,15 +381,11 @@ impl S3Writer {
         }
         req.send()
             .await
-            .map_err(|e| S3Error::request("CompleteMultipartUpload", e))?;
+            .map_err(|e| S3Error::commit("CompleteMultipartUpload", e))?;
         if let Some(id) = self.upload_id.take() {
             self.forget(&id); // completed: nothing left to abort
         }
-        Ok(Committed {
-            sealed_len: self.written,
-            checksum: format!("crc32c:{crc:08x}"),
-            parts: n,
-        })
+        Ok(self.committed())
     }
 
     /// Discards everything written: no object, no multipart upload left behind.
