@@ -48,6 +48,19 @@ pub(crate) async fn serve(
         None => PolicyBundle::embedded(),
     };
     tracing::info!(bundle = %bundle.hash(), "policy bundle loaded");
+    // The same bar as a reload: a bundle whose own tests fail never decides anything.
+    let report = bundle.run_tests();
+    if !report.passed() {
+        return Err(crate::policy::PolicyError::TestsFailed(report.failures))
+            .context("refusing to start; run `eugate policy test --policies DIR` for details");
+    }
+    if report.total == 0 {
+        tracing::warn!(
+            "the policy bundle has no tests (tests/*.toml in the policy directory): nothing shows that its rules decide as intended"
+        );
+    } else {
+        tracing::info!(cases = report.total, "policy bundle passes its own tests");
+    }
     let store = PolicyStore::new(bundle);
     let audit = Arc::new(AuditLog::open(&config.audit.file).with_context(|| {
         format!(

@@ -81,6 +81,9 @@ impl PolicyStore {
         if !report.passed() {
             return Err(PolicyError::TestsFailed(report.failures));
         }
+        if report.total == 0 {
+            tracing::warn!(dir = %dir.display(), "the new policy bundle has no tests (tests/*.toml): nothing shows that its rules decide as intended");
+        }
         let new = Arc::new(bundle);
         let old_hash = {
             let mut guard = match self.current.write() {

@@ -3,7 +3,9 @@
 //! stores, and answers with plaintext views (sizes, bytes) — never with storage details.
 
 mod buffers;
+mod decide;
 pub mod download;
+mod namespace;
 pub mod path;
 pub mod upload;
 
@@ -19,11 +21,12 @@ use crate::audit::{AuditEvent, AuditLog};
 use crate::config::{Config, DestinationKind, Permissions};
 use crate::crypto::{Header, ObjectContext, Sealer};
 use crate::keys::Keyring;
-use crate::policy::{Classification, PolicyStore, Request};
+use crate::policy::{Classification, PolicyStore};
 use crate::storage::fs::FsDestination;
 use crate::storage::s3::{Hooks, MemoryBudget, S3Destination, StateChange};
-use crate::storage::{Destination, EntryKind, Publish, StorageError, Verification};
+use crate::storage::{Destination, EntryKind, ObjectMeta, Publish, StorageError};
 
+use decide::Operation;
 pub use download::DownloadHandle;
 pub use path::{PathError, VirtualPath};
 pub use upload::{InFlightSnapshot, UploadHandle};
@@ -436,84 +439,7 @@ impl Gateway {
         let route = self.route(who)?;
         let key = Self::key_of(route, path);
         let dest = &route.destination;
-        let (location, evidence) = dest.location();
-        let request = Request {
-            tenant: who.tenant.clone(),
-            user: who.user.clone(),
-            classification: route.classification,
-            destination: dest.name().to_string(),
-            location,
-            evidence,
-        };
-        let bundle = self.policy.current();
-        let (mut decision, mut grant) = bundle.decide(&request);
-        let verification = dest.verification();
-        let observed_region = match &verification {
-            Verification::Verified {
-                observed_region, ..
-            } => Some(observed_region.clone()),
-            Verification::Quarantined {
-                reason,
-                observed_region,
-            } => {
-                // Whatever the rules say, an unverified bucket gets nothing.
-                decision.allowed = false;
-                decision.policies = vec!["destination-quarantined".into()];
-                decision.reasons = vec![reason.clone()];
-                grant = None;
-                observed_region.clone()
-            }
-            Verification::Declared => None,
-        };
-        // The decision is on record before any byte can move; no record, no transfer.
-        let recorded = self.audit.append(&AuditEvent::Decision {
-            tenant: who.tenant.clone(),
-            user: who.user.clone(),
-            destination: dest.name().to_string(),
-            object: key.to_string(),
-            classification: match decision.classification {
-                Some(c) => c.as_str().to_string(),
-                None => format!("unclassified (treated as {})", decision.treated_as.as_str()),
-            },
-            allowed: decision.allowed,
-            policies: decision.policies.clone(),
-            reasons: decision.reasons.clone(),
-            countries: decision.countries.clone(),
-            observed_region,
-            evidence: request.evidence.as_str().to_string(),
-            bundle: decision.bundle_hash.clone(),
-        });
-        if let Err(e) = recorded {
-            tracing::error!(error = %e, "audit log unavailable: transfer refused");
-            return Err(TransferError::Failure(
-                "the audit log is unavailable, so no transfer can start; contact the operator"
-                    .into(),
-            ));
-        }
-        tracing::info!(
-            tenant = %who.tenant,
-            user = %who.user,
-            destination = %dest.name(),
-            allowed = decision.allowed,
-            policies = ?decision.policies,
-            bundle = %decision.bundle_hash,
-            "residency decision"
-        );
-        let Some(grant) = grant else {
-            let rules = if decision.policies.is_empty() {
-                "default-deny".to_string()
-            } else {
-                decision.policies.join(", ")
-            };
-            let reasons = if decision.reasons.is_empty() {
-                "no policy permits this destination".to_string()
-            } else {
-                decision.reasons.join("; ")
-            };
-            return Err(TransferError::PermissionDenied(format!(
-                "residency policy denied: {rules}: {reasons}"
-            )));
-        };
+        let grant = self.decide(who, route, &key, Operation::Upload)?;
 
         let mut replaces_from_zero = false;
         match dest.stat(&key).await {
@@ -557,10 +483,16 @@ impl Gateway {
         } else {
             Publish::Replace
         };
-        let upload = dest.begin(grant, &key, publish).await?;
-        tracing::info!(tenant = %who.tenant, user = %who.user, object_id = %hex::encode(object_id), "upload started");
+        let meta = ObjectMeta {
+            format_version: crate::crypto::FORMAT_VERSION,
+            tenant: who.tenant.clone(),
+            key_id: active.key_id.clone(),
+            key_version: active.version,
+            object_id: hex::encode(object_id),
+        };
         let record = upload::UploadRecord {
             log: self.audit.clone(),
+            store: dest.clone(),
             tenant: who.tenant.clone(),
             user: who.user.clone(),
             destination: dest.name().to_string(),
@@ -568,7 +500,11 @@ impl Gateway {
             object_id: hex::encode(object_id),
             key_id: active.key_id.clone(),
             key_version: active.version,
+            policies: grant.policies().to_vec(),
+            bundle: grant.bundle_hash().to_string(),
         };
+        let upload = dest.begin(grant, &key, publish, meta).await?;
+        tracing::info!(tenant = %who.tenant, user = %who.user, object_id = %hex::encode(object_id), "upload started");
         Ok(UploadHandle::start(
             sealer,
             self.buffers.clone(),
@@ -670,54 +606,6 @@ impl Gateway {
             }
         }
         Ok(out)
-    }
-
-    pub async fn mkdir(&self, who: &Principal, path: &VirtualPath) -> Result<(), TransferError> {
-        Self::need(who, who.permissions.write, "create directories")?;
-        if path.is_root() {
-            return Err(TransferError::Failure("the root already exists".into()));
-        }
-        let route = self.route(who)?;
-        Ok(route.destination.mkdir(&Self::key_of(route, path)).await?)
-    }
-
-    pub async fn rmdir(&self, who: &Principal, path: &VirtualPath) -> Result<(), TransferError> {
-        Self::need(who, who.permissions.delete, "delete")?;
-        if path.is_root() {
-            return Err(TransferError::PermissionDenied(
-                "the root cannot be removed".into(),
-            ));
-        }
-        let route = self.route(who)?;
-        Ok(route.destination.rmdir(&Self::key_of(route, path)).await?)
-    }
-
-    pub async fn remove(&self, who: &Principal, path: &VirtualPath) -> Result<(), TransferError> {
-        Self::need(who, who.permissions.delete, "delete")?;
-        let route = self.route(who)?;
-        route.destination.remove(&Self::key_of(route, path)).await?;
-        tracing::info!(tenant = %who.tenant, user = %who.user, "object removed");
-        Ok(())
-    }
-
-    /// Renames within the tenant; the sealed bytes (and their object id) stay as they are.
-    pub async fn rename(
-        &self,
-        who: &Principal,
-        from: &VirtualPath,
-        to: &VirtualPath,
-    ) -> Result<(), TransferError> {
-        Self::need(who, who.permissions.write, "rename")?;
-        if from.is_root() || to.is_root() {
-            return Err(TransferError::PermissionDenied(
-                "the root cannot be renamed".into(),
-            ));
-        }
-        let route = self.route(who)?;
-        Ok(route
-            .destination
-            .rename(&Self::key_of(route, from), &Self::key_of(route, to))
-            .await?)
     }
 }
 

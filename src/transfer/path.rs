@@ -27,6 +27,8 @@ pub enum PathError {
     Escape,
     #[error("names containing `{TEMP_MARKER}` are reserved for uploads in progress")]
     Reserved,
+    #[error("a file name cannot end with `/`, `.` or `..`: that names a directory")]
+    NotAFileName,
 }
 
 impl VirtualPath {
@@ -67,6 +69,17 @@ impl VirtualPath {
             }
         }
         Ok(VirtualPath(parts))
+    }
+
+    /// Like [`VirtualPath::parse`], for a path that must name a file (an upload's target):
+    /// `dir/`, `dir/.` and `dir/..` name directories, so they are refused rather than
+    /// normalised into a file name the client did not write.
+    pub fn parse_file(raw: &str) -> Result<VirtualPath, PathError> {
+        let last = raw.rsplit('/').next().unwrap_or(raw);
+        if matches!(last, "" | "." | "..") {
+            return Err(PathError::NotAFileName);
+        }
+        VirtualPath::parse(raw)
     }
 
     pub fn is_root(&self) -> bool {
@@ -154,5 +167,20 @@ mod tests {
                 prop_assert_eq!(VirtualPath::parse(&p.to_string()).unwrap(), p);
             }
         }
+    }
+
+    #[test]
+    fn file_paths_refuse_directory_names() {
+        for raw in ["dir/", "/a/b/", "dir/.", "dir/..", "/", "", "."] {
+            assert_eq!(
+                VirtualPath::parse_file(raw),
+                Err(PathError::NotAFileName),
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            VirtualPath::parse_file("/a/./b").unwrap(),
+            VirtualPath::parse("a/b").unwrap()
+        );
     }
 }

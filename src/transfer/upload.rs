@@ -14,9 +14,9 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::TransferError;
 use super::buffers::BufferPool;
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::{AuditError, AuditEvent, AuditLog};
 use crate::crypto::{CryptoError, PartSealer, SEGMENT_SIZE, Sealer};
-use crate::storage::Upload;
+use crate::storage::{Destination, StorageError, Upload};
 
 /// Plaintext per storage write: each part is 16 sealed segments (≈ 1 MiB), plus the header in
 /// the first one. Sealing 1 MiB at a time keeps the bytes in cache from the receive copy through
@@ -27,6 +27,9 @@ const SEGMENTS_PER_PART: usize = PART_SIZE / SEGMENT_SIZE;
 /// Sealed parts queued for the storage task: when it is full, `write_pieces` waits, and the SSH
 /// channel feels the backpressure.
 const QUEUE_DEPTH: usize = 1;
+/// The audit cause when an existing object was opened without TRUNCATE and closed unwritten.
+const UNCHANGED_CAUSE: &str =
+    "opened without truncate and closed without a write: the existing object is unchanged";
 
 /// A copy of received plaintext: a write held ahead of a gap, or a WRITE decoded the slow way.
 /// Wiped when dropped (by `crypto::wipe`, word-wise: zeroize's byte-wise loop over every
@@ -74,6 +77,8 @@ enum Msg {
 /// What the audit trail records about one upload, whichever way it ends.
 pub(crate) struct UploadRecord {
     pub log: Arc<AuditLog>,
+    /// Where the object goes: a commit the audit log cannot record is taken back from here.
+    pub store: Arc<dyn Destination>,
     pub tenant: String,
     pub user: String,
     pub destination: String,
@@ -81,10 +86,13 @@ pub(crate) struct UploadRecord {
     pub object_id: String,
     pub key_id: String,
     pub key_version: u32,
+    /// The rules that allowed the upload, and their bundle (from the Grant).
+    pub policies: Vec<String>,
+    pub bundle: String,
 }
 
 impl UploadRecord {
-    fn committed(&self, plaintext: u64, sealed: u64, blake3: String) {
+    fn committed(&self, plaintext: u64, sealed: u64, blake3: String) -> Result<(), AuditError> {
         let event = AuditEvent::Committed {
             tenant: self.tenant.clone(),
             user: self.user.clone(),
@@ -96,9 +104,28 @@ impl UploadRecord {
             plaintext_size: plaintext,
             ciphertext_size: sealed,
             ciphertext_blake3: blake3,
+            policies: self.policies.clone(),
+            bundle: self.bundle.clone(),
         };
-        if let Err(e) = self.log.append(&event) {
-            tracing::error!(error = %e, object = %self.object, "committed upload could not be recorded in the audit log");
+        self.log.append(&event).map(|_| ())
+    }
+
+    /// A stored object the audit log could not record must not stay: an unrecorded transfer is
+    /// what the log exists to rule out. Returns what the client is told.
+    async fn retract(&self, e: AuditError) -> TransferError {
+        tracing::error!(error = %e, object = %self.object, "committed upload could not be recorded in the audit log: removing it");
+        match self.store.remove(&self.object).await {
+            Ok(()) => TransferError::Failure(
+                "nothing was stored: the audit log could not record the upload; contact the operator"
+                    .into(),
+            ),
+            Err(re) => {
+                tracing::error!(error = %re, object = %self.object, "removing the unrecorded object failed");
+                TransferError::Failure(
+                    "the audit log could not record the upload and removing the object failed: it may be visible; contact the operator"
+                        .into(),
+                )
+            }
         }
     }
 
@@ -311,6 +338,9 @@ impl Sealing {
 }
 
 pub struct UploadHandle {
+    /// The storage task: a failed CLOSE waits for it, so that its answer comes only once
+    /// nothing is left behind (no temp file, no multipart upload).
+    storage: Option<tokio::task::JoinHandle<()>>,
     tx: Option<mpsc::Sender<Msg>>,
     /// `None` once committed, or after a sealing error. Boxed: the BLAKE3 state is ~2 KiB.
     sealing: Option<Box<Sealing>>,
@@ -318,8 +348,11 @@ pub struct UploadHandle {
     failed: Arc<Mutex<Option<TransferError>>>,
     path: String,
     /// The file existed and was opened without TRUNCATE: writing must start at offset 0
-    /// (a whole new version), because appending to a sealed object is impossible.
-    must_start_at_zero: bool,
+    /// (a whole new version), because appending to a sealed object is impossible; and a CLOSE
+    /// with no write at all leaves the existing object as it was (OpenSSH's sftp-server too).
+    replaces_existing: bool,
+    /// Whether any WRITE was accepted.
+    wrote_any: bool,
 }
 
 impl std::fmt::Debug for UploadHandle {
@@ -352,7 +385,7 @@ impl UploadHandle {
         window: u64,
         path: String,
         inflight: Arc<InFlight>,
-        must_start_at_zero: bool,
+        replaces_existing: bool,
     ) -> UploadHandle {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let failed = Arc::new(Mutex::new(None));
@@ -377,14 +410,16 @@ impl UploadHandle {
                 None
             }
         };
-        tokio::spawn(store(upload, record, rx, failed.clone(), guard));
+        let storage = tokio::spawn(store(upload, record, rx, failed.clone(), guard));
         UploadHandle {
+            storage: Some(storage),
             tx: Some(tx),
             sealing,
             reorder: Reorder::new(window),
             failed,
             path,
-            must_start_at_zero,
+            replaces_existing,
+            wrote_any: false,
         }
     }
 
@@ -405,22 +440,19 @@ impl UploadHandle {
         if let Some(e) = failed_state(&self.failed) {
             return Err(e);
         }
-        if self.must_start_at_zero {
-            if offset != 0 {
-                return Err(TransferError::Unsupported(format!(
-                    "{} exists; resuming or appending (write at offset {offset}) is not supported: objects are sealed once; upload the whole file again (e.g. `put`, not `reput`)",
-                    self.path
-                )));
-            }
-            self.must_start_at_zero = false;
-        }
         if self.tx.is_none() {
             return Err(TransferError::Failure("upload already closed".into()));
+        }
+        if let Err(refusal) = self.check_offset(offset) {
+            return Err(self.refuse(offset, refusal));
         }
         let len: usize = pieces.iter().map(|p| p.len()).sum();
         let mut sealed = Vec::new();
         if offset == self.reorder.next() {
-            let released = self.reorder.advance(offset, len as u64)?;
+            let released = match self.reorder.advance(offset, len as u64) {
+                Ok(released) => released,
+                Err(refusal) => return Err(self.refuse(offset, refusal)),
+            };
             for piece in pieces {
                 self.seal(piece, &mut sealed)?;
             }
@@ -432,14 +464,62 @@ impl UploadHandle {
             for piece in pieces {
                 copy.extend_from_slice(piece);
             }
-            for chunk in self.reorder.accept(offset, Chunk::new(copy))? {
+            let ready = match self.reorder.accept(offset, Chunk::new(copy)) {
+                Ok(ready) => ready,
+                Err(refusal) => return Err(self.refuse(offset, refusal)),
+            };
+            for chunk in ready {
                 self.seal(&chunk, &mut sealed)?;
             }
         }
+        self.wrote_any = true;
         for part in sealed {
             self.send(Msg::Part(part)).await?;
         }
         Ok(())
+    }
+
+    /// A replacement of an existing object opened without TRUNCATE must start at offset 0:
+    /// anything else is a resume or an append, which a sealed object cannot take.
+    fn check_offset(&mut self, offset: u64) -> Result<(), TransferError> {
+        if self.replaces_existing && !self.wrote_any && offset != 0 {
+            return Err(TransferError::Unsupported(format!(
+                "{} exists; resuming or appending (write at offset {offset}) is not supported: objects are sealed once; upload the whole file again (e.g. `put`, not `reput`)",
+                self.path
+            )));
+        }
+        Ok(())
+    }
+
+    /// A refused WRITE spoils the upload: the client still gets the precise refusal for this
+    /// WRITE, every later WRITE and the CLOSE fail naming it, and the storage task aborts at
+    /// once, so nothing the client sent before or after is ever published.
+    fn refuse(&mut self, offset: u64, refusal: TransferError) -> TransferError {
+        let spoiled = TransferError::Failure(format!(
+            "nothing was stored: the write at offset {offset} was refused ({refusal}); upload the whole file again"
+        ));
+        set_failed(&self.failed, spoiled);
+        self.sealing = None;
+        self.stop_storage(format!("write at offset {offset} refused: {refusal}"));
+        refusal
+    }
+
+    /// Waits until the storage task has ended (after an abort: cleaned up).
+    async fn storage_done(&mut self) {
+        self.tx = None;
+        if let Some(task) = self.storage.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Tells the storage task to abort, recording `cause`. It may be waiting on a full
+    /// queue; it learns of the abort from this message when it catches up.
+    fn stop_storage(&mut self, cause: String) {
+        if let Some(tx) = self.tx.take() {
+            tokio::spawn(async move {
+                let _ = tx.send(Msg::Abort(cause)).await;
+            });
+        }
     }
 
     fn seal(&mut self, data: &[u8], out: &mut Vec<Bytes>) -> Result<(), TransferError> {
@@ -462,14 +542,7 @@ impl UploadHandle {
             &self.failed,
             TransferError::Failure("encryption failed".into()),
         );
-        if let Some(tx) = self.tx.take() {
-            // The storage task may be waiting on a full queue; it learns of the failure from
-            // this message when it catches up, or from the closed queue.
-            let cause = format!("sealing failed: {e}");
-            tokio::spawn(async move {
-                let _ = tx.send(Msg::Abort(cause)).await;
-            });
-        }
+        self.stop_storage(format!("sealing failed: {e}"));
     }
 
     async fn send(&mut self, msg: Msg) -> Result<(), TransferError> {
@@ -485,17 +558,30 @@ impl UploadHandle {
     }
 
     /// Seals the final segment, writes the last part and publishes. Success means durable.
-    pub async fn commit(mut self) -> Result<u64, TransferError> {
+    /// Returns the plaintext size stored, or `None` when an existing object was opened
+    /// without TRUNCATE and closed without a write: then nothing is published and the
+    /// existing object stays as it was.
+    pub async fn commit(mut self) -> Result<Option<u64>, TransferError> {
         if let Some(e) = failed_state(&self.failed) {
+            self.storage_done().await;
             return Err(e);
+        }
+        if self.replaces_existing && !self.wrote_any {
+            self.sealing = None;
+            self.stop_storage(UNCHANGED_CAUSE.to_string());
+            self.storage_done().await;
+            return Ok(None);
         }
         let pending = self.reorder.pending_bytes();
         if pending > 0 {
-            // Dropping `self` aborts.
-            return Err(TransferError::Failure(format!(
+            let gap = format!(
                 "upload has a gap at offset {}: {pending} bytes arrived beyond it but the bytes in between never did; nothing was stored",
                 self.reorder.next()
-            )));
+            );
+            self.sealing = None;
+            self.stop_storage(gap.clone());
+            self.storage_done().await;
+            return Err(TransferError::Failure(gap));
         }
         let Some(sealing) = self.sealing.take() else {
             return Err(TransferError::Failure("upload already closed".into()));
@@ -512,9 +598,8 @@ impl UploadHandle {
                 tracing::error!(error = %e, "sealing the final segment failed");
                 let e2 = TransferError::Failure("encryption failed".into());
                 set_failed(&self.failed, e2.clone());
-                let _ = self
-                    .send(Msg::Abort(format!("sealing the final segment failed: {e}")))
-                    .await;
+                self.stop_storage(format!("sealing the final segment failed: {e}"));
+                self.storage_done().await;
                 return Err(e2);
             }
         };
@@ -529,7 +614,7 @@ impl UploadHandle {
         .await?;
         self.tx = None;
         match reply_rx.await {
-            Ok(r) => r,
+            Ok(r) => r.map(Some),
             Err(_) => Err(failed_state(&self.failed)
                 .unwrap_or_else(|| TransferError::Failure("upload aborted".into()))),
         }
@@ -563,13 +648,21 @@ async fn store(
                 blake3,
                 reply,
             }) => {
-                let result = finish(upload, last).await;
+                let mut result = finish(upload, last, plaintext).await;
                 match &result {
-                    Ok(sealed) => {
-                        tracing::info!(plaintext, sealed, "upload committed");
-                        record.committed(plaintext, *sealed, blake3);
-                        guard.0.committed.fetch_add(1, Ordering::SeqCst);
-                    }
+                    Ok(sealed) => match record.committed(plaintext, *sealed, blake3) {
+                        Ok(()) => {
+                            tracing::info!(plaintext, sealed, "upload committed");
+                            guard.0.committed.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(e) => {
+                            let told = record.retract(e).await;
+                            set_failed(&failed, told.clone());
+                            record.aborted(&told.to_string());
+                            guard.0.aborted.fetch_add(1, Ordering::SeqCst);
+                            result = Err(told);
+                        }
+                    },
                     Err(e) => {
                         set_failed(&failed, e.clone());
                         record.aborted(&e.to_string());
@@ -598,15 +691,26 @@ async fn store(
 }
 
 /// Stores the last part and commits; returns the sealed size.
-async fn finish(mut upload: Box<dyn Upload>, last: Bytes) -> Result<u64, TransferError> {
+async fn finish(
+    mut upload: Box<dyn Upload>,
+    last: Bytes,
+    plaintext: u64,
+) -> Result<u64, TransferError> {
     if let Err(e) = upload.write(last).await {
         upload.abort().await;
-        return Err(TransferError::Failure(format!("storing failed: {e}")));
+        return Err(TransferError::Failure(format!(
+            "storing failed, nothing stored: {e}"
+        )));
     }
-    upload
-        .commit()
-        .await
-        .map_err(|e| TransferError::Failure(format!("commit failed, nothing stored: {e}")))
+    upload.commit(plaintext).await.map_err(|e| match e {
+        StorageError::CommitUnknown(detail) => {
+            tracing::error!(detail = %detail, "commit outcome unknown");
+            TransferError::Failure(format!(
+                "the store did not confirm the upload and checking did not tell whether it is stored ({detail}); list the directory before uploading again"
+            ))
+        }
+        e => TransferError::Failure(format!("commit failed, nothing stored: {e}")),
+    })
 }
 
 #[cfg(test)]
@@ -627,13 +731,18 @@ mod tests {
             self.0.fetch_add(sealed.len() as u64, Ordering::SeqCst);
             Ok(())
         }
-        async fn commit(self: Box<Self>) -> Result<u64, crate::storage::StorageError> {
+        async fn commit(
+            self: Box<Self>,
+            _plaintext_size: u64,
+        ) -> Result<u64, crate::storage::StorageError> {
             Ok(self.0.load(Ordering::SeqCst))
         }
         async fn abort(self: Box<Self>) {}
     }
 
     async fn one_upload(pool: &BufferPool, log: &Arc<AuditLog>, data: &[u8]) -> u64 {
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = crate::storage::fs::FsDestination::open("d", store_dir.path(), "DE").unwrap();
         let ctx = crate::crypto::ObjectContext {
             tenant: "t".into(),
             key_id: "k".into(),
@@ -643,6 +752,7 @@ mod tests {
         let sealer = Sealer::with_material(&[1; 32], &ctx, &[2; 32], &[3; 32], &[4; 12]).unwrap();
         let record = UploadRecord {
             log: log.clone(),
+            store: Arc::new(store),
             tenant: "t".into(),
             user: "u".into(),
             destination: "d".into(),
@@ -650,6 +760,8 @@ mod tests {
             object_id: "07".into(),
             key_id: "k".into(),
             key_version: 1,
+            policies: vec!["p".into()],
+            bundle: "b".into(),
         };
         let mut u = UploadHandle::start(
             sealer,
@@ -666,7 +778,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        u.commit().await.unwrap()
+        u.commit().await.unwrap().unwrap()
     }
 
     /// Every buffer an upload takes goes back to the pool, and no upload adds one: the idle

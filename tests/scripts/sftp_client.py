@@ -29,6 +29,79 @@ def err(e):
     return {"ok": False, "error": str(e), "type": type(e).__name__}
 
 
+class RawSftp:
+    """SFTP spoken by hand on a raw channel, to send what no client library sends and to see
+    every reply exactly as the server wrote it."""
+
+    def __init__(self, a):
+        import struct
+        self.struct = struct
+        self.t, _ = connect(a, a.password)
+        self.ch = self.t.open_session()
+        self.ch.invoke_subsystem("sftp")
+        self.send(bytes([1]) + struct.pack(">I", 3))  # INIT v3
+        head = self.recv_exact(4)
+        self.recv_exact(struct.unpack(">I", head)[0])  # VERSION
+
+    def recv_exact(self, n):
+        buf = b""
+        while len(buf) < n:
+            part = self.ch.recv(n - len(buf))
+            if not part:
+                return None
+            buf += part
+        return buf
+
+    def reply(self):
+        st = self.struct
+        head = self.recv_exact(4)
+        if head is None:
+            return None
+        (n,) = st.unpack(">I", head)
+        body = self.recv_exact(n)
+        kind, rid = body[0], st.unpack(">I", body[1:5])[0]
+        if kind == 101:  # STATUS: code, message
+            code = st.unpack(">I", body[5:9])[0]
+            (mlen,) = st.unpack(">I", body[9:13])
+            return {"id": rid, "status": code, "message": body[13 : 13 + mlen].decode()}
+        if kind == 102:  # HANDLE
+            (hlen,) = st.unpack(">I", body[5:9])
+            return {"id": rid, "handle": body[9 : 9 + hlen].decode()}
+        return {"id": rid, "type": kind}
+
+    @staticmethod
+    def sstr(b):
+        import struct
+        return struct.pack(">I", len(b)) + b
+
+    @staticmethod
+    def packet(body):
+        import struct
+        return struct.pack(">I", len(body)) + body
+
+    def send(self, body):
+        self.ch.sendall(self.packet(body))
+
+    def write_packet(self, rid, handle, offset, data, claimed=None):
+        st = self.struct
+        n = len(data) if claimed is None else claimed
+        return self.packet(bytes([6]) + st.pack(">I", rid) + self.sstr(handle)
+                           + st.pack(">Q", offset) + st.pack(">I", n) + data)
+
+    def open(self, rid, path, pflags):
+        self.send(bytes([3]) + self.struct.pack(">I", rid) + self.sstr(path.encode())
+                  + self.struct.pack(">II", pflags, 0))
+        return self.reply()
+
+    def write(self, rid, handle, offset, data):
+        self.ch.sendall(self.write_packet(rid, handle, offset, data))
+        return self.reply()
+
+    def close(self, rid, handle):
+        self.send(bytes([4]) + self.struct.pack(">I", rid) + self.sstr(handle))
+        return self.reply()
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("cmd")
@@ -42,6 +115,8 @@ def main():
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--after", type=int, default=1)
+    p.add_argument("--flags", type=lambda v: int(v, 0), default=0x1A,
+                   help="OPEN pflags (default WRITE|CREAT|TRUNC)")
     p.add_argument("--gate", help="gated-upload: the file whose appearance resumes the upload")
     a = p.parse_args()
     out = {}
@@ -90,6 +165,13 @@ def main():
                 out = {"ok": True}
             except IOError as e:
                 out = err(e)
+                # Then CLOSE, as real clients do; SFTPFile.close() would swallow its status.
+                f._closed = True
+                try:
+                    s._request(paramiko.sftp.CMD_CLOSE, f.handle)
+                    out["close"] = "ok"
+                except IOError as ce:
+                    out["close"] = str(ce)
             t.close()
         elif a.cmd == "disconnect-mid-upload":
             t, s = connect(a, a.password)
@@ -105,49 +187,9 @@ def main():
             # an unknown request type, malformed WRITEs, a WRITE split across channel packets
             # at odd places, and finally a packet length beyond the limit. Reports each reply.
             import struct
-            t, _ = connect(a, a.password)
-            ch = t.open_session()
-            ch.invoke_subsystem("sftp")
-
-            def recv_exact(n):
-                buf = b""
-                while len(buf) < n:
-                    part = ch.recv(n - len(buf))
-                    if not part:
-                        return None
-                    buf += part
-                return buf
-
-            def reply():
-                head = recv_exact(4)
-                if head is None:
-                    return None
-                (n,) = struct.unpack(">I", head)
-                body = recv_exact(n)
-                kind, rid = body[0], struct.unpack(">I", body[1:5])[0]
-                if kind == 101:  # STATUS: code, message
-                    code = struct.unpack(">I", body[5:9])[0]
-                    (mlen,) = struct.unpack(">I", body[9:13])
-                    return {"id": rid, "status": code, "message": body[13 : 13 + mlen].decode()}
-                if kind == 102:  # HANDLE
-                    (hlen,) = struct.unpack(">I", body[5:9])
-                    return {"id": rid, "handle": body[9 : 9 + hlen].decode()}
-                return {"id": rid, "type": kind}
-
-            def sstr(b):
-                return struct.pack(">I", len(b)) + b
-
-            def packet(body):
-                return struct.pack(">I", len(body)) + body
-
-            def write(rid, handle, offset, data, claimed=None):
-                n = len(data) if claimed is None else claimed
-                return packet(bytes([6]) + struct.pack(">I", rid) + sstr(handle)
-                              + struct.pack(">Q", offset) + struct.pack(">I", n) + data)
-
-            ch.sendall(packet(bytes([1]) + struct.pack(">I", 3)))  # INIT v3
-            head = recv_exact(4)
-            recv_exact(struct.unpack(">I", head)[0])  # VERSION
+            raw = RawSftp(a)
+            t, ch, reply, sstr, packet = raw.t, raw.ch, raw.reply, raw.sstr, raw.packet
+            write = raw.write_packet
             res = {}
             ch.sendall(packet(bytes([99]) + struct.pack(">I", 5)))
             res["unknown_type"] = reply()
@@ -171,6 +213,23 @@ def main():
             ch.sendall(struct.pack(">I", 0x7FFFFFFF) + b"\x06")
             res["after_oversized"] = reply()
             t.close()
+            out = {"ok": True, **res}
+        elif a.cmd == "refused-write-close":
+            # What OpenSSH's sftp and most clients do after a refused WRITE: go on to CLOSE.
+            # OPEN --path with --flags; write --count bytes at offset 0 (0: none); then, unless
+            # --offset is negative, a WRITE of 1 KiB at --offset (expected to be refused); CLOSE.
+            raw = RawSftp(a)
+            opened = raw.open(1, a.path, a.flags)
+            res = {"open": opened}
+            if "handle" in opened:
+                h = opened["handle"].encode()
+                if a.count > 0:
+                    res["first"] = raw.write(2, h, 0, bytes(i % 253 for i in range(a.count)))
+                if a.offset >= 0:
+                    res["refused"] = raw.write(3, h, a.offset, b"x" * 1024)
+                    res["after"] = raw.write(4, h, a.count, b"y" * 16)
+                res["close"] = raw.close(5, h)
+            raw.t.close()
             out = {"ok": True, **res}
         elif a.cmd == "put-pause":
             # Writes --count MiB (seeded bytes, so the test can recompute them), creates the file

@@ -290,6 +290,8 @@ impl russh_sftp::server::Handler for SftpSession {
                 ));
             }
             (false, true) => {
+                let p = VirtualPath::parse_file(&filename)
+                    .map_err(|e| StatusCode::Failure.with_message(e.to_string()))?;
                 let mode = WriteMode {
                     create: pflags.contains(OpenFlags::CREATE),
                     truncate: pflags.contains(OpenFlags::TRUNCATE),

@@ -1,0 +1,115 @@
+//! The residency decision that every upload and every new name (mkdir, rename target) takes
+//! before anything reaches a store: decided, put on record, and only an allow yields the
+//! `Grant` that storage requires.
+
+use super::{Gateway, Principal, Route, TransferError};
+use crate::audit::AuditEvent;
+use crate::policy::{Grant, Request};
+use crate::storage::Verification;
+
+/// What a decision is for; audit records name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Operation {
+    Upload,
+    Mkdir,
+    Rename,
+}
+
+impl Operation {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Operation::Upload => "upload",
+            Operation::Mkdir => "mkdir",
+            Operation::Rename => "rename",
+        }
+    }
+}
+
+impl Gateway {
+    /// Decides whether `who` may put `object` on the route's destination. The decision is on
+    /// record before any byte or name can move: no record, no grant. A quarantined destination
+    /// is denied whatever the rules say.
+    pub(super) fn decide(
+        &self,
+        who: &Principal,
+        route: &Route,
+        object: &str,
+        op: Operation,
+    ) -> Result<Grant, TransferError> {
+        let dest = &route.destination;
+        let (location, evidence) = dest.location();
+        let request = Request {
+            tenant: who.tenant.clone(),
+            user: who.user.clone(),
+            classification: route.classification,
+            destination: dest.name().to_string(),
+            location,
+            evidence,
+        };
+        let (mut decision, mut grant) = self.policy.current().decide(&request);
+        let observed_region = match dest.verification() {
+            Verification::Verified {
+                observed_region, ..
+            } => Some(observed_region),
+            Verification::Quarantined {
+                reason,
+                observed_region,
+            } => {
+                decision.allowed = false;
+                decision.policies = vec!["destination-quarantined".into()];
+                decision.reasons = vec![reason];
+                grant = None;
+                observed_region
+            }
+            Verification::Declared => None,
+        };
+        let recorded = self.audit.append(&AuditEvent::Decision {
+            operation: op.as_str().to_string(),
+            tenant: who.tenant.clone(),
+            user: who.user.clone(),
+            destination: dest.name().to_string(),
+            object: object.to_string(),
+            classification: match decision.classification {
+                Some(c) => c.as_str().to_string(),
+                None => format!("unclassified (treated as {})", decision.treated_as.as_str()),
+            },
+            allowed: decision.allowed,
+            policies: decision.policies.clone(),
+            reasons: decision.reasons.clone(),
+            countries: decision.countries.clone(),
+            observed_region,
+            evidence: request.evidence.as_str().to_string(),
+            bundle: decision.bundle_hash.clone(),
+        });
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "audit log unavailable: transfer refused");
+            return Err(TransferError::Failure(
+                "the audit log is unavailable, so nothing can be stored; contact the operator"
+                    .into(),
+            ));
+        }
+        tracing::info!(
+            tenant = %who.tenant,
+            user = %who.user,
+            destination = %dest.name(),
+            operation = op.as_str(),
+            allowed = decision.allowed,
+            policies = ?decision.policies,
+            bundle = %decision.bundle_hash,
+            "residency decision"
+        );
+        grant.ok_or_else(|| {
+            let rules = if decision.policies.is_empty() {
+                "default-deny".to_string()
+            } else {
+                decision.policies.join(", ")
+            };
+            let reasons = if decision.reasons.is_empty() {
+                "no policy permits this destination".to_string()
+            } else {
+                decision.reasons.join("; ")
+            };
+            TransferError::PermissionDenied(format!("residency policy denied: {rules}: {reasons}"))
+        })
+    }
+}
