@@ -423,3 +423,134 @@ parts_in_flight = 1
         );
     }
 }
+
+/// A name is data too: a tenant routed to a store the policy denies can neither create a
+/// directory nor rename onto it, and nothing appears in the bucket.
+#[test]
+fn mkdir_and_rename_to_a_denied_bucket_are_refused_and_nothing_appears() {
+    let s = setup();
+    let out = s.gw.sftp(
+        "uma",
+        "-mkdir /patient-jane-doe\n-rename /a.bin /patient-john-doe\n",
+    );
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        text.matches("Permission denied").count(),
+        2,
+        "{text}\n{}",
+        s.gw.log()
+    );
+    let us = s.us.store();
+    assert!(
+        us.objects(US_BUCKET).is_empty(),
+        "{:?}",
+        us.objects(US_BUCKET)
+    );
+    let records = audit_records(&s.gw);
+    for op in ["mkdir", "rename"] {
+        assert!(
+            records.iter().any(|r| r["event"]["type"] == "decision"
+                && r["event"]["operation"] == op
+                && r["event"]["tenant"] == "usco"
+                && r["event"]["allowed"] == false),
+            "{op}: {records:#?}"
+        );
+    }
+}
+
+/// A bucket that starts reporting another region while an upload runs gets none of the
+/// upload's remaining parts: the CLOSE fails, no object appears, the multipart upload goes.
+#[test]
+fn a_bucket_quarantined_mid_upload_fails_the_running_upload() {
+    let mut eu = Garage::start("eu-central-1", &[EU_BUCKET]);
+    let extra = format!(
+        "\n[storage]\nrequest_timeout_secs = 5\nconnect_timeout_secs = 2\n{}verify_interval_secs = 10\n{}",
+        garage::destination_toml("eu-s3", &eu.endpoint(), EU_BUCKET, "eu-central-1", "DE"),
+        garage::tenant_toml("eurobank", "eu-s3", &["erin"]),
+    );
+    let gw = Gateway::start_with(Options {
+        extra_toml: extra,
+        extra_keys: vec!["erin"],
+        extra_tenants: vec!["eurobank"],
+        env: garage::gateway_env(),
+        ..Options::default()
+    });
+    let signal = gw.path("moved.bin");
+    let child = Command::new("python3")
+        .arg(common::scripts().join("sftp_client.py"))
+        .arg("put-pause")
+        .args(["--port", &gw.port.to_string(), "--user", "erin", "--key"])
+        .arg(gw.key("erin"))
+        .args([
+            "--path",
+            "/moved.bin",
+            "--count",
+            "20",
+            "--after",
+            "12",
+            "--local",
+        ])
+        .arg(&signal)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let store = eu.store();
+    assert!(
+        eventually(60, || Path::new(&format!("{}.paused", signal.display()))
+            .exists()),
+        "client did not reach the pause\n{}",
+        gw.log()
+    );
+    assert!(eventually(60, || !store.uploads(EU_BUCKET).is_empty()));
+    // The same store now reports another region: the next probe quarantines it.
+    let config = std::fs::read_to_string(&eu.config).unwrap();
+    std::fs::write(
+        &eu.config,
+        config.replace("s3_region = \"eu-central-1\"", "s3_region = \"us-east-1\""),
+    )
+    .unwrap();
+    eu.region = "us-east-1".into();
+    eu.restart();
+    let store = eu.store();
+    assert!(
+        eventually(60, || audit_records(&gw).iter().any(|r| r["event"]["type"]
+            == "destination"
+            && r["event"]["state"] == "quarantined")),
+        "not quarantined:\n{}",
+        gw.log()
+    );
+    std::fs::write(format!("{}.go", signal.display()), b"").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["ok"],
+        false,
+        "CLOSE must fail: {report}\n{}",
+        gw.log()
+    );
+    assert!(store.objects(EU_BUCKET).is_empty(), "no object may appear");
+    // Garage now refuses requests signed for the old region, so the abort waits in the
+    // background retry; once the store answers again, the multipart upload goes.
+    std::fs::write(&eu.config, &config).unwrap();
+    eu.region = "eu-central-1".into();
+    eu.restart();
+    let store = eu.store();
+    assert!(
+        eventually(60, || store.uploads(EU_BUCKET).is_empty()),
+        "the multipart upload was not aborted:\n{}",
+        gw.log()
+    );
+    assert!(store.objects(EU_BUCKET).is_empty(), "no object may appear");
+    let records = audit_records(&gw);
+    let aborted = records
+        .iter()
+        .find(|r| r["event"]["type"] == "aborted")
+        .unwrap_or_else(|| panic!("{records:#?}"));
+    assert!(
+        aborted["event"]["cause"]
+            .as_str()
+            .unwrap()
+            .contains("quarantined"),
+        "{aborted}"
+    );
+}

@@ -78,9 +78,12 @@ impl S3Error {
     where
         E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + Send + Sync + 'static,
     {
-        let definite = err
-            .raw_response()
-            .is_some_and(|r| r.status().is_client_error());
+        // A retried CompleteMultipartUpload whose first attempt completed finds no upload:
+        // that 404 says nothing about the object, so it is checked like a lost answer.
+        let definite = err.raw_response().is_some_and(|r| {
+            r.status().is_client_error()
+                && !(op == "CompleteMultipartUpload" && r.status().as_u16() == 404)
+        });
         if definite {
             S3Error::request(op, err)
         } else {
