@@ -92,24 +92,21 @@ pub fn run(args: DestinationsArgs) -> anyhow::Result<ExitCode> {
     })?;
     let mut quarantined = false;
     for (name, configured, location, evidence, v) in &rows {
-        let (state, observed, detail) = match v {
-            Verification::Declared => ("declared", None, "operator-declared location".to_string()),
+        let (observed, detail) = match v {
+            Verification::Declared => (None, "operator-declared location".to_string()),
             Verification::Verified {
                 observed_region,
                 source,
-            } => (
-                "verified",
-                Some(observed_region.clone()),
-                format!("via {source}"),
-            ),
+            } => (Some(observed_region.clone()), format!("via {source}")),
             Verification::Quarantined {
                 reason,
                 observed_region,
             } => {
                 quarantined = true;
-                ("quarantined", observed_region.clone(), reason.clone())
+                (observed_region.clone(), reason.clone())
             }
         };
+        let state = v.state().as_str();
         if args.json {
             println!(
                 "{}",

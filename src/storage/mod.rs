@@ -116,6 +116,34 @@ pub enum Verification {
     },
 }
 
+/// The name of a [`Verification`]'s state, as logs, audit records and `eugate destinations` show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerificationState {
+    Declared,
+    Verified,
+    Quarantined,
+}
+
+impl VerificationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerificationState::Declared => "declared",
+            VerificationState::Verified => "verified",
+            VerificationState::Quarantined => "quarantined",
+        }
+    }
+}
+
+impl Verification {
+    pub fn state(&self) -> VerificationState {
+        match self {
+            Verification::Declared => VerificationState::Declared,
+            Verification::Verified { .. } => VerificationState::Verified,
+            Verification::Quarantined { .. } => VerificationState::Quarantined,
+        }
+    }
+}
+
 #[async_trait]
 pub trait Destination: Send + Sync + 'static {
     /// The config name (also in grants and audit records).

@@ -81,6 +81,28 @@ impl From<PathError> for TransferError {
     }
 }
 
+/// How an authentication attempt ended, as its audit record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthOutcome {
+    Accepted,
+    Rejected,
+    /// Valid credentials, but the user has all the sessions allowed.
+    SessionLimit,
+    /// Refused unheard: the source or user is banned after repeated failures.
+    Banned,
+}
+
+impl AuthOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthOutcome::Accepted => "accepted",
+            AuthOutcome::Rejected => "rejected",
+            AuthOutcome::SessionLimit => "refused: session limit",
+            AuthOutcome::Banned => "refused: banned",
+        }
+    }
+}
+
 /// How a client opens a file for writing (SFTP pflags, protocol-neutral).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WriteMode {
@@ -157,14 +179,14 @@ impl Gateway {
         tenant: Option<&str>,
         source: &str,
         method: &str,
-        outcome: &str,
+        outcome: AuthOutcome,
     ) -> bool {
         match self.audit.append(&AuditEvent::Auth {
             user: user.to_string(),
             tenant: tenant.map(str::to_string),
             source: source.to_string(),
             method: method.to_string(),
-            outcome: outcome.to_string(),
+            outcome: outcome.as_str().to_string(),
         }) {
             Ok(_) => true,
             Err(e) => {
@@ -202,7 +224,7 @@ impl Gateway {
                 Arc::new(move |change: &StateChange| {
                     if let Err(e) = audit.append(&AuditEvent::Destination {
                         destination: change.destination.clone(),
-                        state: change.state.to_string(),
+                        state: change.state.as_str().to_string(),
                         observed_region: change.observed_region.clone(),
                         detail: change.detail.clone(),
                     }) {

@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use zeroize::Zeroizing;
 
 use crate::config::Config;
-use crate::transfer::{Gateway, Principal};
+use crate::transfer::{AuthOutcome, Gateway, Principal};
 
 pub use guard::{AuthGuard, Verdict};
 pub use hostkeys::load_host_keys;
@@ -157,7 +157,7 @@ impl Connection {
                 Some(&who.tenant),
                 &self.source(),
                 method,
-                "refused: session limit",
+                AuthOutcome::SessionLimit,
             );
             return Auth::reject();
         }
@@ -167,7 +167,7 @@ impl Connection {
             Some(&who.tenant),
             &self.source(),
             method,
-            "accepted",
+            AuthOutcome::Accepted,
         ) {
             return Auth::reject();
         }
@@ -188,7 +188,7 @@ impl Connection {
         tracing::warn!(user, method, peer = ?self.peer, "authentication failed");
         self.shared
             .gateway
-            .audit_auth(user, None, &self.source(), method, "rejected");
+            .audit_auth(user, None, &self.source(), method, AuthOutcome::Rejected);
         tokio::time::sleep(delay).await;
         Auth::reject()
     }
@@ -199,7 +199,7 @@ impl Connection {
             tracing::warn!(user, peer = ?self.peer, "attempt while banned; refused");
             self.shared
                 .gateway
-                .audit_auth(user, None, &self.source(), "any", "refused: banned");
+                .audit_auth(user, None, &self.source(), "any", AuthOutcome::Banned);
         }
         v == Verdict::Banned
     }

@@ -15,7 +15,7 @@ use crate::config::{S3Credentials, S3DestinationConfig, SELF_HOSTED, StorageConf
 use crate::policy::{Evidence, Grant, Location};
 use crate::storage::{
     Destination, Entry, EntryKind, Key, ObjectMeta, ObjectReader, Publish, StorageError, Upload,
-    Verification, check_grant, check_key,
+    Verification, VerificationState, check_grant, check_key,
 };
 
 /// Ranged GETs fetch this much (whole segments) at a time; downloads read sequentially.
@@ -30,8 +30,7 @@ const LOST_CONFIRMATIONS: u8 = 30;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateChange {
     pub destination: String,
-    /// `verified` or `quarantined`.
-    pub state: &'static str,
+    pub state: VerificationState,
     pub observed_region: Option<String>,
     pub detail: String,
 }
@@ -263,12 +262,11 @@ impl Inner {
             changed
         };
         if first || changed {
-            let (state, observed_region, detail) = match &next {
+            let (observed_region, detail) = match &next {
                 Verification::Verified {
                     observed_region,
                     source,
                 } => (
-                    "verified",
                     Some(observed_region.clone()),
                     format!(
                         "bucket {} reports {observed_region} via {source}",
@@ -278,10 +276,11 @@ impl Inner {
                 Verification::Quarantined {
                     reason,
                     observed_region,
-                } => ("quarantined", observed_region.clone(), reason.clone()),
-                Verification::Declared => ("declared", None, String::new()),
+                } => (observed_region.clone(), reason.clone()),
+                Verification::Declared => (None, String::new()),
             };
-            if state == "quarantined" {
+            let state = next.state();
+            if state == VerificationState::Quarantined {
                 tracing::error!(destination = %self.name, reason = %detail, "destination quarantined");
             } else {
                 tracing::info!(destination = %self.name, %detail, "destination location verified");
