@@ -15,7 +15,10 @@ use super::{
     Destination, Entry, EntryKind, Key, ObjectReader, Publish, StorageError, Upload, check_key,
 };
 use crate::policy::{Evidence, Grant, Location};
-use crate::transfer::path::TEMP_MARKER;
+
+/// Marks in-progress uploads (`.<name>.eugate-tmp-<random>`): hidden from listings, swept at
+/// start. Defined here, where the files are made; `transfer::path` reserves it in user names.
+pub const TEMP_MARKER: &str = ".eugate-tmp-";
 
 #[derive(Debug)]
 pub struct FsDestination {

@@ -3,11 +3,12 @@
 
 use std::fmt;
 
+// In-progress uploads carry this marker; users may not name such files.
+use crate::storage::fs::TEMP_MARKER;
+
 /// Longest path (bytes) and longest single name accepted, as on common filesystems.
 pub const MAX_PATH_LEN: usize = 4096;
 pub const MAX_NAME_LEN: usize = 255;
-/// Marker of in-progress uploads in a directory; users may not name such files.
-pub const TEMP_MARKER: &str = ".eugate-tmp-";
 
 /// A normalised path below the user's virtual root; `[]` is the root itself.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
