@@ -4,8 +4,11 @@
 //! and only after the last sealed byte is written and fsynced is it renamed (or, for
 //! no-clobber, hard-linked) to its name, then the directory is fsynced. Readers never see a
 //! partial object; a crash leaves only a hidden temp file, swept at the next start.
+//!
+//! Rename never replaces: `renameat2(RENAME_NOREPLACE)` makes "fail if the name exists" and
+//! the rename one atomic step, so of two clients renaming onto one new name exactly one wins.
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -17,7 +20,64 @@ use super::{
     check_grant, check_key,
 };
 use crate::policy::{Evidence, Grant, Location};
-use crate::transfer::path::TEMP_MARKER;
+
+/// Marks in-progress uploads (`.<name>.eugate-tmp-<random>`): hidden from listings, swept at
+/// start. Defined here, where the files are made; `transfer::path` reserves it in user names.
+pub const TEMP_MARKER: &str = ".eugate-tmp-";
+
+/// Longest file name the filesystems we run on accept (NAME_MAX), in bytes.
+const NAME_MAX: usize = 255;
+/// Random bytes in a temp name (hex-encoded: twice as many characters).
+const TEMP_RANDOM: usize = 8;
+
+/// `.<name>.eugate-tmp-<hex>`, with `name` cut to whole characters so that the result never
+/// exceeds [`NAME_MAX`] bytes: limits are in bytes, and a 255-byte name of 3-byte characters
+/// is legal.
+fn temp_name(name: &str, random: &[u8; TEMP_RANDOM]) -> String {
+    let room = NAME_MAX - 1 - TEMP_MARKER.len() - 2 * TEMP_RANDOM;
+    let mut cut = name.len().min(room);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(".{}{TEMP_MARKER}{}", &name[..cut], hex::encode(random))
+}
+
+/// Renames `from` to `to` unless `to` exists, atomically. Filesystems without
+/// `RENAME_NOREPLACE` (EINVAL; ENOSYS/EOPNOTSUPP from old kernels or FUSE) fall back to
+/// [`rename_by_link`], which only works for files.
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    use rustix::io::Errno;
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+            if std::fs::symlink_metadata(from)?.is_dir() {
+                // A directory has no hard links: no atomic "create if absent" is left.
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "this filesystem cannot rename without the risk of replacing an entry \
+                     (no RENAME_NOREPLACE); directories cannot be renamed here",
+                ));
+            }
+            rename_by_link(from, to)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// link(2) fails with EEXIST if `to` exists: an atomic "create if absent"; then the old name
+/// goes. What it cannot do: directories (no hard links), filesystems without hard links
+/// (FAT, some FUSE), and a crash between the two steps leaves the file under both names
+/// (no data lost; the duplicate must be removed by hand).
+fn rename_by_link(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::hard_link(from, to)?;
+    if let Err(e) = std::fs::remove_file(from) {
+        // Undo: `to` is the link made just now, so removing it restores the state before.
+        let _ = std::fs::remove_file(to);
+        return Err(e);
+    }
+    Ok(())
+}
 
 #[derive(Debug)]
 pub struct FsDestination {
@@ -29,7 +89,13 @@ pub struct FsDestination {
 impl FsDestination {
     /// Creates `root` if needed (0700) and sweeps temp files a crash may have left.
     pub fn open(name: &str, root: &Path, country: &str) -> Result<FsDestination, StorageError> {
-        std::fs::create_dir_all(root).map_err(|e| StorageError::io("creating the root", e))?;
+        // Only the gateway's user reads sealed objects and their names (an existing root keeps
+        // the mode its operator gave it).
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(|e| StorageError::io("creating the root", e))?;
         let d = FsDestination {
             name: name.to_string(),
             root: root.to_path_buf(),
@@ -140,16 +206,14 @@ impl Destination for FsDestination {
                 return Err(StorageError::AlreadyExists);
             }
         }
-        let mut random = [0u8; 8];
+        let mut random = [0u8; TEMP_RANDOM];
         ring::rand::SystemRandom::new()
             .fill(&mut random)
             .map_err(|_| StorageError::Io {
                 what: "random temp name",
                 source: std::io::Error::other("system random generator failed"),
             })?;
-        // Keep the temp name within NAME_MAX even for a 255-byte target name.
-        let short: String = name.chars().take(200).collect();
-        let temp = dir.join(format!(".{short}{TEMP_MARKER}{}", hex::encode(random)));
+        let temp = dir.join(temp_name(&name, &random));
         let file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -245,15 +309,10 @@ impl Destination for FsDestination {
         check_grant(grant, &self.name)?;
         let from = self.file_path(from)?;
         let to = self.file_path(to)?;
-        tokio::fs::symlink_metadata(&from)
+        // SFTP v3 rename must not overwrite; checking first and renaming after lost races.
+        tokio::task::spawn_blocking(move || rename_noreplace(&from, &to))
             .await
-            .map_err(|e| StorageError::io("rename source", e))?;
-        // SFTP v3 rename must not overwrite: fail if the target exists.
-        if tokio::fs::symlink_metadata(&to).await.is_ok() {
-            return Err(StorageError::AlreadyExists);
-        }
-        tokio::fs::rename(&from, &to)
-            .await
+            .map_err(|e| StorageError::io("rename", std::io::Error::other(e)))?
             .map_err(|e| StorageError::io("rename", e))
     }
 
@@ -534,6 +593,192 @@ mod tests {
         ));
         d.rename(&grant(&d), "a", "c").await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("c")).unwrap(), b"a");
+    }
+
+    /// Names of exactly (or nearly) 255 bytes in 1-, 2-, 3- and 4-byte characters.
+    fn long_names() -> Vec<String> {
+        vec![
+            "€".repeat(85),                       // 255 bytes, 85 characters
+            format!("a{}", "€".repeat(84) + "b"), // 254 bytes, cut lands inside a '€' if by bytes
+            "𝄞".repeat(63) + "abc",               // 4-byte characters, 255 bytes
+            "é".repeat(127) + "x",                // 2-byte characters, 255 bytes
+            "x".repeat(255),
+            "日本語".repeat(28) + "€", // 255 bytes
+        ]
+    }
+
+    #[test]
+    fn temp_name_fits_name_max_on_a_char_boundary() {
+        for name in long_names() {
+            assert!(name.len() <= NAME_MAX, "{} bytes", name.len());
+            let t = temp_name(&name, &[0xab; TEMP_RANDOM]);
+            assert!(t.len() <= NAME_MAX, "{} bytes for {name}", t.len());
+            let kept = t
+                .strip_prefix('.')
+                .and_then(|t| t.split(TEMP_MARKER).next())
+                .unwrap();
+            assert!(name.starts_with(kept) && !kept.is_empty());
+            // Cut at the last whole character that fits: under 4 bytes of room go unused.
+            assert!(t.len() > NAME_MAX - 4, "{} bytes for {name}", t.len());
+        }
+        assert_eq!(
+            temp_name("a.txt", &[0; TEMP_RANDOM]),
+            ".a.txt.eugate-tmp-0000000000000000"
+        );
+    }
+
+    #[tokio::test]
+    async fn names_of_255_bytes_upload_and_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = FsDestination::open("local", dir.path(), "DE").unwrap();
+        let mut expect = Vec::new();
+        for name in long_names() {
+            let mut up = d
+                .begin(grant(&d), &name, Publish::Replace, meta())
+                .await
+                .unwrap_or_else(|e| panic!("begin {} bytes: {e}", name.len()));
+            up.write(bytes::Bytes::from(name.clone().into_bytes()))
+                .await
+                .unwrap();
+            assert_eq!(up.commit(0).await.unwrap(), name.len() as u64);
+            assert_eq!(
+                std::fs::read(dir.path().join(&name)).unwrap(),
+                name.as_bytes()
+            );
+            expect.push(name);
+        }
+        expect.sort();
+        assert_eq!(files(dir.path()), expect, "no temp file left behind");
+    }
+
+    #[test]
+    fn root_is_created_0700_with_its_parents() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("a/b/store");
+        FsDestination::open("local", &root, "DE").unwrap();
+        for p in [dir.path().join("a"), dir.path().join("a/b"), root] {
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", p.display());
+        }
+    }
+
+    /// Two renames of different files onto one new name, started together, many rounds: each
+    /// round exactly one wins and the loser's file is still there, unchanged.
+    fn assert_one_winner(
+        root: &Path,
+        round: usize,
+        results: [Result<(), String>; 2],
+        already_exists: impl Fn(&str) -> bool,
+    ) {
+        let wins: Vec<usize> = (0..2).filter(|&i| results[i].is_ok()).collect();
+        assert_eq!(wins.len(), 1, "round {round}: {results:?}");
+        let (w, l) = (wins[0], 1 - wins[0]);
+        let loss = results[l].as_ref().unwrap_err();
+        assert!(already_exists(loss), "round {round}: loser got {loss}");
+        let target = root.join(format!("t{round}"));
+        assert_eq!(
+            std::fs::read(&target).unwrap(),
+            format!("{round}-{w}").as_bytes()
+        );
+        let loser = root.join(format!("s{round}-{l}"));
+        assert_eq!(
+            std::fs::read(&loser).unwrap(),
+            format!("{round}-{l}").as_bytes()
+        );
+        assert!(!root.join(format!("s{round}-{w}")).exists());
+    }
+
+    const ROUNDS: usize = 300;
+
+    fn sources(root: &Path, round: usize) {
+        for i in 0..2 {
+            std::fs::write(root.join(format!("s{round}-{i}")), format!("{round}-{i}")).unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_renames_onto_one_name_have_one_winner() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = std::sync::Arc::new(FsDestination::open("local", dir.path(), "DE").unwrap());
+        for round in 0..ROUNDS {
+            sources(dir.path(), round);
+            let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+            let tasks: Vec<_> = (0..2)
+                .map(|i| {
+                    let (d, barrier) = (d.clone(), barrier.clone());
+                    tokio::spawn(async move {
+                        barrier.wait().await;
+                        d.rename(&grant(&d), &format!("s{round}-{i}"), &format!("t{round}"))
+                            .await
+                            .map_err(|e| format!("{e:?}"))
+                    })
+                })
+                .collect();
+            let mut results = Vec::new();
+            for t in tasks {
+                results.push(t.await.unwrap());
+            }
+            let results: [Result<(), String>; 2] = results.try_into().unwrap();
+            assert_one_winner(dir.path(), round, results, |e| e == "AlreadyExists");
+        }
+    }
+
+    #[test]
+    fn link_fallback_has_one_winner_and_refuses_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for round in 0..ROUNDS {
+            sources(root, round);
+            let barrier = std::sync::Barrier::new(2);
+            let results = std::thread::scope(|s| {
+                let hs: Vec<_> = (0..2)
+                    .map(|i| {
+                        let barrier = &barrier;
+                        s.spawn(move || {
+                            barrier.wait();
+                            rename_by_link(
+                                &root.join(format!("s{round}-{i}")),
+                                &root.join(format!("t{round}")),
+                            )
+                            .map_err(|e| format!("{:?}", e.kind()))
+                        })
+                    })
+                    .collect();
+                hs.into_iter()
+                    .map(|h| h.join().unwrap())
+                    .collect::<Vec<_>>()
+            });
+            let results: [Result<(), String>; 2] = results.try_into().unwrap();
+            assert_one_winner(root, round, results, |e| e == "AlreadyExists");
+        }
+        std::fs::create_dir(root.join("d")).unwrap();
+        assert!(rename_by_link(&root.join("d"), &root.join("e")).is_err());
+        assert!(root.join("d").is_dir() && !root.join("e").exists());
+    }
+
+    #[tokio::test]
+    async fn directories_rename_but_never_onto_an_existing_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = FsDestination::open("local", dir.path(), "DE").unwrap();
+        for n in ["d1", "d2"] {
+            std::fs::create_dir(dir.path().join(n)).unwrap();
+            std::fs::write(dir.path().join(n).join("f"), n).unwrap();
+        }
+        std::fs::write(dir.path().join("f"), b"f").unwrap();
+        for (from, to) in [("d1", "d2"), ("d1", "f"), ("f", "d1")] {
+            assert!(
+                matches!(d.rename(&grant(&d), from, to).await, Err(StorageError::AlreadyExists)),
+                "{from} -> {to}"
+            );
+        }
+        d.rename(&grant(&d), "d1", "d3").await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("d3/f")).unwrap(), b"d1");
+        assert_eq!(std::fs::read(dir.path().join("d2/f")).unwrap(), b"d2");
+        assert!(matches!(
+            d.rename(&grant(&d), "missing", "x").await,
+            Err(StorageError::NotFound)
+        ));
     }
 
     #[tokio::test]

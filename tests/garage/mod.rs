@@ -351,6 +351,38 @@ impl Store {
         })
     }
 
+    pub fn put(&self, bucket: &str, key: &str, body: &[u8]) {
+        self.rt.block_on(async {
+            self.client
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(body.to_vec().into())
+                .send()
+                .await
+                .expect("PutObject");
+        })
+    }
+
+    /// CopyObject with `If-None-Match: *`: the HTTP status the store answered.
+    pub fn copy_if_none_match(&self, bucket: &str, from: &str, to: &str) -> u16 {
+        self.rt.block_on(async {
+            match self
+                .client
+                .copy_object()
+                .bucket(bucket)
+                .key(to)
+                .copy_source(format!("{bucket}/{from}"))
+                .if_none_match("*")
+                .send()
+                .await
+            {
+                Ok(_) => 200,
+                Err(e) => e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0),
+            }
+        })
+    }
+
     /// User metadata of an object.
     pub fn metadata(&self, bucket: &str, key: &str) -> std::collections::HashMap<String, String> {
         self.rt.block_on(async {

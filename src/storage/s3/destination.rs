@@ -58,6 +58,8 @@ pub struct S3Destination {
     parts_in_flight: usize,
     /// Tenant roots: S3 has no directories, and nothing is written before a transfer is allowed.
     roots: RwLock<HashSet<String>>,
+    /// Renames of this gateway, serialised per key (stores that ignore If-None-Match).
+    renames: ops::RenameLocks,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -151,6 +153,7 @@ impl S3Destination {
             budget,
             parts_in_flight: storage.parts_in_flight,
             roots: RwLock::default(),
+            renames: ops::RenameLocks::default(),
             tasks: Mutex::new(vec![refresh, orphans]),
         })
     }
@@ -578,9 +581,8 @@ impl Destination for S3Destination {
         if self.is_root(from) || self.is_root(to) {
             return Err(StorageError::IsDir);
         }
-        if ops::exists(&self.inner.target, to).await? {
-            return Err(StorageError::AlreadyExists);
-        }
+        // Held until the source is deleted: no other rename of this gateway checks `to` between.
+        let _locks = self.renames.lock(from, to).await;
         match ops::stat(&self.inner.target, from).await {
             Ok(_) => {}
             Err(S3Error::NotFound { .. }) if ops::dir_exists(&self.inner.target, from).await? => {

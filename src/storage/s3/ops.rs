@@ -140,6 +140,12 @@ pub async fn remove(target: &Target, key: &str) -> Result<(), S3Error> {
 }
 
 /// Server-side copy then delete: the sealed bytes (and their object id) stay as they are.
+///
+/// Never replaces an existing object, as far as the store allows (docs/s3-notes.md, "Rename"):
+/// the copy carries `If-None-Match: *`, which AWS S3 and others honour atomically (412 when the
+/// key exists); stores that ignore it (Garage 2.5) are covered by the existence check before
+/// and, after the copy, by checking that the object under `to` is still our copy before the
+/// source is deleted. Callers serialise renames of one gateway on the keys ([`RenameLocks`]).
 pub async fn rename(target: &Target, from: &str, to: &str) -> Result<(), S3Error> {
     let meta = stat(target, from).await?;
     if meta.size > 5 << 30 {
@@ -148,16 +154,12 @@ pub async fn rename(target: &Target, from: &str, to: &str) -> Result<(), S3Error
             detail: "objects over 5 GiB cannot be renamed with a single copy".into(),
         });
     }
-    let source = format!("{}/{}", target.bucket, urlencode_key(&full(target, from)));
-    target
-        .client
-        .copy_object()
-        .bucket(&target.bucket)
-        .key(full(target, to))
-        .copy_source(source)
-        .send()
-        .await
-        .map_err(|e| S3Error::request("CopyObject", e))?;
+    // A directory (marker or prefix) under the new name counts as existing, as on a disk.
+    if exists(target, to).await? || dir_exists(target, to).await? {
+        return Err(S3Error::AlreadyExists);
+    }
+    let copied = copy_if_absent(target, from, to).await?;
+    copy_survived(copied.as_deref(), head_etag(target, to).await?.as_deref())?;
     target
         .client
         .delete_object()
@@ -167,6 +169,133 @@ pub async fn rename(target: &Target, from: &str, to: &str) -> Result<(), S3Error
         .await
         .map_err(|e| S3Error::request("DeleteObject", e))?;
     Ok(())
+}
+
+/// Attempts of a conditional copy the store answered with 409 ConditionalRequestConflict
+/// (a concurrent write to the same key; AWS asks to retry).
+const CONFLICT_RETRIES: usize = 3;
+
+/// CopyObject with `If-None-Match: *`; returns the new object's ETag when the store sends it.
+/// 412 means the key exists. A store that refuses the header as not implemented (501) gets the
+/// copy without it: then only the checks around it protect the target.
+async fn copy_if_absent(target: &Target, from: &str, to: &str) -> Result<Option<String>, S3Error> {
+    let source = format!("{}/{}", target.bucket, urlencode_key(&full(target, from)));
+    let mut conditional = true;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = target
+            .client
+            .copy_object()
+            .bucket(&target.bucket)
+            .key(full(target, to))
+            .copy_source(&source)
+            .set_if_none_match(conditional.then(|| "*".to_string()))
+            .send()
+            .await;
+        let err = match result {
+            Ok(out) => {
+                return Ok(out
+                    .copy_object_result()
+                    .and_then(|r| r.e_tag())
+                    .map(str::to_string));
+            }
+            Err(e) => e,
+        };
+        match err.raw_response().map(|r| r.status().as_u16()) {
+            Some(412) => return Err(S3Error::AlreadyExists),
+            Some(409) if attempt < CONFLICT_RETRIES => continue,
+            Some(409) => return Err(S3Error::AlreadyExists),
+            Some(501) if conditional => {
+                tracing::warn!(
+                    bucket = target.bucket,
+                    "the store does not implement If-None-Match on CopyObject; renames rely on \
+                     checks around the copy"
+                );
+                conditional = false;
+            }
+            _ => return Err(S3Error::request("CopyObject", err)),
+        }
+    }
+}
+
+/// The ETag of `key`, `None` if it does not exist.
+async fn head_etag(target: &Target, key: &str) -> Result<Option<String>, S3Error> {
+    match target
+        .client
+        .head_object()
+        .bucket(&target.bucket)
+        .key(full(target, key))
+        .send()
+        .await
+    {
+        Ok(out) => Ok(Some(out.e_tag().unwrap_or_default().to_string())),
+        Err(e) => match S3Error::request("HeadObject", e) {
+            S3Error::NotFound { .. } => Ok(None),
+            other => Err(other),
+        },
+    }
+}
+
+/// Whether the object now under the new name is still the copy just made (by ETag: sealed
+/// objects never share content). A store that ignores If-None-Match lets a concurrent copy
+/// replace ours: then the other rename won, and our source must stay.
+fn copy_survived(ours: Option<&str>, now: Option<&str>) -> Result<(), S3Error> {
+    match (ours, now) {
+        (Some(ours), Some(now)) if unquote(ours) != unquote(now) => {
+            tracing::warn!("rename lost a race: another copy replaced ours; the source stays");
+            Err(S3Error::AlreadyExists)
+        }
+        (_, None) => Err(S3Error::Request {
+            op: "CopyObject",
+            detail: "the copy vanished from the new name before the source was deleted; \
+                     the source stays"
+                .into(),
+        }),
+        // Same ETag, or the store sent none with the copy (nothing to compare).
+        _ => Ok(()),
+    }
+}
+
+fn unquote(etag: &str) -> &str {
+    etag.trim_matches('"')
+}
+
+/// Serialises renames within one gateway on the keys they touch, so that on stores that ignore
+/// `If-None-Match` two renames onto one name cannot both pass the existence check. Striped: a
+/// fixed number of locks whatever the number of keys (bounded memory).
+pub struct RenameLocks {
+    stripes: Vec<tokio::sync::Mutex<()>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+const RENAME_STRIPES: usize = 64;
+
+impl Default for RenameLocks {
+    fn default() -> Self {
+        RenameLocks {
+            stripes: (0..RENAME_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            hasher: Default::default(),
+        }
+    }
+}
+
+impl RenameLocks {
+    /// Holds the locks of both keys (in stripe order, so two renames cannot deadlock).
+    pub async fn lock(&self, a: &str, b: &str) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        use std::hash::BuildHasher;
+        let i = self.hasher.hash_one(a) as usize % RENAME_STRIPES;
+        let j = self.hasher.hash_one(b) as usize % RENAME_STRIPES;
+        let mut order = vec![i.min(j), i.max(j)];
+        order.dedup();
+        let mut guards = Vec::with_capacity(2);
+        for k in order {
+            guards.push(self.stripes[k].lock().await);
+        }
+        guards
+    }
 }
 
 pub async fn mkdir(target: &Target, dir: &str) -> Result<(), S3Error> {
@@ -295,6 +424,22 @@ impl S3Reader {
 
 #[cfg(test)]
 mod tests {
+    use super::{S3Error, copy_survived};
+
+    #[test]
+    fn a_replaced_copy_keeps_the_source() {
+        assert!(copy_survived(Some("\"e1\""), Some("e1")).is_ok());
+        assert!(copy_survived(None, Some("\"e1\"")).is_ok());
+        assert!(matches!(
+            copy_survived(Some("\"e1\""), Some("\"e2\"")),
+            Err(S3Error::AlreadyExists)
+        ));
+        assert!(matches!(
+            copy_survived(Some("e1"), None),
+            Err(S3Error::Request { .. })
+        ));
+    }
+
     #[test]
     fn copy_source_encoding() {
         assert_eq!(super::urlencode_key("a/b c/ü.txt"), "a/b%20c/%C3%BC.txt");
