@@ -628,6 +628,7 @@ impl Config {
                 },
             );
         }
+        check_isolation(&destinations, &tenants, c);
         Config {
             file: file.to_path_buf(),
             server,
@@ -644,6 +645,101 @@ impl Config {
     /// The user called `name` (SSH user names are unique across tenants).
     pub fn user(&self, name: &str) -> Option<&UserConfig> {
         self.tenants.values().find_map(|t| t.users.get(name))
+    }
+}
+
+/// Where a tenant's objects live, `/`-terminated: tenants overlap when one's space begins with
+/// the other's. Destinations that point at the same storage (one fs root inside another, one
+/// bucket on one endpoint) share a space, so two of them cannot be used to get around the check.
+fn tenant_space(d: &DestinationConfig, prefix: &str) -> String {
+    let base = match &d.kind {
+        DestinationKind::Fs { root, .. } => {
+            // Lexical: `..` and `.` are resolved, symbolic links are not.
+            let mut parts: Vec<String> = Vec::new();
+            for comp in root.components() {
+                match comp {
+                    std::path::Component::Normal(n) => parts.push(n.to_string_lossy().into()),
+                    std::path::Component::ParentDir => {
+                        parts.pop();
+                    }
+                    _ => {}
+                }
+            }
+            format!("fs:/{}", parts.join("/"))
+        }
+        DestinationKind::S3(s3) => format!(
+            "s3:{}/{}",
+            s3.endpoint
+                .as_deref()
+                .map(|e| e.trim_end_matches('/').to_ascii_lowercase())
+                .unwrap_or_else(|| "aws".into()),
+            s3.bucket
+        ),
+    };
+    let base = base.trim_end_matches('/');
+    format!("{base}/{prefix}")
+}
+
+/// Tenants must not see each other: on one storage, no tenant's prefix may begin with another's
+/// (equal prefixes and an empty prefix included), or the outer tenant could list, rename and
+/// delete the inner one's objects.
+fn check_isolation(
+    destinations: &BTreeMap<String, DestinationConfig>,
+    tenants: &BTreeMap<String, TenantConfig>,
+    c: &mut Collector,
+) {
+    let spaces: Vec<(&TenantConfig, String)> = tenants
+        .values()
+        .filter_map(|t| {
+            let d = destinations.get(&t.destination)?;
+            Some((t, tenant_space(d, &t.prefix)))
+        })
+        .collect();
+    for (i, (a, sa)) in spaces.iter().enumerate() {
+        for (b, sb) in &spaces[i + 1..] {
+            // `outer` is the tenant whose space holds the other's.
+            let ((outer, _), (inner, _)) = if sb.starts_with(sa.as_str()) {
+                ((a, sa), (b, sb))
+            } else if sa.starts_with(sb.as_str()) {
+                ((b, sb), (a, sa))
+            } else {
+                continue;
+            };
+            let (on, ip) = (&outer.name, &inner.name);
+            let (op, pp) = (
+                format!("\"{}\"", outer.prefix),
+                format!("\"{}\"", inner.prefix),
+            );
+            let what = if outer.destination != inner.destination {
+                format!(
+                    "{op} on destination `{}` holds tenant `{ip}`'s prefix {pp} on destination `{}`: both destinations point at the same storage",
+                    outer.destination, inner.destination
+                )
+            } else if outer.prefix.is_empty() {
+                format!(
+                    "is empty, but destination `{}` is shared with tenant `{ip}` (prefix {pp}): an empty prefix is the whole destination",
+                    outer.destination
+                )
+            } else if outer.prefix == inner.prefix {
+                format!(
+                    "{op} is also tenant `{ip}`'s prefix on destination `{}`",
+                    outer.destination
+                )
+            } else {
+                format!(
+                    "{op} contains tenant `{ip}`'s prefix {pp} on destination `{}`",
+                    outer.destination
+                )
+            };
+            c.push(
+                format!("tenants.{on}.route.prefix"),
+                format!(
+                    "{what}, so tenant `{on}` could list, rename and delete tenant `{ip}`'s objects; \
+                     give each tenant sharing a storage its own prefix, neither beginning with the other, \
+                     e.g. \"{on}/\" and \"{ip}/\""
+                ),
+            );
+        }
     }
 }
 

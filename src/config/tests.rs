@@ -342,3 +342,104 @@ fn shutdown_grace_defaults_accepts_zero_and_refuses_nonsense() {
         }
     }
 }
+
+/// `good()` plus tenant `other` (user `olga`) routed to `destination` under `prefix`.
+fn with_tenant(base: &str, destination: &str, prefix: &str) -> String {
+    format!(
+        "{base}\n[tenants.other]\nroute = {{ destination = \"{destination}\", prefix = \"{prefix}\" }}\n[tenants.other.users.olga]\nauthorized_keys = [\"{KEY}\"]\n"
+    )
+}
+
+#[test]
+fn tenants_on_one_destination_must_not_overlap() {
+    // acme has "acme/"; (other's prefix, the tenant whose space holds the other's, words).
+    let cases = [
+        // Equal: reported once, on the first tenant by name.
+        ("acme/", "acme", "\"acme/\" is also tenant `other`'s prefix"),
+        (
+            "",
+            "other",
+            "is empty, but destination `local` is shared with tenant `acme`",
+        ),
+        (
+            "acme/b/",
+            "acme",
+            "\"acme/\" contains tenant `other`'s prefix \"acme/b/\"",
+        ),
+    ];
+    for (prefix, outer, words) in cases {
+        let p = problems(&with_tenant(&good(), "local", prefix));
+        assert_eq!(p.len(), 1, "{prefix:?}: {p:?}");
+        assert_eq!(
+            p[0].key,
+            format!("tenants.{outer}.route.prefix"),
+            "{prefix:?}"
+        );
+        assert!(p[0].message.contains(words), "{prefix:?}: {}", p[0].message);
+        assert!(
+            p[0].message
+                .contains("could list, rename and delete tenant")
+                && p[0].message.contains("its own prefix"),
+            "{}",
+            p[0].message
+        );
+    }
+    // The case from the issue: "" and "b/" on one destination.
+    let text = good().replace("prefix = \"acme/\"", "prefix = \"b/\"");
+    let p = problems(&with_tenant(&text, "local", ""));
+    assert_eq!(keys_of(&p), ["tenants.other.route.prefix"]);
+    assert!(
+        p[0].message.contains("tenant `acme` (prefix \"b/\")"),
+        "{}",
+        p[0].message
+    );
+    // Disjoint prefixes are fine, including one that merely starts with the same letters.
+    for prefix in ["other/", "acme2/", "acmе/"] {
+        Config::parse(
+            Path::new("/etc/eugate/gateway.toml"),
+            &with_tenant(&good(), "local", prefix),
+        )
+        .unwrap_or_else(|e| panic!("{prefix:?}: {e}"));
+    }
+}
+
+#[test]
+fn destinations_on_the_same_storage_count_as_one() {
+    // A second fs destination whose root lies inside the first's: "store/acme" is acme's space
+    // (equal spaces: reported on the first tenant by name).
+    let inner = format!(
+        "{}\n[destinations.inner]\nkind = \"fs\"\nroot = \"./x/../store/acme\"\ncountry = \"DE\"\n",
+        good()
+    );
+    let p = problems(&with_tenant(&inner, "inner", ""));
+    assert_eq!(keys_of(&p), ["tenants.acme.route.prefix"], "{p:?}");
+    assert!(
+        p[0].message
+            .contains("both destinations point at the same storage")
+    );
+    Config::parse(
+        Path::new("/etc/eugate/gateway.toml"),
+        &with_tenant(&inner, "inner", "other/"),
+    )
+    .unwrap_err();
+    // Two S3 destinations on one bucket: the same rule as one destination.
+    let s3 = r#"provider = "aws"
+bucket = "shared"
+region = "eu-central-1"
+credentials = { env = "EUGATE_S3" }"#;
+    let text = format!(
+        "{}\n[destinations.eu2]\nkind = \"s3\"\n{s3}\n",
+        with_s3(s3).replace("destination = \"local\"", "destination = \"eu\"")
+    );
+    let p = problems(&with_tenant(&text, "eu2", "acme/"));
+    assert_eq!(keys_of(&p), ["tenants.acme.route.prefix"], "{p:?}");
+    let ok = with_tenant(&text, "eu2", "other/");
+    Config::parse(Path::new("/etc/eugate/gateway.toml"), &ok).unwrap();
+    // Another bucket is another storage.
+    let other_bucket = text.replacen("bucket = \"shared\"", "bucket = \"elsewhere\"", 1);
+    Config::parse(
+        Path::new("/etc/eugate/gateway.toml"),
+        &with_tenant(&other_bucket, "eu2", "acme/"),
+    )
+    .unwrap();
+}
