@@ -131,7 +131,7 @@ fn requests_with_bytes_after_their_last_field_are_read_as_openssh_reads_them() {
         r["overlong_write"]["message"]
             .as_str()
             .unwrap()
-            .contains("data length runs past the end of the packet"),
+            .contains("it runs past the end of the packet"),
         "{r}"
     );
     assert_eq!(g.decrypt(&g.store.join("acme/trail.bin")), plain);

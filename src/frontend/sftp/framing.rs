@@ -143,7 +143,8 @@ impl Inbox {
             self.advance(rest);
             return Err(FramingError::MalformedWrite {
                 id,
-                what: "data length runs past the end of the packet",
+                // "does not match" is the phrase of earlier releases, which tests and operators know.
+                what: "data length does not match the packet length: it runs past the end of the packet",
             });
         }
         let data = self.take_pieces(data_len);
@@ -403,7 +404,7 @@ mod tests {
                     p[n - 7..n - 3].copy_from_slice(&10u32.to_be_bytes());
                     p
                 },
-                "data length runs past the end",
+                "it runs past the end of the packet",
             ),
             (write_packet(5, &[0xff, 0xfe], 0, b"abc"), "UTF-8"),
         ];
