@@ -54,6 +54,29 @@ pub struct ServerConfig {
     pub max_open_handles: u32,
     /// How long a shutdown waits for running uploads before aborting them (0: at once).
     pub shutdown_grace: Duration,
+    /// The SSH algorithm set offered to clients.
+    pub algorithms: Algorithms,
+}
+
+/// `[server] algorithms`: which SSH algorithm set the gateway offers (docs/ssh-algorithms.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Algorithms {
+    /// AEAD ciphers (AES-GCM, ChaCha20-Poly1305) and ETM MACs only.
+    #[default]
+    Modern,
+    /// Modern, plus what OpenSSH itself offers by default beyond it: AES-CTR with the non-ETM
+    /// hmac-sha2-256/512 MACs, for clients on libssh2 1.10 (curl's `sftp://` on Debian 12,
+    /// PHP's ssh2). Never SHA-1, never CBC.
+    Compatible,
+}
+
+impl Algorithms {
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithms::Modern => "modern",
+            Algorithms::Compatible => "compatible",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -345,7 +368,21 @@ impl Config {
                 ),
             );
         }
+        let algorithms = match raw.server.algorithms.as_deref() {
+            None | Some("modern") => Algorithms::Modern,
+            Some("compatible") => Algorithms::Compatible,
+            Some(other) => {
+                c.push(
+                    "server.algorithms",
+                    format!(
+                        "`{other}` is not an algorithm set; write \"modern\" (the default: AES-GCM, ChaCha20-Poly1305, ETM MACs) or \"compatible\" (adds aes128/192/256-ctr with hmac-sha2-256/512, for libssh2-based clients such as curl's sftp://)"
+                    ),
+                );
+                Algorithms::Modern
+            }
+        };
         let server = ServerConfig {
+            algorithms,
             shutdown_grace: Duration::from_secs(grace.min(MAX_SHUTDOWN_GRACE_SECS)),
             listen,
             host_keys,

@@ -34,6 +34,8 @@ pub struct RawServer {
     pub reorder_window: Option<RawSize>,
     pub max_open_handles: Option<u32>,
     pub shutdown_grace_secs: Option<u64>,
+    /// `"modern"` (default) or `"compatible"`.
+    pub algorithms: Option<String>,
 }
 
 /// A size written either as a string with a unit or as a plain integer of bytes.

@@ -43,6 +43,8 @@ pub struct Options {
     pub idle_timeout_secs: u64,
     /// `[server] shutdown_grace_secs`; `None` leaves the gateway's default.
     pub shutdown_grace_secs: Option<u64>,
+    /// `[server] algorithms` ("modern", "compatible"); `None` leaves the gateway's default.
+    pub algorithms: Option<&'static str>,
     /// Appended to the generated gateway.toml.
     pub extra_toml: String,
     /// More users with an ed25519 key pair in the test directory (`<name>`, `<name>.pub`).
@@ -61,6 +63,7 @@ impl Default for Options {
             max_failures: 50,
             idle_timeout_secs: 600,
             shutdown_grace_secs: None,
+            algorithms: None,
             extra_toml: String::new(),
             extra_keys: Vec::new(),
             extra_tenants: Vec::new(),
@@ -160,6 +163,7 @@ max_sessions_per_user = {sessions}
 reorder_window = "{window}"
 idle_timeout_secs = {idle}
 {grace}
+{algorithms}
 
 [auth]
 max_failures = {failures}
@@ -215,6 +219,10 @@ authorized_keys_file = "dave.pub"
                 grace = o
                     .shutdown_grace_secs
                     .map(|g| format!("shutdown_grace_secs = {g}"))
+                    .unwrap_or_default(),
+                algorithms = o
+                    .algorithms
+                    .map(|a| format!("algorithms = \"{a}\""))
                     .unwrap_or_default(),
                 alice = pubkey("alice").trim(),
                 hash = hash.trim(),

@@ -347,6 +347,82 @@ def main():
             except IOError as e:
                 out = err(e)
             t.close()
+        elif a.cmd == "trailing-bytes":
+            # Raw SFTP where every request carries bytes after its last field, as pkg/sftp
+            # (rclone) sends WRITEs: OpenSSH's sftp-server skips them. Uploads --local to --path
+            # (WRITEs of 32 KiB data in packets 8 KiB longer), then STATs it. Reports each reply.
+            import struct
+            data = open(a.local, "rb").read()
+            junk = bytes([0xEE]) * 8192
+            t, _ = connect(a, a.password)
+            ch = t.open_session()
+            ch.invoke_subsystem("sftp")
+
+            def recv_exact(n):
+                buf = b""
+                while len(buf) < n:
+                    part = ch.recv(n - len(buf))
+                    if not part:
+                        return None
+                    buf += part
+                return buf
+
+            def reply():
+                head = recv_exact(4)
+                if head is None:
+                    return None
+                body = recv_exact(struct.unpack(">I", head)[0])
+                kind = body[0]
+                if kind == 2:  # VERSION
+                    return {"version": struct.unpack(">I", body[1:5])[0]}
+                rid = struct.unpack(">I", body[1:5])[0]
+                if kind == 101:  # STATUS: code, message
+                    code = struct.unpack(">I", body[5:9])[0]
+                    (mlen,) = struct.unpack(">I", body[9:13])
+                    return {"id": rid, "status": code, "message": body[13:13 + mlen].decode()}
+                if kind == 102:  # HANDLE
+                    (hlen,) = struct.unpack(">I", body[5:9])
+                    return {"id": rid, "handle": body[9:9 + hlen].decode()}
+                if kind == 105:  # ATTRS: flags, then size if flag 1
+                    (flags,) = struct.unpack(">I", body[5:9])
+                    size = struct.unpack(">Q", body[9:17])[0] if flags & 1 else None
+                    return {"id": rid, "size": size}
+                return {"id": rid, "type": kind}
+
+            def sstr(b):
+                return struct.pack(">I", len(b)) + b
+
+            def packet(body, trailing=b""):
+                return struct.pack(">I", len(body) + len(trailing)) + body + trailing
+
+            res = {}
+            ch.sendall(packet(bytes([1]) + struct.pack(">I", 3), junk[:3]))  # INIT v3
+            res["init"] = reply()
+            # OPEN (WRITE|CREAT|TRUNC) with empty attrs.
+            ch.sendall(packet(bytes([3]) + struct.pack(">I", 1) + sstr(a.path.encode())
+                              + struct.pack(">II", 0x1A, 0), junk[:5]))
+            res["open"] = reply()
+            handle = res["open"]["handle"].encode()
+            size = 32 * 1024
+            chunks = list(range(0, len(data), size))
+            for n, o in enumerate(chunks):
+                piece = data[o:o + size]
+                ch.sendall(packet(bytes([6]) + struct.pack(">I", 100 + n) + sstr(handle)
+                                  + struct.pack(">QI", o, len(piece)) + piece, junk))
+            writes = [reply() for _ in chunks]
+            res["writes_ok"] = sum(1 for w in writes if w and w.get("status") == 0)
+            res["writes"] = len(chunks)
+            res["bad_write"] = next((w for w in writes if not w or w.get("status") != 0), None)
+            ch.sendall(packet(bytes([4]) + struct.pack(">I", 2) + sstr(handle), junk[:7]))
+            res["close"] = reply()
+            ch.sendall(packet(bytes([17]) + struct.pack(">I", 3) + sstr(a.path.encode()), junk[:1]))
+            res["stat"] = reply()
+            # A data length larger than the packet holds stays a BAD_MESSAGE (no handle needed).
+            ch.sendall(packet(bytes([6]) + struct.pack(">I", 4) + sstr(b"nosuch")
+                              + struct.pack(">QI", 0, 10) + b"abc"))
+            res["overlong_write"] = reply()
+            t.close()
+            out = {"ok": True, **res}
         else:
             out = {"ok": False, "error": "unknown command " + a.cmd}
     except paramiko.AuthenticationException as e:

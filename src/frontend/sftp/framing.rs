@@ -139,14 +139,18 @@ impl Inbox {
         let offset = self.take_u64();
         let data_len = self.take_u32() as usize;
         let rest = len - fixed;
-        if data_len != rest {
+        if data_len > rest {
             self.advance(rest);
             return Err(FramingError::MalformedWrite {
                 id,
-                what: "data length does not match the packet length",
+                // "does not match" is the phrase of earlier releases, which tests and operators know.
+                what: "data length does not match the packet length: it runs past the end of the packet",
             });
         }
         let data = self.take_pieces(data_len);
+        // Bytes after the data are skipped, as OpenSSH's sftp-server does: rclone's sftp
+        // library (pkg/sftp) sends WRITE packets longer than their data.
+        self.advance(rest - data_len);
         let handle = String::from_utf8(handle).map_err(|_| FramingError::MalformedWrite {
             id,
             what: "handle is not UTF-8",
@@ -400,17 +404,7 @@ mod tests {
                     p[n - 7..n - 3].copy_from_slice(&10u32.to_be_bytes());
                     p
                 },
-                "data length",
-            ),
-            // Data length says 1, 3 bytes follow.
-            (
-                {
-                    let mut p = write_packet(5, b"h1", 0, b"abc");
-                    let n = p.len();
-                    p[n - 7..n - 3].copy_from_slice(&1u32.to_be_bytes());
-                    p
-                },
-                "data length",
+                "it runs past the end of the packet",
             ),
             (write_packet(5, &[0xff, 0xfe], 0, b"abc"), "UTF-8"),
         ];
@@ -434,6 +428,63 @@ mod tests {
         }
     }
 
+    /// A WRITE packet whose data length covers only `data`, followed by `trailing` bytes that
+    /// belong to no field (what pkg/sftp's concurrent ReadFrom sends).
+    fn write_packet_with_trailing(
+        id: u32,
+        handle: &[u8],
+        offset: u64,
+        data: &[u8],
+        trailing: &[u8],
+    ) -> Vec<u8> {
+        let mut p = write_packet(id, handle, offset, data);
+        p.extend_from_slice(trailing);
+        let body_len = (p.len() - 4) as u32;
+        p[..4].copy_from_slice(&body_len.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn write_keeps_its_data_and_skips_bytes_after_it() {
+        let data: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        let trailing = vec![0xee; 25_000];
+        let mut wire = write_packet_with_trailing(3, b"h1", 4096, &data, &trailing);
+        // The next packet must still be found where the long one ends.
+        wire.extend_from_slice(&write_packet(4, b"h1", 44_096, b"next"));
+        for split in [wire.len(), 32 * 1024, 997] {
+            let mut inbox = Inbox::new(1 << 20);
+            for piece in wire.chunks(split) {
+                inbox.push(Bytes::copy_from_slice(piece));
+            }
+            let got = drain(&mut inbox);
+            assert_eq!(got.len(), 2, "split {split}: {got:?}");
+            match &got[0] {
+                Ok(Request::Write {
+                    id: 3,
+                    offset: 4096,
+                    data: pieces,
+                    ..
+                }) => assert_eq!(pieces.concat(), data, "split {split}"),
+                other => panic!("split {split}: {other:?}"),
+            }
+            assert!(
+                matches!(&got[1], Ok(Request::Write { id: 4, data, .. }) if data.concat() == b"next"),
+                "split {split}: {got:?}"
+            );
+            assert_eq!(inbox.buffered(), 0);
+        }
+        // An empty WRITE followed by bytes is an empty write, too.
+        let mut inbox = Inbox::new(1 << 20);
+        inbox.push(Bytes::from(write_packet_with_trailing(
+            5, b"h1", 0, b"", b"xyz",
+        )));
+        assert!(matches!(
+            inbox.next_request(),
+            Ok(Some(Request::Write { id: 5, data, .. })) if data.is_empty()
+        ));
+        assert_eq!(inbox.buffered(), 0);
+    }
+
     #[test]
     fn data_reply_matches_russh_sftp_encoding() {
         use russh_sftp::protocol::{Data, Packet};
@@ -446,20 +497,23 @@ mod tests {
     }
 
     proptest! {
-        /// Any sequence of packets, split at any points, comes out whole and in order.
+        /// Any sequence of packets (WRITEs with or without bytes after their data), split at
+        /// any points, comes out whole and in order.
         #[test]
         fn any_split_yields_the_same_requests(
             packets in proptest::collection::vec(
-                (any::<bool>(), any::<u32>(), any::<u64>(), proptest::collection::vec(any::<u8>(), 0..3000)),
+                (any::<bool>(), any::<u32>(), any::<u64>(), proptest::collection::vec(any::<u8>(), 0..3000), 0usize..300),
                 1..8,
             ),
             cuts in proptest::collection::vec(1usize..5000, 0..20),
         ) {
             let mut wire = Vec::new();
             let mut expected = Vec::new();
-            for (is_write, id, offset, data) in &packets {
+            for (is_write, id, offset, data, trailing) in &packets {
                 if *is_write {
-                    wire.extend_from_slice(&write_packet(*id, b"h3", *offset, data));
+                    // Bytes after a WRITE's data are skipped, whatever they are.
+                    let junk = vec![0x5a; *trailing];
+                    wire.extend_from_slice(&write_packet_with_trailing(*id, b"h3", *offset, data, &junk));
                     expected.push(Request::Write { id: *id, handle: "h3".into(), offset: *offset, data: vec![Bytes::from(data.clone())] });
                 } else {
                     let mut body = vec![5u8]; // READ-like: any non-WRITE type

@@ -1,11 +1,12 @@
-//! The SFTP front end: a russh server with modern algorithms only, per-IP and per-user
-//! brute-force defence, a session limit per user, and one [`handler::SftpSession`] per SFTP
-//! channel. It knows only `transfer` (and `config` at startup).
+//! The SFTP front end: a russh server with modern algorithms (or, by the operator's choice, a
+//! compatible set), per-IP and per-user brute-force defence, a session limit per user, and one
+//! [`handler::SftpSession`] per SFTP channel. It knows only `transfer` (and `config` at startup).
 
 mod framing;
 pub mod guard;
 pub mod handler;
 mod hostkeys;
+mod offer;
 mod requests;
 
 use std::borrow::Cow;
@@ -20,7 +21,7 @@ use russh::{Channel, ChannelId, MethodKind, MethodSet, Preferred};
 use tokio::net::TcpListener;
 use zeroize::Zeroizing;
 
-use crate::config::Config;
+use crate::config::{Algorithms, Config};
 use crate::transfer::{AuthOutcome, Gateway, Principal};
 
 pub use guard::{AuthGuard, Verdict};
@@ -37,9 +38,29 @@ pub enum FrontendError {
     },
 }
 
-/// Only modern algorithms: no SHA-1, no CBC, no CTR+non-ETM MAC. Strict kex (Terrapin fix) is
+/// The algorithms offered for `set`. Never SHA-1, never CBC. Strict kex (Terrapin fix) is
 /// announced by listing `kex-strict-s-v00@openssh.com`.
-pub fn preferred_algorithms() -> Preferred {
+///
+/// `Modern` offers AEAD ciphers and ETM MACs only. `Compatible` adds, after them, what OpenSSH
+/// offers by default that `Modern` lacks: AES-CTR with the non-ETM hmac-sha2 MACs
+/// (encrypt-and-MAC; not affected by Terrapin, which needs ChaCha20-Poly1305 or an ETM MAC with
+/// CBC). Clients that have AEAD keep choosing it: the server takes the client's first choice
+/// that it offers.
+pub fn preferred_algorithms(set: Algorithms) -> Preferred {
+    let mut cipher = vec![
+        russh::cipher::AES_256_GCM,
+        russh::cipher::CHACHA20_POLY1305,
+        russh::cipher::AES_128_GCM,
+    ];
+    let mut mac = vec![russh::mac::HMAC_SHA512_ETM, russh::mac::HMAC_SHA256_ETM];
+    if set == Algorithms::Compatible {
+        cipher.extend([
+            russh::cipher::AES_256_CTR,
+            russh::cipher::AES_192_CTR,
+            russh::cipher::AES_128_CTR,
+        ]);
+        mac.extend([russh::mac::HMAC_SHA512, russh::mac::HMAC_SHA256]);
+    }
     Preferred {
         kex: Cow::Owned(vec![
             russh::kex::MLKEM768X25519_SHA256,
@@ -67,15 +88,8 @@ pub fn preferred_algorithms() -> Preferred {
             },
         ]),
         host_key_certificates: Cow::Borrowed(&[]),
-        cipher: Cow::Owned(vec![
-            russh::cipher::AES_256_GCM,
-            russh::cipher::CHACHA20_POLY1305,
-            russh::cipher::AES_128_GCM,
-        ]),
-        mac: Cow::Owned(vec![
-            russh::mac::HMAC_SHA512_ETM,
-            russh::mac::HMAC_SHA256_ETM,
-        ]),
+        cipher: Cow::Owned(cipher),
+        mac: Cow::Owned(mac),
         compression: Cow::Owned(vec![russh::compression::NONE]),
     }
 }
@@ -86,6 +100,7 @@ struct Shared {
     sessions: Mutex<HashMap<String, u32>>,
     max_sessions: u32,
     max_handles: usize,
+    algorithms: Algorithms,
 }
 
 impl Shared {
@@ -380,7 +395,7 @@ impl SftpServer {
             auth_rejection_time: Duration::from_millis(200),
             auth_rejection_time_initial: Some(Duration::from_millis(0)),
             keys,
-            preferred: preferred_algorithms(),
+            preferred: preferred_algorithms(config.server.algorithms),
             inactivity_timeout: Some(config.server.idle_timeout),
             keepalive_interval: Some(Duration::from_secs(30)),
             keepalive_max: 4,
@@ -400,6 +415,7 @@ impl SftpServer {
             sessions: Mutex::new(HashMap::new()),
             max_sessions: config.server.max_sessions_per_user,
             max_handles: config.server.max_open_handles as usize,
+            algorithms: config.server.algorithms,
         });
         Ok(SftpServer {
             ssh: Arc::new(ssh),
@@ -522,7 +538,9 @@ async fn accept_loop(
         };
         let ssh = ssh.clone();
         let mut stop = stop.clone();
+        let algorithms = shared.algorithms;
         tokio::spawn(async move {
+            let (socket, opening) = offer::Recorder::new(socket);
             let session = match russh::server::run_stream(ssh, socket, handler).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -532,11 +550,13 @@ async fn accept_loop(
             };
             let handle = session.handle();
             tokio::select! {
-                r = session => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, ?peer, "connection ended with error");
+                r = session => match r {
+                    Err(russh::Error::NoCommonAlgo { kind, ours, theirs }) => {
+                        log_no_common_algorithm(peer, &opening, algorithms, kind, &ours, &theirs);
                     }
-                }
+                    Err(e) => tracing::debug!(error = %e, ?peer, "connection ended with error"),
+                    Ok(()) => {}
+                },
                 _ = async { let _ = stop.wait_for(|s| *s).await; } => {
                     let _ = handle
                         .disconnect(
@@ -549,4 +569,64 @@ async fn accept_loop(
             }
         });
     }
+}
+
+/// A client whose offer does not meet ours cannot connect; say what it offered, so an operator
+/// can see why (and whether `algorithms = "compatible"` would let it in).
+fn log_no_common_algorithm(
+    peer: SocketAddr,
+    opening: &offer::Captured,
+    set: Algorithms,
+    kind: russh::AlgorithmKind,
+    ours: &[String],
+    theirs: &[String],
+) {
+    let offer = opening
+        .get()
+        .ok_or(offer::OfferError::NotRecorded)
+        .and_then(|c| offer::ClientOffer::parse(c));
+    let Ok(offer) = offer else {
+        tracing::warn!(
+            ?peer,
+            failed = ?kind,
+            client_offered = %theirs.join(","),
+            ours = %ours.join(","),
+            "SSH negotiation failed: no common {kind:?} algorithm"
+        );
+        return;
+    };
+    let compatible = preferred_algorithms(Algorithms::Compatible);
+    let meets = |theirs: &[String], ours: &[russh::cipher::Name]| {
+        theirs.iter().any(|t| ours.iter().any(|o| o.as_ref() == t))
+    };
+    let macs_meet = offer
+        .macs
+        .iter()
+        .any(|t| compatible.mac.iter().any(|o| o.as_ref() == t));
+    let hint = if set == Algorithms::Modern
+        && meets(&offer.ciphers, &compatible.cipher)
+        && macs_meet
+        && matches!(
+            kind,
+            russh::AlgorithmKind::Cipher | russh::AlgorithmKind::Mac
+        ) {
+        "this client would connect with [server] algorithms = \"compatible\" (docs/ssh-algorithms.md)"
+    } else {
+        // Kex, host key and compression are the same in both sets; negotiation stops at the
+        // first kind that fails, so a cipher or MAC failure means kex already matched.
+        "neither algorithm set of this gateway matches this client's offer"
+    };
+    tracing::warn!(
+        ?peer,
+        client = %offer.version,
+        failed = ?kind,
+        client_kex = %offer.kex.join(","),
+        client_host_keys = %offer.host_keys.join(","),
+        client_ciphers = %offer.ciphers.join(","),
+        client_macs = %offer.macs.join(","),
+        ours = %ours.join(","),
+        algorithms = set.name(),
+        hint,
+        "SSH negotiation failed: no common {kind:?} algorithm"
+    );
 }

@@ -9,11 +9,14 @@
 use bytes::Bytes;
 use russh::ChannelMsg;
 use russh::server::Msg;
-use russh_sftp::protocol::{Packet, Status, StatusCode};
+use russh_sftp::protocol::{Init, Packet, Status, StatusCode};
 use russh_sftp::server::{Handler, StatusReply};
 
 use super::framing::{FramingError, Inbox, Request, data_reply};
 use super::handler::SftpSession;
+
+/// `SSH_FXP_INIT`, the one request without a request id (its version sits there).
+const SSH_FXP_INIT: u8 = 1;
 
 /// Serves SFTP on `channel` until the client sends EOF, closes it, or breaks the framing.
 /// Dropping the handler at the end aborts every upload the client did not close.
@@ -101,6 +104,63 @@ macro_rules! call {
     };
 }
 
+/// A request russh-sftp's decoder could not read.
+#[derive(Debug, thiserror::Error)]
+#[error("SFTP request of type {kind} {what}")]
+struct Undecodable {
+    kind: u8,
+    /// The request id, as far as it could be read (0 if not).
+    id: u32,
+    unknown_type: bool,
+    what: String,
+}
+
+impl Undecodable {
+    fn reply(&self) -> StatusReply {
+        let code = if self.unknown_type {
+            StatusCode::OpUnsupported
+        } else {
+            StatusCode::BadMessage
+        };
+        code.with_message(self.to_string())
+    }
+}
+
+/// Decodes a request other than WRITE (type byte and payload) as OpenSSH's sftp-server reads
+/// it: fields in order, and bytes after the last field skipped. russh-sftp's decoder already
+/// ignores them for every request but INIT, whose trailing extension pairs it reads up to the
+/// end of the packet; OpenSSH reads only the version there, so we fall back to that. EXTENDED
+/// keeps the rest of the packet as the extension's data, which is what the protocol says.
+fn decode(body: &mut Bytes) -> Result<Packet, Undecodable> {
+    let kind = body.first().copied().unwrap_or(0);
+    // The request id follows the type byte in every request but INIT.
+    let id = body
+        .get(1..5)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        .unwrap_or(0);
+    let whole = body.len();
+    match Packet::try_from(body) {
+        Ok(p) => Ok(p),
+        Err(_) if kind == SSH_FXP_INIT && whole >= 5 => Ok(Packet::Init(Init {
+            version: id,
+            extensions: Default::default(),
+        })),
+        // Types 1-20 and 200 are the requests of version 3 (VERSION, 2, is a reply).
+        Err(_) if !matches!(kind, 1 | 3..=20 | 200) => Err(Undecodable {
+            kind,
+            id,
+            unknown_type: true,
+            what: "is not supported".into(),
+        }),
+        Err(e) => Err(Undecodable {
+            kind,
+            id: if kind == SSH_FXP_INIT { 0 } else { id },
+            unknown_type: false,
+            what: format!("could not be decoded: {e}"),
+        }),
+    }
+}
+
 async fn answer(request: Request, handler: &mut SftpSession) -> Bytes {
     let mut body = match request {
         Request::Write {
@@ -115,32 +175,14 @@ async fn answer(request: Request, handler: &mut SftpSession) -> Bytes {
         Request::Other(body) => body,
     };
     let kind = body.first().copied().unwrap_or(0);
-    // The request id follows the type byte in every request but INIT.
-    let id = body
-        .get(1..5)
-        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-        .unwrap_or(0);
-    let packet = match Packet::try_from(&mut body) {
+    let packet = match decode(&mut body) {
         Ok(p) => p,
-        // Types 1-20 and 200 are the requests of version 3 (VERSION, 2, is a reply).
-        Err(_) if !matches!(kind, 1 | 3..=20 | 200) => {
-            tracing::info!(kind, id, "unknown SFTP request type");
-            return encode(status(
-                id,
-                StatusCode::OpUnsupported
-                    .with_message(format!("SFTP request type {kind} is not supported")),
-            ));
-        }
         Err(e) => {
-            tracing::info!(kind, id, error = %e, "undecodable SFTP request");
-            return encode(status(
-                id,
-                StatusCode::BadMessage.with_message(format!(
-                    "SFTP request of type {kind} could not be decoded: {e}"
-                )),
-            ));
+            tracing::info!(kind = e.kind, id = e.id, error = %e, "undecodable SFTP request");
+            return encode(status(e.id, e.reply()));
         }
     };
+    let id = packet.get_request_id();
     match packet {
         Packet::Init(p) => call!(0, handler, init(p.version, p.extensions)),
         Packet::Open(p) => call!(p.id, handler, open(p.id, p.filename, p.pflags, p.attrs)),
@@ -173,5 +215,176 @@ async fn answer(request: Request, handler: &mut SftpSession) -> Bytes {
                 "SFTP packet of type {kind} is a reply, not a request"
             )),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use russh_sftp::protocol::*;
+
+    fn attrs() -> FileAttributes {
+        FileAttributes {
+            size: Some(7),
+            permissions: Some(0o640),
+            atime: Some(1),
+            mtime: Some(2),
+            ..Default::default()
+        }
+    }
+
+    /// One of every request of version 3 but WRITE (the framing takes those), with
+    /// non-default fields.
+    fn requests() -> Vec<Packet> {
+        let s = |v: &str| v.to_string();
+        let mut init_ext = std::collections::HashMap::new();
+        init_ext.insert(s("x@example.com"), s("1"));
+        vec![
+            Packet::Init(Init {
+                version: 3,
+                extensions: Default::default(),
+            }),
+            Packet::Init(Init {
+                version: 3,
+                extensions: init_ext,
+            }),
+            Packet::Open(Open {
+                id: 11,
+                filename: s("/a/b.bin"),
+                pflags: OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE,
+                attrs: attrs(),
+            }),
+            Packet::Close(Close {
+                id: 12,
+                handle: s("h1"),
+            }),
+            Packet::Read(Read {
+                id: 13,
+                handle: s("h1"),
+                offset: 1 << 40,
+                len: 32768,
+            }),
+            Packet::Lstat(Lstat {
+                id: 14,
+                path: s("/l"),
+            }),
+            Packet::Fstat(Fstat {
+                id: 15,
+                handle: s("h2"),
+            }),
+            Packet::SetStat(SetStat {
+                id: 16,
+                path: s("/s"),
+                attrs: attrs(),
+            }),
+            Packet::FSetStat(FSetStat {
+                id: 17,
+                handle: s("h3"),
+                attrs: attrs(),
+            }),
+            Packet::OpenDir(OpenDir {
+                id: 18,
+                path: s("/d"),
+            }),
+            Packet::ReadDir(ReadDir {
+                id: 19,
+                handle: s("h4"),
+            }),
+            Packet::Remove(Remove {
+                id: 20,
+                filename: s("/r"),
+            }),
+            Packet::MkDir(MkDir {
+                id: 21,
+                path: s("/m"),
+                attrs: attrs(),
+            }),
+            Packet::RmDir(RmDir {
+                id: 22,
+                path: s("/m"),
+            }),
+            Packet::RealPath(RealPath {
+                id: 23,
+                path: s("."),
+            }),
+            Packet::Stat(Stat {
+                id: 24,
+                path: s("/st"),
+            }),
+            Packet::Rename(Rename {
+                id: 25,
+                oldpath: s("/o"),
+                newpath: s("/n"),
+            }),
+            Packet::ReadLink(ReadLink {
+                id: 26,
+                path: s("/rl"),
+            }),
+            Packet::Symlink(Symlink {
+                id: 27,
+                linkpath: s("/sl"),
+                targetpath: s("/t"),
+            }),
+        ]
+    }
+
+    /// Type byte and payload, as the framing hands them over.
+    fn body(p: Packet) -> Bytes {
+        Bytes::try_from(p).unwrap().slice(4..)
+    }
+
+    #[test]
+    fn every_request_decodes_the_same_with_bytes_after_its_last_field() {
+        // Junk that is no valid continuation: a partial length, a huge length, a byte.
+        let trailers: [&[u8]; 4] = [&[0], &[0, 0, 1], &[0xff, 0xff, 0xff, 0xff, 9, 9], &[0; 40]];
+        for p in requests() {
+            let plain = body(p);
+            let want = format!("{:?}", decode(&mut plain.clone()).unwrap());
+            for t in trailers {
+                let mut long = plain.to_vec();
+                long.extend_from_slice(t);
+                let got = decode(&mut Bytes::from(long.clone()))
+                    .unwrap_or_else(|e| panic!("{plain:?} + {t:?}: {e}"));
+                let got = format!("{got:?}");
+                // INIT's extension pairs cannot be told from junk after them; OpenSSH ignores
+                // both, and so does our handler.
+                if plain[0] == SSH_FXP_INIT {
+                    assert!(got.starts_with("Init(Init { version: 3"), "{got}");
+                } else {
+                    assert_eq!(got, want, "{t:?} after {want}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn extended_keeps_the_rest_of_the_packet_as_its_data() {
+        let mut b = body(Packet::Extended(Extended {
+            id: 9,
+            request: "limits@openssh.com".into(),
+            data: vec![1, 2, 3],
+        }));
+        let Ok(Packet::Extended(e)) = decode(&mut b) else {
+            panic!("extended")
+        };
+        assert_eq!(
+            (e.id, e.request.as_str(), e.data),
+            (9, "limits@openssh.com", vec![1, 2, 3])
+        );
+    }
+
+    #[test]
+    fn truncated_and_unknown_requests_are_refused_precisely() {
+        // OPEN cut inside its file name: BAD_MESSAGE with the request id.
+        let open = body(requests().swap_remove(2));
+        let e = decode(&mut open.slice(..12)).unwrap_err();
+        assert_eq!((e.kind, e.id, e.unknown_type), (3, 11, false));
+        assert!(e.to_string().contains("type 3 could not be decoded"), "{e}");
+        let e = decode(&mut Bytes::from_static(&[99, 0, 0, 0, 5])).unwrap_err();
+        assert_eq!((e.kind, e.id, e.unknown_type), (99, 5, true));
+        assert_eq!(e.to_string(), "SFTP request of type 99 is not supported");
+        // An INIT without a version.
+        let e = decode(&mut Bytes::from_static(&[1, 0, 0])).unwrap_err();
+        assert_eq!((e.kind, e.id), (1, 0));
     }
 }
