@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 
-use common::{bin, data};
+use common::{assert_no_plaintext, bin, data};
 
 struct Demo {
     child: Child,
@@ -114,7 +114,7 @@ fn demo_from_scratch_then_reuse() {
     );
     assert_eq!(std::fs::read(cwd.path().join("back.pdf")).unwrap(), plain);
     let stored = cwd.path().join("eugate-demo/store/demo/report.pdf");
-    assert_ne!(std::fs::read(&stored).unwrap()[..64], plain[..64]);
+    assert_no_plaintext(&std::fs::read(&stored).unwrap(), &plain);
 
     // The printed decrypt command, with FILE filled in.
     let cmd = demo
