@@ -29,6 +29,18 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     out
 }
 
+/// Runs `cmd` with `input` on its stdin; stdout and stderr captured.
+pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 pub struct User {
     pub name: String,
     pub tenant: String,
@@ -136,19 +148,12 @@ impl Gateway {
         for t in &o.extra_tenants {
             keys(&["add-tenant", t]);
         }
-        let mut passwd = Command::new(bin())
-            .arg("passwd")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        passwd
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{BOB_PASSWORD}\n").as_bytes())
-            .unwrap();
-        let hash = String::from_utf8(passwd.wait_with_output().unwrap().stdout).unwrap();
+        let passwd = run_with_stdin(
+            Command::new(bin()).arg("passwd"),
+            format!("{BOB_PASSWORD}\n").as_bytes(),
+        );
+        assert!(passwd.status.success(), "eugate passwd: {passwd:?}");
+        let hash = String::from_utf8(passwd.stdout).unwrap();
         let pubkey = |u: &str| std::fs::read_to_string(d.join(format!("{u}.pub"))).unwrap();
         let port = free_port();
         let config = d.join("gateway.toml");
@@ -294,26 +299,17 @@ authorized_keys_file = "dave.pub"
 
     /// Runs `sftp -b -` with `commands` as user (key auth); returns the output.
     pub fn sftp(&self, user: &str, commands: &str) -> Output {
-        let mut child = Command::new("sftp")
-            .args(self.ssh_opts(&self.key(user)))
-            .arg("-P")
-            .arg(self.port.to_string())
-            .arg("-b")
-            .arg("-")
-            .arg(format!("{user}@127.0.0.1"))
-            .current_dir(self.dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(commands.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        run_with_stdin(
+            Command::new("sftp")
+                .args(self.ssh_opts(&self.key(user)))
+                .arg("-P")
+                .arg(self.port.to_string())
+                .arg("-b")
+                .arg("-")
+                .arg(format!("{user}@127.0.0.1"))
+                .current_dir(self.dir.path()),
+            commands.as_bytes(),
+        )
     }
 
     pub fn sftp_ok(&self, user: &str, commands: &str) -> String {
