@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Gateway, eventually, scripts};
+/// Moved to tests/common; re-exported so that `garage::eventually` keeps working.
+pub use crate::common::eventually;
+use crate::common::{Gateway, scripts};
 
 pub const ACCESS_KEY: &str = "GK0123456789abcdef01234567";
 pub const SECRET_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
