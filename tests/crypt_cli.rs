@@ -1,8 +1,12 @@
 //! `eugate encrypt` / `eugate decrypt` through the real binary: round trips, and every failure
 //! exits non-zero with a precise message and leaves no output file.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use common::assert_no_plaintext;
 
 struct Env {
     dir: tempfile::TempDir,
@@ -62,9 +66,9 @@ impl Env {
     }
 }
 
+/// Distinctive (seeded pseudo-random) bytes, so that a run found in a sealed object is a leak.
 fn data(len: usize) -> Vec<u8> {
-    // Not all zeros and not periodic at the segment size.
-    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+    common::data(len, len as u64 + 1)
 }
 
 fn stderr(o: &Output) -> String {
@@ -81,13 +85,7 @@ fn round_trip_at_interesting_sizes() {
         let out = env.encrypt("acme", &p, &s);
         assert!(out.status.success(), "{}", stderr(&out));
         let sealed = std::fs::read(&s).unwrap();
-        assert!(sealed.len() > len);
-        if len > 64 {
-            assert!(
-                !sealed.windows(64).any(|w| w == &plain[..64]),
-                "plaintext visible"
-            );
-        }
+        assert_no_plaintext(&sealed, &plain);
         let out = env.decrypt(&s, &o, &[]);
         assert!(out.status.success(), "{}", stderr(&out));
         assert_eq!(std::fs::read(&o).unwrap(), plain, "len {len}");
@@ -181,4 +179,29 @@ fn existing_output_survives_a_failed_decrypt() {
             .success()
     );
     assert_eq!(std::fs::read(env.path("o")).unwrap(), b"keep me");
+}
+
+/// The harness's leak check finds any 32-byte run of the plaintext, at any offset on either side
+/// (so the checks above can fail), and does not mistake 31 bytes for a leak.
+#[test]
+fn assert_no_plaintext_finds_every_32_byte_run() {
+    let plain = data(4096);
+    let noise = common::data(10_000, 99);
+    for (at, from) in [(0usize, 0usize), (7, 1), (5000, 4064), (9968, 2047)] {
+        let mut stored = noise.clone();
+        stored[at..at + 32].copy_from_slice(&plain[from..from + 32]);
+        let leak = std::panic::catch_unwind(|| assert_no_plaintext(&stored, &plain));
+        assert!(
+            leak.is_err(),
+            "32 bytes of plaintext {from}.. at {at} not found"
+        );
+        let mut stored = noise.clone();
+        stored[at..at + 31].copy_from_slice(&plain[from..from + 31]);
+        assert_no_plaintext(&stored, &plain);
+    }
+    // Beyond 1 Mi windows the plaintext is indexed at a stride: a leaked segment is still found.
+    let big = data(3 << 20);
+    let mut stored = common::data(1 << 20, 98);
+    stored[12_345..12_345 + 65_536].copy_from_slice(&big[2_000_001..2_000_001 + 65_536]);
+    assert!(std::panic::catch_unwind(|| assert_no_plaintext(&stored, &big)).is_err());
 }

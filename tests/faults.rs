@@ -12,12 +12,12 @@ mod common;
 mod garage;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Gateway, Options, bin, data, run_ok, scripts};
-use garage::{Garage, Store, eventually};
+use common::{Gateway, Options, data, eventually, run_ok};
+use garage::{Garage, Paused, Store};
 
 const BUCKET: &str = "eugate-faults";
 const TENANT: &str = "faultco";
@@ -55,35 +55,9 @@ fn key(name: &str) -> String {
     format!("{TENANT}/{name}")
 }
 
-fn events(gw: &Gateway, kind: &str) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(gw.path("audit.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|r| r["event"]["type"] == kind)
-        .map(|r| r["event"].clone())
-        .collect()
-}
-
-fn assert_audit_verifies(gw: &Gateway) {
-    let out = Command::new(bin())
-        .args(["audit", "verify"])
-        .arg(gw.path("audit.jsonl"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "audit verify: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Fetches the stored object and opens it with the real `eugate decrypt`.
 fn stored_plaintext(gw: &Gateway, store: &Store, name: &str) -> Vec<u8> {
-    let sealed = gw.path(&format!("{name}.sealed"));
-    std::fs::write(&sealed, store.get(BUCKET, &key(name))).unwrap();
-    gw.decrypt(&sealed)
+    gw.decrypt_bytes(&store.get(BUCKET, &key(name)))
 }
 
 /// Every multipart upload gone (aborts may run in the background, so this waits) and exactly
@@ -100,65 +74,13 @@ fn assert_store_holds(store: &Store, gw: &Gateway, objects: &[String]) {
     assert_eq!(have, want, "objects in the bucket");
 }
 
-/// The paramiko `put-pause` client in the background: writes `mib` MiB, then waits for
-/// `<signal>.go` before writing one more MiB and closing.
-struct Paused {
-    child: Child,
-    signal: PathBuf,
-    name: String,
-}
-
 fn spawn_paused(gw: &Gateway, user: &str, name: &str, mib: usize) -> Paused {
-    spawn_paused_then(gw, user, name, mib, 1)
-}
-
-/// Like [`spawn_paused`], writing `after` MiB once told to go.
-fn spawn_paused_then(gw: &Gateway, user: &str, name: &str, mib: usize, after: usize) -> Paused {
-    let signal = gw.path(name);
-    let child = Command::new("python3")
-        .arg(scripts().join("sftp_client.py"))
-        .arg("put-pause")
-        .args(["--port", &gw.port.to_string(), "--user", user, "--key"])
-        .arg(gw.key(user))
-        .args(["--path", &format!("/{name}"), "--count", &mib.to_string()])
-        .args(["--after", &after.to_string()])
-        .arg("--local")
-        .arg(&signal)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    Paused {
-        child,
-        signal,
-        name: name.to_string(),
-    }
-}
-
-impl Paused {
-    fn paused(&self) -> bool {
-        Path::new(&format!("{}.paused", self.signal.display())).exists()
-    }
-
-    fn go(&self) {
-        std::fs::write(format!("{}.go", self.signal.display()), b"").unwrap();
-    }
+    Paused::start(gw, user, name, mib, 1)
 }
 
 /// Waits until the paused client has written its data and Garage holds its multipart upload.
 fn wait_paused_in_garage(p: &Paused, store: &Store, gw: &Gateway) {
-    assert!(
-        eventually(120, || p.paused()),
-        "client {} did not reach its pause:\n{}",
-        p.name,
-        gw.log()
-    );
-    let k = key(&p.name);
-    assert!(
-        eventually(120, || store.uploads(BUCKET).contains(&k)),
-        "the multipart upload of {k} did not start:\n{}",
-        gw.log()
-    );
+    p.wait_in_garage(store, BUCKET, &key(&p.name), gw);
 }
 
 /// The bytes `put-pause` sends for `total_mib` MiB (Python's seeded Mersenne Twister).
@@ -214,20 +136,7 @@ fn spawn_openssh_put(gw: &Gateway, user: &str, local: &Path, remote: &str) -> Ch
     let batch = gw.path(&format!("{remote}.batch").replace('/', "_"));
     std::fs::write(&batch, format!("put {} {remote}\n", local.display())).unwrap();
     Command::new("sftp")
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "LogLevel=ERROR",
-            "-i",
-        ])
-        .arg(gw.key(user))
+        .args(gw.ssh_opts(&gw.key(user)))
         .arg("-P")
         .arg(gw.port.to_string())
         .arg("-b")
@@ -242,17 +151,10 @@ fn spawn_openssh_put(gw: &Gateway, user: &str, local: &Path, remote: &str) -> Ch
 
 /// The paramiko `put` command in the background.
 fn spawn_paramiko_put(gw: &Gateway, user: &str, local: &Path, remote: &str) -> Child {
-    Command::new("python3")
-        .arg(scripts().join("sftp_client.py"))
-        .arg("put")
-        .args(["--port", &gw.port.to_string(), "--user", user, "--key"])
-        .arg(gw.key(user))
-        .args(["--path", remote, "--local"])
-        .arg(local)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    gw.spawn_script(
+        user,
+        &["put", "--path", remote, "--local", local.to_str().unwrap()],
+    )
 }
 
 /// Garage frozen longer than the gateway's S3 timeout during an upload: the CLOSE gets an
@@ -278,12 +180,12 @@ fn frozen_store_fails_the_close_and_leaves_nothing_once_thawed() {
     assert_eq!(said["ok"], false, "CLOSE must fail: {said}\n{}", gw.log());
 
     assert_store_holds(&store, gw, &[]);
-    let aborted = events(gw, "aborted");
+    let aborted = gw.events("aborted");
     assert!(
         aborted.iter().any(|a| a["object"] == key("frozen.bin")),
         "{aborted:?}"
     );
-    assert!(events(gw, "committed").is_empty());
+    assert!(gw.events("committed").is_empty());
 
     // The gateway was not wedged by the freeze: the next upload lands and decrypts.
     let after = data(3 << 20, 11);
@@ -294,7 +196,7 @@ fn frozen_store_fails_the_close_and_leaves_nothing_once_thawed() {
     );
     assert_store_holds(&store, gw, &[key("after.bin")]);
     assert!(stored_plaintext(gw, &store, "after.bin") == after);
-    assert_audit_verifies(gw);
+    gw.assert_audit_verifies();
 }
 
 /// The store freezes exactly when the multipart upload is to be created: the request times out,
@@ -305,7 +207,7 @@ fn store_frozen_during_create_multipart_upload_leaves_nothing_once_thawed() {
     let r = rig("request_timeout_secs = 2\nconnect_timeout_secs = 1", None);
     let (gw, store) = (&r.gw, r.garage.store());
     // 4 MiB fit in the first part, so no request has reached the store before the freeze.
-    let p = spawn_paused_then(gw, "erin", "lost.bin", 4, 12);
+    let p = Paused::start(gw, "erin", "lost.bin", 4, 12);
     assert!(eventually(120, || p.paused()), "no pause:\n{}", gw.log());
     assert!(store.uploads(BUCKET).is_empty());
     let pid = r.garage.pid().expect("garage runs");
@@ -332,8 +234,8 @@ fn store_frozen_during_create_multipart_upload_leaves_nothing_once_thawed() {
         "{}",
         gw.log()
     );
-    assert!(events(gw, "committed").is_empty());
-    assert_audit_verifies(gw);
+    assert!(gw.events("committed").is_empty());
+    gw.assert_audit_verifies();
 }
 
 /// The client SIGKILLed after its data reached the gateway and Garage holds the multipart
@@ -349,14 +251,15 @@ fn client_killed_mid_upload_leaves_no_object_and_no_multipart_upload() {
 
     assert_store_holds(&store, gw, &[]);
     assert!(
-        eventually(60, || events(gw, "aborted")
+        eventually(60, || gw
+            .events("aborted")
             .iter()
             .any(|a| a["object"] == key("victim.bin"))),
         "{:?}",
-        events(gw, "aborted")
+        gw.events("aborted")
     );
-    assert!(events(gw, "committed").is_empty());
-    assert_audit_verifies(gw);
+    assert!(gw.events("committed").is_empty());
+    gw.assert_audit_verifies();
 }
 
 /// 50 clients at once (OpenSSH and paramiko, two users, single-part and multipart sizes),
@@ -429,18 +332,19 @@ fn fifty_clients_at_once_with_five_killed() {
         );
     }
     assert!(
-        eventually(60, || events(gw, "aborted").len() == 5),
+        eventually(60, || gw.events("aborted").len() == 5),
         "{:?}",
-        events(gw, "aborted")
+        gw.events("aborted")
     );
-    let aborted: BTreeSet<String> = events(gw, "aborted")
+    let aborted: BTreeSet<String> = gw
+        .events("aborted")
         .iter()
         .map(|a| a["object"].as_str().unwrap_or_default().to_string())
         .collect();
     let killed: BTreeSet<String> = (0..5).map(|i| key(&format!("killed-{i}.bin"))).collect();
     assert_eq!(aborted, killed);
-    assert_eq!(events(gw, "committed").len(), 45);
-    assert_audit_verifies(gw);
+    assert_eq!(gw.events("committed").len(), 45);
+    gw.assert_audit_verifies();
 }
 
 /// SIGTERM with a 1 s grace while a multipart upload is open: the gateway aborts it and the
@@ -465,7 +369,7 @@ fn sigterm_with_short_grace_aborts_the_multipart_upload_before_exiting() {
     assert!(store.objects(BUCKET).is_empty());
 
     let gw = &r.gw;
-    let aborted = events(gw, "aborted");
+    let aborted = gw.events("aborted");
     assert_eq!(aborted.len(), 1, "{aborted:?}");
     assert_eq!(aborted[0]["object"], key("cut.bin"));
     assert!(
@@ -475,11 +379,11 @@ fn sigterm_with_short_grace_aborts_the_multipart_upload_before_exiting() {
             .contains("gateway shutdown"),
         "{aborted:?}"
     );
-    let shutdown = events(gw, "shutdown");
+    let shutdown = gw.events("shutdown");
     assert_eq!(shutdown.len(), 1, "{shutdown:?}");
     assert_eq!(shutdown[0]["aborted"], 1, "{shutdown:?}");
     assert_eq!(shutdown[0]["unfinished"], 0, "{shutdown:?}");
-    assert_audit_verifies(gw);
+    gw.assert_audit_verifies();
     let _ = p.child.kill();
     let _ = p.child.wait();
 }
@@ -512,11 +416,11 @@ fn sigterm_with_generous_grace_lets_the_s3_upload_finish() {
     let gw = &r.gw;
     assert_store_holds(&store, gw, &[key("finish.bin")]);
     assert!(stored_plaintext(gw, &store, "finish.bin") == put_pause_bytes(21));
-    assert_eq!(events(gw, "committed").len(), 1);
-    assert!(events(gw, "aborted").is_empty());
-    let shutdown = events(gw, "shutdown");
+    assert_eq!(gw.events("committed").len(), 1);
+    assert!(gw.events("aborted").is_empty());
+    let shutdown = gw.events("shutdown");
     assert_eq!(shutdown.len(), 1, "{shutdown:?}");
     assert_eq!(shutdown[0]["finished"], 1, "{shutdown:?}");
     assert_eq!(shutdown[0]["aborted"], 0, "{shutdown:?}");
-    assert_audit_verifies(gw);
+    gw.assert_audit_verifies();
 }

@@ -106,5 +106,78 @@ fn missing_key_options_are_reported() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--keyring"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--keyring") && err.contains("--master-key-file"),
+        "{err}"
+    );
+}
+
+/// `eugate` with the key files given as flags only (no environment), in the order `args` puts them.
+fn eugate_flags(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_eugate"))
+        .args(args)
+        .env_remove("EUGATE_KEYRING")
+        .env_remove("EUGATE_MASTER_KEY_FILE")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run eugate")
+}
+
+/// The README shows `--keyring`/`--master-key-file` with every `keys` command: they are accepted
+/// after the subcommand as well as before it, and a missing one is named.
+#[test]
+fn key_file_flags_are_accepted_before_and_after_the_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = dir.path().join("keyring");
+    let master = dir.path().join("master.key");
+    let (k, m) = (keyring.to_str().unwrap(), master.to_str().unwrap());
+
+    // After the subcommand.
+    let out = ok(&eugate_flags(&[
+        "keys",
+        "init",
+        "--keyring",
+        k,
+        "--master-key-file",
+        m,
+    ]));
+    assert!(out.contains("created keyring"), "{out}");
+    assert!(keyring.is_file() && master.is_file());
+    // Before it.
+    let out = ok(&eugate_flags(&[
+        "keys",
+        "--keyring",
+        k,
+        "--master-key-file",
+        m,
+        "add-tenant",
+        "acme",
+    ]));
+    assert!(out.contains("tenant acme key k-"), "{out}");
+    // One on each side, after the subcommand's own flag.
+    let out = ok(&eugate_flags(&[
+        "keys",
+        "--keyring",
+        k,
+        "list",
+        "--json",
+        "--master-key-file",
+        m,
+    ]));
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["tenants"][0]["tenant"], "acme", "{out}");
+
+    // Without the master key file: a usage error naming the flag and its variable.
+    let out = eugate_flags(&["keys", "list", "--keyring", k]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--master-key-file") && err.contains("EUGATE_MASTER_KEY_FILE"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("--keyring <PATH> (or"),
+        "only the missing flag: {err}"
+    );
 }

@@ -2,8 +2,12 @@
 //! fail with file:line, explain exits 0/3/1 with JSON fields, test shows expected vs actual, diff
 //! shows a changed decision.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use common::copy_policies;
 
 fn eugate(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_eugate"))
@@ -15,22 +19,6 @@ fn eugate(args: &[&str]) -> Output {
 
 fn shipped() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")
-}
-
-/// A copy of the shipped policies in a temp dir, to break on purpose.
-fn copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for sub in ["", "tests"] {
-        let from = shipped().join(sub);
-        std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
-        for e in std::fs::read_dir(&from).expect("read policies") {
-            let e = e.expect("entry");
-            if e.path().is_file() {
-                std::fs::copy(e.path(), dir.path().join(sub).join(e.file_name())).expect("copy");
-            }
-        }
-    }
-    dir
 }
 
 fn edit(dir: &Path, file: &str, from: &str, to: &str) {
@@ -82,7 +70,7 @@ fn expect_check_error(dir: &Path, file: &str, line: usize, words: &str) {
 
 #[test]
 fn check_reports_unknown_country_in_catalogue() {
-    let dir = copy();
+    let dir = copy_policies();
     edit(
         dir.path(),
         "regions.toml",
@@ -95,7 +83,7 @@ fn check_reports_unknown_country_in_catalogue() {
 
 #[test]
 fn check_reports_duplicate_id() {
-    let dir = copy();
+    let dir = copy_policies();
     edit(
         dir.path(),
         "default.cedar",
@@ -112,7 +100,7 @@ fn check_reports_duplicate_id() {
 
 #[test]
 fn check_reports_missing_reason() {
-    let dir = copy();
+    let dir = copy_policies();
     let text = "\n\n@id(\"no-reason\")\npermit (principal, action == Action::\"store\", resource in Zone::\"EEA\");\n";
     std::fs::write(dir.path().join("extra.cedar"), text).expect("write");
     expect_check_error(dir.path(), "extra.cedar", 3, "no @reason");
@@ -120,7 +108,7 @@ fn check_reports_missing_reason() {
 
 #[test]
 fn check_reports_missing_id() {
-    let dir = copy();
+    let dir = copy_policies();
     let text = "@reason(\"x\")\npermit (principal, action == Action::\"store\", resource in Zone::\"EEA\");\n";
     std::fs::write(dir.path().join("extra.cedar"), text).expect("write");
     expect_check_error(dir.path(), "extra.cedar", 1, "no @id");
@@ -128,7 +116,7 @@ fn check_reports_missing_id() {
 
 #[test]
 fn check_reports_cedar_syntax_error() {
-    let dir = copy();
+    let dir = copy_policies();
     let text = "// broken\n@id(\"broken\")\n@reason(\"x\")\npermit (principal, action, resource)\nwhen { context.evidence == };\n";
     std::fs::write(dir.path().join("extra.cedar"), text).expect("write");
     expect_check_error(dir.path(), "extra.cedar", 5, "Cedar syntax error");
@@ -136,7 +124,7 @@ fn check_reports_cedar_syntax_error() {
 
 #[test]
 fn check_reports_unknown_zone_in_rule() {
-    let dir = copy();
+    let dir = copy_policies();
     edit(
         dir.path(),
         "default.cedar",
@@ -154,7 +142,7 @@ fn check_reports_unknown_zone_in_rule() {
 
 #[test]
 fn check_reports_unknown_zone_in_catalogue() {
-    let dir = copy();
+    let dir = copy_policies();
     edit(
         dir.path(),
         "regions.toml",
@@ -167,7 +155,7 @@ fn check_reports_unknown_zone_in_catalogue() {
 
 #[test]
 fn check_reports_schema_type_error() {
-    let dir = copy();
+    let dir = copy_policies();
     edit(
         dir.path(),
         "default.cedar",
@@ -185,7 +173,7 @@ fn check_reports_schema_type_error() {
 
 #[test]
 fn check_reports_unknown_country_in_zone_and_tenant_rule() {
-    let dir = copy();
+    let dir = copy_policies();
     edit(
         dir.path(),
         "tenant-acme-health.cedar",
@@ -304,7 +292,7 @@ fn explain_fails_on_missing_directory() {
 
 #[test]
 fn test_shows_expected_vs_actual_on_broken_case() {
-    let dir = copy();
+    let dir = copy_policies();
     edit(
         dir.path(),
         "tests/default.toml",
@@ -323,7 +311,7 @@ fn test_shows_expected_vs_actual_on_broken_case() {
 
 #[test]
 fn diff_shows_changed_decision() {
-    let dir = copy();
+    let dir = copy_policies();
     // Drop the attestation: acme's personal data to aws:us-east-1 flips to deny.
     edit(
         dir.path(),

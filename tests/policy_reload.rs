@@ -2,26 +2,16 @@
 //! and the previous bundle stays active — via `PolicyStore::reload` and via the running reloader
 //! (file watch and SIGHUP).
 
+mod common;
+
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use eugate::policy::{PolicyBundle, PolicyError, PolicyStore, ReloadTriggers, spawn_reloader_with};
-
-fn copy_shipped() -> tempfile::TempDir {
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    let dir = tempfile::tempdir().expect("tempdir");
-    for sub in ["", "tests"] {
-        std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
-        for e in std::fs::read_dir(shipped.join(sub)).expect("read") {
-            let e = e.expect("entry");
-            if e.path().is_file() {
-                std::fs::copy(e.path(), dir.path().join(sub).join(e.file_name())).expect("copy");
-            }
-        }
-    }
-    dir
-}
+use common::copy_policies;
+use eugate::policy::{
+    PolicyBundle, PolicyError, PolicyStore, ReloadEvent, ReloadTriggers, spawn_reloader_with,
+};
 
 fn replace(dir: &Path, file: &str, from: &str, to: &str) {
     let p = dir.join(file);
@@ -43,7 +33,7 @@ const FAILING_EDIT: (&str, &str) = (
 
 #[test]
 fn reload_keeps_old_bundle_on_bad_edit() {
-    let dir = copy_shipped();
+    let dir = copy_policies();
     let store = PolicyStore::new(PolicyBundle::load(dir.path()).expect("load"));
     let first = store.current().hash().to_string();
 
@@ -99,18 +89,101 @@ async fn wait_for(store: &PolicyStore, pred: impl Fn(&str) -> bool) -> bool {
     false
 }
 
+type Seen = Arc<Mutex<Vec<ReloadEvent>>>;
+
+/// Records every reload attempt the reloader reports: its trigger (the detail's prefix) and
+/// outcome, the observable sign that the reloader has acted.
+fn observe(store: &PolicyStore) -> Seen {
+    let seen: Seen = Arc::default();
+    let sink = Arc::clone(&seen);
+    store.observe_reloads(Arc::new(move |e: &ReloadEvent| {
+        sink.lock().unwrap().push(e.clone())
+    }));
+    seen
+}
+
+/// How many reported reloads satisfy `pred`.
+fn count(seen: &Seen, pred: impl Fn(&ReloadEvent) -> bool) -> usize {
+    seen.lock().unwrap().iter().filter(|e| pred(e)).count()
+}
+
+/// Polls until more than `before` reported reloads satisfy `pred`, for at most `secs`.
+async fn reported(
+    seen: &Seen,
+    before: usize,
+    secs: u64,
+    pred: impl Fn(&ReloadEvent) -> bool,
+) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        if count(seen, &pred) > before {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+fn by_file_change(e: &ReloadEvent) -> bool {
+    e.detail.starts_with("file change")
+}
+
+fn by_sighup(e: &ReloadEvent) -> bool {
+    e.detail.starts_with("SIGHUP")
+}
+
+/// Whether this process catches SIGHUP (`SigCgt` in /proc/self/status): only then may the test
+/// send one, since the default action would end the test process.
+fn sighup_caught() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .map(|m| u64::from_str_radix(m.trim(), 16).expect("SigCgt mask"))
+        .expect("SigCgt line");
+    mask & 1 != 0 // bit 0 is signal 1, SIGHUP
+}
+
+fn send_sighup() {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reloader_follows_file_changes_and_sighup() {
-    let dir = copy_shipped();
+    let dir = copy_policies();
     let store = PolicyStore::new(PolicyBundle::load(dir.path()).expect("load"));
+    let seen = observe(&store);
     let first = store.current().hash().to_string();
     let task = eugate::policy::spawn_reloader(Arc::clone(&store), dir.path().to_path_buf());
-    // Let the watcher register before editing.
-    tokio::time::sleep(Duration::from_millis(300)).await;
 
-    // A bad edit: rejected; the old bundle stays.
+    // The watcher is live once a rewrite (same bytes) is reported as a file change; until then,
+    // rewrite again (an event before the watch is registered is simply not seen).
+    let tenants = dir.path().join("tenants.toml");
+    let same = std::fs::read(&tenants).unwrap();
+    let start = Instant::now();
+    loop {
+        std::fs::write(&tenants, &same).unwrap();
+        if reported(&seen, 0, 2, by_file_change).await {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the watcher never reported a change"
+        );
+    }
+    assert_eq!(store.current().hash(), first);
+
+    // A bad edit: seen, rejected; the old bundle stays.
     replace(dir.path(), "regions.toml", INVALID_EDIT.0, INVALID_EDIT.1);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        reported(&seen, 0, 20, |e| by_file_change(e) && !e.accepted).await,
+        "the bad edit was not reported as rejected: {:?}",
+        seen.lock().unwrap()
+    );
     assert_eq!(store.current().hash(), first);
 
     // Fixing it and making a valid change: the new bundle becomes active.
@@ -130,38 +203,67 @@ async fn reloader_follows_file_changes_and_sighup() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_without_file_watch() {
-    let dir = copy_shipped();
+    let dir = copy_policies();
     let store = PolicyStore::new(PolicyBundle::load(dir.path()).expect("load"));
+    let seen = observe(&store);
     let first = store.current().hash().to_string();
     let triggers = ReloadTriggers {
         file_changes: false,
         sighup: true,
     };
     let task = spawn_reloader_with(Arc::clone(&store), dir.path().to_path_buf(), triggers);
-    // Let the task install its SIGHUP handler before anything is sent (the default action of
-    // SIGHUP would end the test process).
-    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The reloader listens once a SIGHUP is reported back. A handler in the process is not
+    // enough (another test's reloader may have installed it before this one listens), so send
+    // until one is heard, one at a time.
+    let start = Instant::now();
+    while !sighup_caught() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "SIGHUP never caught"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    loop {
+        send_sighup();
+        if reported(&seen, 0, 2, by_sighup).await {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the reloader never heard SIGHUP"
+        );
+    }
+    assert_eq!(store.current().hash(), first, "nothing was edited yet");
 
     replace(dir.path(), "tenants.toml", VALID_EDIT.0, VALID_EDIT.1);
     let expected = PolicyBundle::load(dir.path())
         .expect("valid")
         .hash()
         .to_string();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // A negative check, not a synchronisation: a file watcher would report this edit within
+    // its 300 ms debounce; give it several times that to show up if it wrongly exists.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
-        store.current().hash(),
-        first,
-        "no file watch: nothing changes before SIGHUP"
+        count(&seen, by_file_change),
+        0,
+        "no file watch: {:?}",
+        seen.lock().unwrap()
     );
 
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &std::process::id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    let before = count(&seen, |e| by_sighup(e) && e.active == expected);
+    send_sighup();
     assert!(
-        wait_for(&store, |h| h == expected).await,
-        "reload after SIGHUP"
+        reported(&seen, before, 20, |e| by_sighup(e) && e.active == expected).await,
+        "reload after SIGHUP: {:?}",
+        seen.lock().unwrap()
+    );
+    assert_eq!(store.current().hash(), expected);
+    assert_eq!(
+        count(&seen, by_file_change),
+        0,
+        "{:?}",
+        seen.lock().unwrap()
     );
     task.abort();
 }

@@ -6,11 +6,10 @@ mod common;
 #[path = "garage/mod.rs"]
 mod garage;
 
-use std::path::Path;
 use std::process::Command;
 
-use common::{Gateway, Options, bin, data, run_ok};
-use garage::{Garage, eventually};
+use common::{Gateway, Options, assert_no_plaintext, audit_verify, bin, data, eventually};
+use garage::{Garage, Paused};
 
 const EU_BUCKET: &str = "eugate-eu";
 const US_BUCKET: &str = "eugate-us";
@@ -63,39 +62,6 @@ parts_in_flight = 2
     Setup { eu, us, gw }
 }
 
-fn decrypt_file(gw: &Gateway, sealed: &[u8], name: &str) -> Vec<u8> {
-    let input = gw.path(&format!("{name}.sealed"));
-    let output = gw.path(&format!("{name}.plain"));
-    std::fs::write(&input, sealed).unwrap();
-    run_ok(
-        Command::new(bin())
-            .arg("decrypt")
-            .arg("--keyring")
-            .arg(&gw.keyring)
-            .arg("--master-key-file")
-            .arg(&gw.master)
-            .arg(&input)
-            .arg(&output),
-    );
-    std::fs::read(&output).unwrap()
-}
-
-fn audit_records(gw: &Gateway) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(gw.path("audit.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn audit_verify(file: &Path) -> std::process::Output {
-    Command::new(bin())
-        .args(["audit", "verify"])
-        .arg(file)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn eu_upload_lands_sealed_us_upload_is_denied_and_a_lying_bucket_is_quarantined() {
     let s = setup();
@@ -126,15 +92,12 @@ fn eu_upload_lands_sealed_us_upload_is_denied_and_a_lying_bucket_is_quarantined(
     assert_eq!(keys, ["eurobank/big.bin", "eurobank/small.bin"]);
     assert!(eu.uploads(EU_BUCKET).is_empty(), "no multipart upload left");
     let sealed = eu.get(EU_BUCKET, "eurobank/big.bin");
-    assert!(
-        sealed
-            .windows(64)
-            .all(|w| !big.windows(64).take(1).any(|p| p == w)),
-        "plaintext must not appear in the stored object"
-    );
-    assert!(decrypt_file(gw, &sealed, "big") == big);
+    // No 32-byte run of either plaintext anywhere in what the store holds.
+    assert_no_plaintext(&sealed, &big);
+    assert!(gw.decrypt_bytes(&sealed) == big);
     let sealed_small = eu.get(EU_BUCKET, "eurobank/small.bin");
-    assert!(decrypt_file(gw, &sealed_small, "small") == small);
+    assert_no_plaintext(&sealed_small, &small);
+    assert!(gw.decrypt_bytes(&sealed_small) == small);
     // What the audit record must name: the BLAKE3 of the stored bytes (multipart and single part).
     let digests = [
         ("big.bin", blake3::hash(&sealed).to_hex().to_string()),
@@ -225,7 +188,7 @@ fn eu_upload_lands_sealed_us_upload_is_denied_and_a_lying_bucket_is_quarantined(
 
     // The audit trail: quarantine, verified decisions with observed regions, commits; it
     // verifies, and a tampered copy does not.
-    let records = audit_records(gw);
+    let records = gw.audit();
     let find = |pred: &dyn Fn(&serde_json::Value) -> bool| records.iter().any(pred);
     assert!(
         find(&|r| r["event"]["type"] == "destination"
@@ -254,13 +217,8 @@ fn eu_upload_lands_sealed_us_upload_is_denied_and_a_lying_bucket_is_quarantined(
             "committed record for {name} with BLAKE3 {digest}: {records:#?}"
         );
     }
-    let log = gw.path("audit.jsonl");
-    let ok = audit_verify(&log);
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    let log = gw.audit_path();
+    gw.assert_audit_verifies();
     let text = std::fs::read_to_string(&log).unwrap();
     let tampered = gw.path("audit-tampered.jsonl");
     std::fs::write(
@@ -273,45 +231,19 @@ fn eu_upload_lands_sealed_us_upload_is_denied_and_a_lying_bucket_is_quarantined(
 
 /// Starts a paused upload of `mib` MiB (plus one more after "go") and waits until Garage holds
 /// its multipart upload.
-fn paused_upload(s: &Setup, name: &str, mib: usize) -> (std::process::Child, std::path::PathBuf) {
-    let signal = s.gw.path(name);
-    let child = Command::new("python3")
-        .arg(common::scripts().join("sftp_client.py"))
-        .arg("put-pause")
-        .args(["--port", &s.gw.port.to_string(), "--user", "erin", "--key"])
-        .arg(s.gw.key("erin"))
-        .args([
-            "--path",
-            &format!("/{name}"),
-            "--count",
-            &mib.to_string(),
-            "--local",
-        ])
-        .arg(&signal)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let eu = s.eu.store();
-    assert!(
-        eventually(60, || Path::new(&format!("{}.paused", signal.display()))
-            .exists()),
-        "client did not reach the pause"
-    );
-    assert!(
-        eventually(60, || !eu.uploads(EU_BUCKET).is_empty()),
-        "the multipart upload did not start:\n{}",
-        s.gw.log()
-    );
-    (child, signal)
+fn paused_upload(s: &Setup, name: &str, mib: usize) -> Paused {
+    let p = Paused::start(&s.gw, "erin", name, mib, 1);
+    p.wait_in_garage(&s.eu.store(), EU_BUCKET, &format!("eurobank/{name}"), &s.gw);
+    p
 }
 
 #[test]
 fn garage_killed_mid_upload_fails_the_close_and_leaves_nothing_once_back() {
     let mut s = setup();
-    let (child, signal) = paused_upload(&s, "killed.bin", 20);
+    let p = paused_upload(&s, "killed.bin", 20);
     s.eu.kill();
-    std::fs::write(format!("{}.go", signal.display()), b"").unwrap();
-    let out = child.wait_with_output().unwrap();
+    p.go();
+    let out = p.child.wait_with_output().unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         report["ok"],
@@ -328,7 +260,7 @@ fn garage_killed_mid_upload_fails_the_close_and_leaves_nothing_once_back() {
         s.gw.log()
     );
     assert!(eu.objects(EU_BUCKET).is_empty(), "no object may appear");
-    let records = audit_records(&s.gw);
+    let records = s.gw.audit();
     assert!(
         records
             .iter()
@@ -348,7 +280,7 @@ fn garage_killed_mid_upload_fails_the_close_and_leaves_nothing_once_back() {
 #[test]
 fn gateway_crash_mid_upload_is_cleaned_up_at_restart() {
     let mut s = setup();
-    let (child, signal) = paused_upload(&s, "crash.bin", 20);
+    let p = paused_upload(&s, "crash.bin", 20);
     s.gw.crash_and_restart();
     let eu = s.eu.store();
     // The sweep runs before the restarted gateway accepts connections.
@@ -357,20 +289,15 @@ fn gateway_crash_mid_upload_is_cleaned_up_at_restart() {
         "the restarted gateway must abort the upload its previous run left:\n{}",
         s.gw.log()
     );
-    std::fs::write(format!("{}.go", signal.display()), b"").unwrap();
-    let out = child.wait_with_output().unwrap();
+    p.go();
+    let out = p.child.wait_with_output().unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     assert_ne!(
         report["ok"], true,
         "the upload cannot have succeeded: {report}"
     );
     assert!(eu.objects(EU_BUCKET).is_empty());
-    let ok = audit_verify(&s.gw.path("audit.jsonl"));
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    s.gw.assert_audit_verifies();
 }
 
 #[test]
@@ -417,10 +344,7 @@ parts_in_flight = 1
     assert!(store.uploads(EU_BUCKET).is_empty());
     for (i, f) in files.iter().enumerate() {
         let sealed = store.get(EU_BUCKET, &format!("eurobank/c{i}.bin"));
-        assert!(
-            decrypt_file(&gw, &sealed, &format!("c{i}")) == *f,
-            "upload {i}"
-        );
+        assert!(gw.decrypt_bytes(&sealed) == *f, "upload {i}");
     }
 }
 
@@ -446,7 +370,7 @@ fn mkdir_and_rename_to_a_denied_bucket_are_refused_and_nothing_appears() {
         "{:?}",
         us.objects(US_BUCKET)
     );
-    let records = audit_records(&s.gw);
+    let records = s.gw.audit();
     for op in ["mkdir", "rename"] {
         assert!(
             records.iter().any(|r| r["event"]["type"] == "decision"
@@ -475,33 +399,9 @@ fn a_bucket_quarantined_mid_upload_fails_the_running_upload() {
         env: garage::gateway_env(),
         ..Options::default()
     });
-    let signal = gw.path("moved.bin");
-    let child = Command::new("python3")
-        .arg(common::scripts().join("sftp_client.py"))
-        .arg("put-pause")
-        .args(["--port", &gw.port.to_string(), "--user", "erin", "--key"])
-        .arg(gw.key("erin"))
-        .args([
-            "--path",
-            "/moved.bin",
-            "--count",
-            "20",
-            "--after",
-            "12",
-            "--local",
-        ])
-        .arg(&signal)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
     let store = eu.store();
-    assert!(
-        eventually(60, || Path::new(&format!("{}.paused", signal.display()))
-            .exists()),
-        "client did not reach the pause\n{}",
-        gw.log()
-    );
-    assert!(eventually(60, || !store.uploads(EU_BUCKET).is_empty()));
+    let client = Paused::start(&gw, "erin", "moved.bin", 20, 12);
+    client.wait_in_garage(&store, EU_BUCKET, "eurobank/moved.bin", &gw);
     // The same store now reports another region: the next probe quarantines it.
     let config = std::fs::read_to_string(&eu.config).unwrap();
     std::fs::write(
@@ -513,14 +413,14 @@ fn a_bucket_quarantined_mid_upload_fails_the_running_upload() {
     eu.restart();
     let store = eu.store();
     assert!(
-        eventually(60, || audit_records(&gw).iter().any(|r| r["event"]["type"]
+        eventually(60, || gw.audit().iter().any(|r| r["event"]["type"]
             == "destination"
             && r["event"]["state"] == "quarantined")),
         "not quarantined:\n{}",
         gw.log()
     );
-    std::fs::write(format!("{}.go", signal.display()), b"").unwrap();
-    let out = child.wait_with_output().unwrap();
+    client.go();
+    let out = client.child.wait_with_output().unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         report["ok"],
@@ -541,7 +441,7 @@ fn a_bucket_quarantined_mid_upload_fails_the_running_upload() {
         gw.log()
     );
     assert!(store.objects(EU_BUCKET).is_empty(), "no object may appear");
-    let records = audit_records(&gw);
+    let records = gw.audit();
     let aborted = records
         .iter()
         .find(|r| r["event"]["type"] == "aborted")

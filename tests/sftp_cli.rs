@@ -2,21 +2,12 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::bin;
+use common::{bin, run_with_stdin};
 
 fn passwd(input: &[u8]) -> std::process::Output {
-    let mut child = Command::new(bin())
-        .arg("passwd")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
+    run_with_stdin(Command::new(bin()).arg("passwd"), input)
 }
 
 #[test]

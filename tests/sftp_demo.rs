@@ -3,11 +3,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 
-use common::{bin, data};
+use common::{assert_no_plaintext, bin, data, run_with_stdin};
 
 struct Demo {
     child: Child,
@@ -59,23 +59,14 @@ fn run_printed_sftp(cwd: &std::path::Path, printed: &str, batch: &str) {
     let mut words: Vec<&str> = printed.split_whitespace().collect();
     assert_eq!(words.remove(0), "sftp");
     let target = words.pop().unwrap();
-    let mut child = Command::new("sftp")
-        .args(&words)
-        .args(["-o", "BatchMode=yes", "-b", "-"])
-        .arg(target)
-        .current_dir(cwd)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(batch.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_stdin(
+        Command::new("sftp")
+            .args(&words)
+            .args(["-o", "BatchMode=yes", "-b", "-"])
+            .arg(target)
+            .current_dir(cwd),
+        batch.as_bytes(),
+    );
     assert!(
         out.status.success(),
         "{}\n{}",
@@ -114,7 +105,7 @@ fn demo_from_scratch_then_reuse() {
     );
     assert_eq!(std::fs::read(cwd.path().join("back.pdf")).unwrap(), plain);
     let stored = cwd.path().join("eugate-demo/store/demo/report.pdf");
-    assert_ne!(std::fs::read(&stored).unwrap()[..64], plain[..64]);
+    assert_no_plaintext(&std::fs::read(&stored).unwrap(), &plain);
 
     // The printed decrypt command, with FILE filled in.
     let cmd = demo

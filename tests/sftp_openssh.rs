@@ -2,11 +2,7 @@
 
 mod common;
 
-use common::{Gateway, data};
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
+use common::{Gateway, assert_no_plaintext, data};
 
 #[test]
 fn put_get_ls_mkdir_rename_rm_and_ciphertext_at_rest() {
@@ -25,11 +21,7 @@ fn put_get_ls_mkdir_rename_rm_and_ciphertext_at_rest() {
     // At rest: only the tenant's directory, only ciphertext, decrypting to the upload.
     let stored = g.store.join("acme/reports/q2.bin");
     let sealed = std::fs::read(&stored).unwrap();
-    assert_ne!(sealed, plain);
-    assert!(
-        !contains(&sealed, &plain[1000..1064]),
-        "plaintext visible at rest"
-    );
+    assert_no_plaintext(&sealed, &plain);
     assert_eq!(g.decrypt(&stored), plain);
     assert_eq!(g.decrypt_lib(&stored), plain);
     assert_eq!(g.stored_files(), vec!["acme/reports/q2.bin".to_string()]);
@@ -260,20 +252,13 @@ fn legacy_algorithms_refused() {
 
 /// An `sftp` connection with `key`'s identity as `user`, extra client options, an empty batch.
 fn sftp_as(g: &Gateway, key: &str, user: &str, extra: &[&str]) -> std::process::Output {
+    // The harness's options end with `-i KEY`; the extra ones go before it.
+    let mut opts = g.ssh_opts(&g.key(key));
+    let identity = opts.split_off(opts.len() - 2);
     std::process::Command::new("sftp")
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-        ])
+        .args(opts)
         .args(extra)
-        .arg("-i")
-        .arg(g.key(key))
+        .args(identity)
         .arg("-P")
         .arg(g.port.to_string())
         .args(["-b", "/dev/null"])

@@ -3,11 +3,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use common::{BOB_PASSWORD as PW, Gateway, Options, audit_events, data};
 
-use common::{Gateway, Options, data};
-
-const PW: &str = "correct horse battery staple";
+/// A wrong password, distinctive so that a leak cannot hide among other words.
+const WRONG: &str = "wrong-Tr0ub4dor-guess";
 
 #[test]
 fn out_of_order_writes_inside_the_window_round_trip() {
@@ -52,7 +51,7 @@ fn disconnect_mid_upload_publishes_nothing() {
     let g = Gateway::start();
     let r = g.script("alice", &["disconnect-mid-upload", "--path", "/half.bin"]);
     assert_eq!(r["ok"], true, "{r}");
-    wait_until(|| g.stored_files().is_empty(), &g);
+    g.wait_until("nothing stored", || g.stored_files().is_empty());
     // The gateway still serves.
     let r = g.script("alice", &["login"]);
     assert_eq!(r["ok"], true, "{r}");
@@ -70,15 +69,23 @@ fn password_login_and_wrong_password() {
     let g = Gateway::start();
     let r = g.script("bob", &["login", "--password", PW]);
     assert_eq!(r["ok"], true, "{r}\n{}", g.log());
-    let r = g.script("bob", &["login", "--password", "wrong"]);
+    let r = g.script("bob", &["login", "--password", WRONG]);
     assert_eq!(r["ok"], false, "{r}");
     assert_eq!(r["auth_failed"], true, "{r}");
     // A user without a password cannot use one.
     let r = g.script("alice", &["login", "--password", PW]);
     assert_eq!(r["auth_failed"], true, "{r}");
-    // No password ever reaches the log.
-    assert!(!g.log().contains(PW));
-    assert!(!g.log().contains("wrong\""));
+    // Once both refusals are recorded, no password has reached the log or the audit log,
+    // in any form or position.
+    g.wait_for_audit("the two refused logins", |r| {
+        let auth = audit_events(r, "auth");
+        ["bob", "alice"].iter().all(|u| {
+            auth.iter()
+                .any(|a| a["user"] == *u && a["outcome"] == "rejected")
+        })
+    });
+    g.assert_secret_absent(PW);
+    g.assert_secret_absent(WRONG);
 }
 
 #[test]
@@ -169,7 +176,9 @@ fn session_limit_per_user() {
     assert_eq!(results[1], true);
     assert_ne!(results[2], true, "{r}");
     // Once those sessions are gone, the user logs in again.
-    wait_until(|| g.script("alice", &["login"])["ok"] == true, &g);
+    g.wait_until("alice logs in again", || {
+        g.script("alice", &["login"])["ok"] == true
+    });
 }
 
 #[test]
@@ -205,19 +214,6 @@ fn reads_at_any_offset() {
     }
 }
 
-/// Polls `f` until true; the deadline only guards against a hang, it is not a timing check.
-fn wait_until(mut f: impl FnMut() -> bool, g: &Gateway) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(
-            Instant::now() < deadline,
-            "condition never held:\n{}",
-            g.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn residency_policy_denial_names_the_rule() {
     let g = Gateway::start();
@@ -246,26 +242,12 @@ fn shutdown_aborts_uploads_in_flight() {
         shutdown_grace_secs: Some(1),
         ..Options::default()
     });
-    let mut holder = std::process::Command::new("python3")
-        .arg(common::scripts().join("sftp_client.py"))
-        .args([
-            "hold-upload",
-            "--path",
-            "/held.bin",
-            "--count",
-            "60",
-            "--user",
-            "alice",
-        ])
-        .arg("--port")
-        .arg(g.port.to_string())
-        .arg("--key")
-        .arg(g.key("alice"))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut holder = g.spawn_script(
+        "alice",
+        &["hold-upload", "--path", "/held.bin", "--count", "60"],
+    );
     // The temp file exists once the server has the data.
-    wait_until(|| !g.stored_files().is_empty(), &g);
+    g.wait_until("the temp file", || !g.stored_files().is_empty());
     let files = g.stored_files();
     assert!(files[0].contains(".eugate-tmp-"), "{files:?}");
     let status = g.terminate();

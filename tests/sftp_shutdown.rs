@@ -6,43 +6,13 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, ChildStdout, Command};
 
-use common::{Gateway, Options, bin, data, scripts};
-
-fn records(g: &Gateway) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(g.path("audit.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn events(g: &Gateway, kind: &str) -> Vec<serde_json::Value> {
-    records(g)
-        .into_iter()
-        .filter(|r| r["event"]["type"] == kind)
-        .map(|r| r["event"].clone())
-        .collect()
-}
-
-fn assert_audit_verifies(g: &Gateway) {
-    let out = Command::new(bin())
-        .args(["audit", "verify"])
-        .arg(g.path("audit.jsonl"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use common::{Gateway, Options, bin, data};
 
 /// The one shutdown record, checked against the expected counts.
 fn assert_shutdown_record(g: &Gateway, grace: u64, running: u64, finished: u64, aborted: u64) {
-    let s = events(g, "shutdown");
+    let s = g.events("shutdown");
     assert_eq!(s.len(), 1, "{s:?}");
     assert_eq!(s[0]["grace_secs"], grace, "{s:?}");
     assert_eq!(s[0]["running_at_signal"], running, "{s:?}");
@@ -50,35 +20,15 @@ fn assert_shutdown_record(g: &Gateway, grace: u64, running: u64, finished: u64, 
     assert_eq!(s[0]["aborted"], aborted, "{s:?}");
     assert_eq!(s[0]["unfinished"], 0, "{s:?}");
     // And the lifecycle stop comes last.
-    let recs = records(g);
+    let recs = g.audit();
     let last = &recs.last().unwrap()["event"];
     assert_eq!(last["type"], "lifecycle", "{last}");
     assert_eq!(last["action"], "stop", "{last}");
 }
 
-fn wait_until(what: &str, g: &Gateway, ok: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out: {what}\n{}", g.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Starts the paramiko client in the background with piped stdout.
+/// Starts the paramiko client as alice in the background; its JSON lines come from the reader.
 fn spawn_script(g: &Gateway, args: &[&str]) -> (Child, BufReader<ChildStdout>) {
-    let mut child = Command::new("python3")
-        .arg(scripts().join("sftp_client.py"))
-        .args(args)
-        .arg("--port")
-        .arg(g.port.to_string())
-        .arg("--user")
-        .arg("alice")
-        .arg("--key")
-        .arg(g.key("alice"))
-        .current_dir(g.dir.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = g.spawn_script("alice", args);
     let out = BufReader::new(child.stdout.take().unwrap());
     (child, out)
 }
@@ -122,7 +72,7 @@ fn upload_closed_within_grace_commits_and_new_connections_are_refused() {
 
     g.signal("TERM");
     // The listener closes while the upload is still open (the client waits for the gate).
-    wait_until("listener closed", &g, || connection_refused(g.port));
+    g.wait_until("listener closed", || connection_refused(g.port));
     assert!(
         g.stored_files().iter().all(|f| f.contains(".eugate-tmp-")),
         "nothing published yet: {:?}",
@@ -138,14 +88,10 @@ fn upload_closed_within_grace_commits_and_new_connections_are_refused() {
     assert!(status.success(), "{status}\n{}", g.log());
     assert_eq!(g.stored_files(), vec!["acme/slow.bin".to_string()]);
     assert_eq!(g.decrypt(&g.store.join("acme/slow.bin")), plain);
-    assert_eq!(events(&g, "committed").len(), 1);
-    assert!(
-        events(&g, "aborted").is_empty(),
-        "{:?}",
-        events(&g, "aborted")
-    );
+    assert_eq!(g.events("committed").len(), 1);
+    assert!(g.events("aborted").is_empty(), "{:?}", g.events("aborted"));
     assert_shutdown_record(&g, 300, 1, 1, 0);
-    assert_audit_verifies(&g);
+    g.assert_audit_verifies();
 }
 
 #[test]
@@ -168,7 +114,7 @@ fn upload_still_open_at_the_deadline_is_aborted_and_leaves_nothing() {
     let status = g.wait_exit();
     assert!(status.success(), "{status}\n{}", g.log());
     assert!(g.stored_files().is_empty(), "{:?}", g.stored_files());
-    let aborted = events(&g, "aborted");
+    let aborted = g.events("aborted");
     assert_eq!(aborted.len(), 1, "{aborted:?}");
     assert!(
         aborted[0]["cause"]
@@ -177,9 +123,9 @@ fn upload_still_open_at_the_deadline_is_aborted_and_leaves_nothing() {
             .contains("gateway shutdown"),
         "{aborted:?}"
     );
-    assert!(events(&g, "committed").is_empty());
+    assert!(g.events("committed").is_empty());
     assert_shutdown_record(&g, 1, 1, 0, 1);
-    assert_audit_verifies(&g);
+    g.assert_audit_verifies();
     let _ = holder.kill();
     let _ = holder.wait();
 }
@@ -197,7 +143,7 @@ fn grace_zero_aborts_at_once() {
     assert!(status.success(), "{status}\n{}", g.log());
     assert!(g.stored_files().is_empty(), "{:?}", g.stored_files());
     assert_shutdown_record(&g, 0, 1, 0, 1);
-    assert_audit_verifies(&g);
+    g.assert_audit_verifies();
     let _ = holder.kill();
     let _ = holder.wait();
 }
@@ -211,16 +157,14 @@ fn idle_gateway_exits_without_waiting_for_the_grace_period() {
         ..Options::default()
     });
     let (mut idler, _out) = spawn_script(&g, &["idle", "--count", "3600"]);
-    wait_until("login recorded", &g, || {
-        events(&g, "auth")
-            .iter()
-            .any(|a| a["outcome"] == "accepted")
+    g.wait_until("login recorded", || {
+        g.events("auth").iter().any(|a| a["outcome"] == "accepted")
     });
     g.signal("TERM");
     let status = g.wait_exit();
     assert!(status.success(), "{status}\n{}", g.log());
     assert_shutdown_record(&g, 3600, 0, 0, 0);
-    assert_audit_verifies(&g);
+    g.assert_audit_verifies();
     let _ = idler.kill();
     let _ = idler.wait();
 }
@@ -232,7 +176,7 @@ fn sigint_is_a_graceful_shutdown_too() {
     let status = g.wait_exit();
     assert!(status.success(), "{status}\n{}", g.log());
     assert_shutdown_record(&g, 30, 0, 0, 0);
-    assert_audit_verifies(&g);
+    g.assert_audit_verifies();
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Rename never overwrites, on a real Garage S3 server: the S3 destination is driven directly
 //! (storage level), with renames racing onto one new name.
 
+mod common;
 #[path = "garage/mod.rs"]
 mod garage;
 
@@ -174,7 +175,10 @@ fn rename_onto_an_existing_object_or_directory_is_refused() {
         let d = destination(&g).await;
         for to in ["b", "dir"] {
             assert!(
-                matches!(d.rename(&grant(&d), "a", to).await, Err(StorageError::AlreadyExists)),
+                matches!(
+                    d.rename(&grant(&d), "a", to).await,
+                    Err(StorageError::AlreadyExists)
+                ),
                 "a -> {to}"
             );
         }

@@ -24,10 +24,62 @@ impl KeyFiles {
     }
 }
 
+/// [`KeyFiles`] for `keys`, where the flags may stand before or after the subcommand
+/// (`eugate keys --keyring X init` and `eugate keys init --keyring X`), as the README shows them.
+/// clap refuses a global argument that is also required, so both are optional here and
+/// [`KeysKeyFiles::resolve`] reports a missing one as clap would.
+#[derive(Debug, Clone, Args)]
+struct KeysKeyFiles {
+    /// The sealed keyring file.
+    #[arg(long, global = true, env = "EUGATE_KEYRING", value_name = "PATH")]
+    keyring: Option<PathBuf>,
+    /// The master key file that seals the keyring (keep it apart from the keyring's backups).
+    #[arg(
+        long,
+        global = true,
+        env = "EUGATE_MASTER_KEY_FILE",
+        value_name = "PATH"
+    )]
+    master_key_file: Option<PathBuf>,
+}
+
+impl KeysKeyFiles {
+    /// Both paths, or clap's usage error (exit 2) naming each missing flag and its variable.
+    fn resolve(self) -> KeyFiles {
+        let mut missing = Vec::new();
+        if self.keyring.is_none() {
+            missing.push("  --keyring <PATH> (or EUGATE_KEYRING)");
+        }
+        if self.master_key_file.is_none() {
+            missing.push("  --master-key-file <PATH> (or EUGATE_MASTER_KEY_FILE)");
+        }
+        match (self.keyring, self.master_key_file) {
+            (Some(keyring), Some(master_key_file)) => KeyFiles {
+                keyring,
+                master_key_file,
+            },
+            _ => {
+                // Built, so that the usage line names `eugate keys`.
+                let mut cli = <super::Cli as clap::CommandFactory>::command();
+                cli.build();
+                let mut keys = cli.find_subcommand("keys").cloned().unwrap_or(cli);
+                keys.error(
+                    clap::error::ErrorKind::MissingRequiredArgument,
+                    format!(
+                        "the following required arguments were not provided:\n{}",
+                        missing.join("\n")
+                    ),
+                )
+                .exit()
+            }
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct KeysArgs {
     #[command(flatten)]
-    files: KeyFiles,
+    files: KeysKeyFiles,
     #[command(subcommand)]
     command: KeysCommand,
 }
@@ -56,7 +108,7 @@ enum KeysCommand {
 }
 
 pub fn run(args: KeysArgs) -> anyhow::Result<()> {
-    let files = &args.files;
+    let files = &args.files.resolve();
     match args.command {
         KeysCommand::Init => {
             let existed = files.keyring.exists();

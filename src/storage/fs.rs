@@ -768,7 +768,10 @@ mod tests {
         std::fs::write(dir.path().join("f"), b"f").unwrap();
         for (from, to) in [("d1", "d2"), ("d1", "f"), ("f", "d1")] {
             assert!(
-                matches!(d.rename(&grant(&d), from, to).await, Err(StorageError::AlreadyExists)),
+                matches!(
+                    d.rename(&grant(&d), from, to).await,
+                    Err(StorageError::AlreadyExists)
+                ),
                 "{from} -> {to}"
             );
         }

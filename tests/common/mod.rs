@@ -29,6 +29,18 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     out
 }
 
+/// Runs `cmd` with `input` on its stdin; stdout and stderr captured.
+pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 pub struct User {
     pub name: String,
     pub tenant: String,
@@ -71,6 +83,9 @@ impl Default for Options {
         }
     }
 }
+
+/// bob's password (his `password_hash` in every test gateway).
+pub const BOB_PASSWORD: &str = "correct horse battery staple";
 
 /// A running gateway with two tenants: `acme` (users alice [key], bob [password]) and `beta`
 /// (user carol [key]). Killed on drop.
@@ -136,19 +151,12 @@ impl Gateway {
         for t in &o.extra_tenants {
             keys(&["add-tenant", t]);
         }
-        let mut passwd = Command::new(bin())
-            .arg("passwd")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        passwd
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"correct horse battery staple\n")
-            .unwrap();
-        let hash = String::from_utf8(passwd.wait_with_output().unwrap().stdout).unwrap();
+        let passwd = run_with_stdin(
+            Command::new(bin()).arg("passwd"),
+            format!("{BOB_PASSWORD}\n").as_bytes(),
+        );
+        assert!(passwd.status.success(), "eugate passwd: {passwd:?}");
+        let hash = String::from_utf8(passwd.stdout).unwrap();
         let pubkey = |u: &str| std::fs::read_to_string(d.join(format!("{u}.pub"))).unwrap();
         let port = free_port();
         let config = d.join("gateway.toml");
@@ -279,7 +287,8 @@ authorized_keys_file = "dave.pub"
         self.path(user)
     }
 
-    fn ssh_opts(&self, key: &Path) -> Vec<String> {
+    /// OpenSSH client options: no host key prompts, key auth with `key` only, errors only.
+    pub fn ssh_opts(&self, key: &Path) -> Vec<String> {
         vec![
             "-o".into(),
             "StrictHostKeyChecking=no".into(),
@@ -298,26 +307,17 @@ authorized_keys_file = "dave.pub"
 
     /// Runs `sftp -b -` with `commands` as user (key auth); returns the output.
     pub fn sftp(&self, user: &str, commands: &str) -> Output {
-        let mut child = Command::new("sftp")
-            .args(self.ssh_opts(&self.key(user)))
-            .arg("-P")
-            .arg(self.port.to_string())
-            .arg("-b")
-            .arg("-")
-            .arg(format!("{user}@127.0.0.1"))
-            .current_dir(self.dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(commands.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        run_with_stdin(
+            Command::new("sftp")
+                .args(self.ssh_opts(&self.key(user)))
+                .arg("-P")
+                .arg(self.port.to_string())
+                .arg("-b")
+                .arg("-")
+                .arg(format!("{user}@127.0.0.1"))
+                .current_dir(self.dir.path()),
+            commands.as_bytes(),
+        )
     }
 
     pub fn sftp_ok(&self, user: &str, commands: &str) -> String {
@@ -430,8 +430,13 @@ fn spawn_serve(dir: &Path, config: &Path, env: &[(String, String)]) -> Child {
         .arg(config)
         .env("RUST_LOG", "info,eugate=debug")
         .env("NO_COLOR", "1")
+        // This machine points these at its own CA bundle; a test must trust only what it sets up.
+        .env_remove("AWS_CA_BUNDLE")
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR")
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdout(Stdio::null())
+        // stdout too: a secret printed there would escape a search of the log otherwise.
+        .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
         .unwrap()
@@ -517,4 +522,246 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+/// Waits (up to `secs`) until `f` holds; returns whether it did. The deadline only guards against
+/// a hang: it is not a timing check.
+pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The records of an audit log (JSON lines); none if the file does not exist yet.
+pub fn audit_records(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audit line {l:?}: {e}")))
+        .collect()
+}
+
+/// The events of `kind` (`committed`, `aborted`, …) among `records`.
+pub fn audit_events(records: &[serde_json::Value], kind: &str) -> Vec<serde_json::Value> {
+    records
+        .iter()
+        .filter(|r| r["event"]["type"] == kind)
+        .map(|r| r["event"].clone())
+        .collect()
+}
+
+/// `eugate audit verify FILE`.
+pub fn audit_verify(path: &Path) -> Output {
+    Command::new(bin())
+        .args(["audit", "verify"])
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
+/// `eugate audit verify` passes on `path`, and fails naming an edit once one of its records is
+/// changed: the chain is checked, not only the file's syntax.
+pub fn assert_audit_chain_verifies(path: &Path) {
+    let out = audit_verify(path);
+    assert!(
+        out.status.success(),
+        "audit verify {}: {}{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let tampered = path.with_extension("tampered.jsonl");
+    // The last record's time (a field every record has) moved: the end of the chain is read too.
+    let at = text.rfind("\"ts\":\"").expect("a record with a time") + "\"ts\":\"".len();
+    std::fs::write(&tampered, format!("{}1{}", &text[..at], &text[at..])).unwrap();
+    let out = audit_verify(&tampered);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(1) && err.contains("edited"),
+        "an edited copy of {} verifies: {err}",
+        path.display()
+    );
+    std::fs::remove_file(&tampered).unwrap();
+}
+
+/// Length of the runs of plaintext [`assert_no_plaintext`] looks for.
+pub const PLAINTEXT_WINDOW: usize = 32;
+
+/// At most this many plaintext windows are indexed; longer plaintexts are indexed at a stride.
+const PLAINTEXT_INDEX_MAX: usize = 1 << 20;
+
+/// Fails if any 32-byte run of `plain` appears anywhere in `stored`. `plain` should be
+/// distinctive (e.g. [`data`]) so that a match can only be a leak.
+///
+/// Every window of `stored` is hashed (rolling) and looked up among the windows of `plain`,
+/// which are indexed at every offset up to 1 Mi windows (32 MiB of plaintext at stride 1 would
+/// need too much memory) and at a stride beyond; a stride `s` still finds every leaked run of
+/// `32 + s - 1` bytes or more, and the message says which guarantee held. Hash hits are
+/// compared byte for byte.
+pub fn assert_no_plaintext(stored: &[u8], plain: &[u8]) {
+    const W: usize = PLAINTEXT_WINDOW;
+    if plain.len() < W || stored.len() < W {
+        return;
+    }
+    let windows = plain.len() - W + 1;
+    let stride = windows.div_ceil(PLAINTEXT_INDEX_MAX);
+    let mut index: std::collections::HashMap<u64, usize> =
+        std::collections::HashMap::with_capacity(windows / stride + 1);
+    for_each_window_hash(plain, |pos, h| {
+        if pos % stride == 0 {
+            index.entry(h).or_insert(pos);
+        }
+    });
+    for_each_window_hash(stored, |pos, h| {
+        if let Some(&at) = index.get(&h) {
+            assert!(
+                stored[pos..pos + W] != plain[at..at + W],
+                "plaintext bytes {at}..{} appear in the stored bytes at offset {pos} \
+                 (searched every {W}-byte window of the plaintext at stride {stride})",
+                at + W
+            );
+        }
+    });
+}
+
+/// Calls `f(offset, hash)` for every `PLAINTEXT_WINDOW`-byte window of `bytes`, with a
+/// polynomial rolling hash (wrapping u64 arithmetic), so each step costs O(1).
+fn for_each_window_hash(bytes: &[u8], mut f: impl FnMut(usize, u64)) {
+    const W: usize = PLAINTEXT_WINDOW;
+    const BASE: u64 = 0x100_0000_01b3; // odd, so that multiplication mixes every byte
+    let top = (0..W - 1).fold(1u64, |p, _| p.wrapping_mul(BASE)); // BASE^(W-1)
+    let mut h = bytes[..W].iter().fold(0u64, |h, &b| {
+        h.wrapping_mul(BASE).wrapping_add(u64::from(b) + 1)
+    });
+    f(0, h);
+    for pos in 1..=bytes.len() - W {
+        let out = u64::from(bytes[pos - 1]) + 1;
+        let inn = u64::from(bytes[pos + W - 1]) + 1;
+        h = h
+            .wrapping_sub(out.wrapping_mul(top))
+            .wrapping_mul(BASE)
+            .wrapping_add(inn);
+        f(pos, h);
+    }
+}
+
+/// A copy of the shipped `policies/` (rules, facts and their `tests/`) in a temp dir, to edit.
+pub fn copy_policies() -> tempfile::TempDir {
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            let target = to.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                copy_dir(&e.path(), &target);
+            } else {
+                std::fs::copy(e.path(), target).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
+        dir.path(),
+    );
+    dir
+}
+
+impl Gateway {
+    /// The gateway's audit log.
+    pub fn audit_path(&self) -> PathBuf {
+        self.path("audit.jsonl")
+    }
+
+    /// Every record of the gateway's audit log so far.
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        audit_records(&self.audit_path())
+    }
+
+    /// The audit events of `kind` so far.
+    pub fn events(&self, kind: &str) -> Vec<serde_json::Value> {
+        audit_events(&self.audit(), kind)
+    }
+
+    /// The gateway's audit chain verifies (and an edited copy does not).
+    pub fn assert_audit_verifies(&self) {
+        assert_audit_chain_verifies(&self.audit_path());
+    }
+
+    /// Polls until `f` holds; fails with `what` and the gateway log if it never does.
+    pub fn wait_until(&self, what: &str, f: impl FnMut() -> bool) {
+        assert!(eventually(60, f), "timed out: {what}\n{}", self.log());
+    }
+
+    /// Polls the audit log until `ok` holds for its records; returns them.
+    pub fn wait_for_audit(
+        &self,
+        what: &str,
+        ok: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let mut recs = Vec::new();
+        let found = eventually(60, || {
+            recs = self.audit();
+            ok(&recs)
+        });
+        assert!(found, "no {what} in the audit log: {recs:#?}");
+        recs
+    }
+
+    /// Polls the gateway log until `needle` occurs `count` times.
+    pub fn wait_for_log(&self, needle: &str, count: usize) {
+        self.wait_until(&format!("{count}x {needle:?} in the log"), || {
+            self.log().matches(needle).count() >= count
+        });
+    }
+
+    /// Fails if `secret` occurs anywhere in the gateway's output (stdout and stderr, both in its
+    /// log) or in its audit log.
+    pub fn assert_secret_absent(&self, secret: &str) {
+        assert!(!secret.is_empty());
+        let log = self.log();
+        assert!(
+            !log.contains(secret),
+            "{secret:?} in the gateway log:\n{log}"
+        );
+        let audit = std::fs::read_to_string(self.audit_path()).unwrap_or_default();
+        assert!(
+            !audit.contains(secret),
+            "{secret:?} in the audit log:\n{audit}"
+        );
+    }
+
+    /// Opens sealed bytes (e.g. fetched from S3) with the real `eugate decrypt`.
+    pub fn decrypt_bytes(&self, sealed: &[u8]) -> Vec<u8> {
+        let file = tempfile::NamedTempFile::new_in(self.dir.path()).unwrap();
+        std::fs::write(file.path(), sealed).unwrap();
+        self.decrypt(file.path())
+    }
+
+    /// The paramiko helper in the background as `user` (key auth), stdout piped (its JSON
+    /// lines), stderr inherited.
+    pub fn spawn_script(&self, user: &str, args: &[&str]) -> Child {
+        Command::new("python3")
+            .arg(scripts().join("sftp_client.py"))
+            .arg(args[0])
+            .arg("--port")
+            .arg(self.port.to_string())
+            .arg("--user")
+            .arg(user)
+            .arg("--key")
+            .arg(self.key(user))
+            .args(&args[1..])
+            .current_dir(self.dir.path())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
 }

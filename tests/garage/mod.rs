@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Moved to tests/common; re-exported so that `garage::eventually` keeps working.
+pub use crate::common::eventually;
+use crate::common::{Gateway, scripts};
+
 pub const ACCESS_KEY: &str = "GK0123456789abcdef01234567";
 pub const SECRET_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -399,16 +403,60 @@ impl Store {
     }
 }
 
-/// Waits (up to `secs`) until `f` holds; returns whether it did.
-pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if f() {
-            return true;
+/// The paramiko `put-pause` client in the background: writes `mib` MiB of seeded bytes, creates
+/// `<signal>.paused`, waits for `<signal>.go`, then writes `after` MiB more and closes.
+pub struct Paused {
+    pub child: Child,
+    signal: PathBuf,
+    pub name: String,
+}
+
+impl Paused {
+    /// Uploads `/<name>` as `user`; the signal files live in the gateway's test directory.
+    pub fn start(gw: &Gateway, user: &str, name: &str, mib: usize, after: usize) -> Paused {
+        let signal = gw.path(name);
+        let child = Command::new("python3")
+            .arg(scripts().join("sftp_client.py"))
+            .arg("put-pause")
+            .args(["--port", &gw.port.to_string(), "--user", user, "--key"])
+            .arg(gw.key(user))
+            .args(["--path", &format!("/{name}"), "--count", &mib.to_string()])
+            .args(["--after", &after.to_string()])
+            .arg("--local")
+            .arg(&signal)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Paused {
+            child,
+            signal,
+            name: name.to_string(),
         }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    /// Whether the client has written its first `mib` MiB and waits.
+    pub fn paused(&self) -> bool {
+        Path::new(&format!("{}.paused", self.signal.display())).exists()
+    }
+
+    /// Lets the client write the rest and close.
+    pub fn go(&self) {
+        std::fs::write(format!("{}.go", self.signal.display()), b"").unwrap();
+    }
+
+    /// Waits until the client has paused and `store` holds the multipart upload of `key`.
+    pub fn wait_in_garage(&self, store: &Store, bucket: &str, key: &str, gw: &Gateway) {
+        assert!(
+            eventually(120, || self.paused()),
+            "client {} did not reach its pause:\n{}",
+            self.name,
+            gw.log()
+        );
+        assert!(
+            eventually(120, || store.uploads(bucket).iter().any(|u| u == key)),
+            "the multipart upload of {key} did not start:\n{}",
+            gw.log()
+        );
     }
 }
