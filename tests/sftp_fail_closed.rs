@@ -3,6 +3,8 @@
 //! the records say so. Clients behave as real ones do: after a refused WRITE they send CLOSE.
 
 mod common;
+#[path = "garage/mod.rs"]
+mod garage;
 
 use common::{Gateway, data};
 use serde_json::Value;
@@ -274,4 +276,88 @@ fn serve_refuses_a_policy_bundle_whose_own_tests_fail() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("fails its own tests"), "{err}");
     assert!(err.contains("US is not EEA"), "{err}");
+}
+
+/// A tmpfs of its own, unmounted on drop: a disk that fills up on demand.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: std::path::PathBuf) -> SmallDisk {
+        std::fs::create_dir_all(&at).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(&at)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "this test mounts a tmpfs and needs root (CI runs as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk(at)
+    }
+
+    /// Fills every free byte with a filler file.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.0.join("filler")).unwrap();
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        while f.write_all(&block[..1]).is_ok() {}
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A commit the audit log cannot record is not a commit: the object is taken back and the
+/// client hears "not stored". Here the audit log's disk fills up while an upload runs.
+#[test]
+fn an_upload_whose_commit_cannot_be_audited_is_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(dir.path().join("auditdisk"));
+    let audit = disk.0.join("audit.jsonl");
+    let g = Gateway::start_with(common::Options {
+        extra_toml: format!("\n[audit]\nfile = \"{}\"\n", audit.display()),
+        ..common::Options::default()
+    });
+    let client = garage::Paused::start(&g, "alice", "late.bin", 1, 1);
+    assert!(
+        common::eventually(60, || client.paused()),
+        "client did not pause:\n{}",
+        g.log()
+    );
+    // The decision is on record; now the disk is full. Logins fill what is left of the
+    // log's last page until one is refused for want of an audit record.
+    disk.fill();
+    let mut refused = false;
+    for _ in 0..40 {
+        if !g.sftp("alice", "ls /\n").status.success() {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the audit log never filled up:\n{}", g.log());
+    client.go();
+    let out = client.child.wait_with_output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["ok"],
+        false,
+        "CLOSE must fail: {report}\n{}",
+        g.log()
+    );
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("audit log could not record"),
+        "{report}"
+    );
+    assert!(g.stored_files().is_empty(), "{:?}", g.stored_files());
+    let text = std::fs::read_to_string(&audit).unwrap();
+    assert!(!text.contains("\"committed\""), "{text}");
 }
