@@ -4,6 +4,7 @@
 //! then [`Config::from_raw`] checks meaning (addresses, paths, key lines, password hashes, routes)
 //! and collects *all* problems, so an operator fixes a file in one pass.
 
+mod limits;
 mod raw;
 mod s3;
 mod size;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use russh::keys::PublicKey;
 
+pub use limits::LimitsConfig;
 pub use s3::{S3Credentials, S3DestinationConfig, SELF_HOSTED, StorageConfig};
 pub use size::parse_size;
 
@@ -39,6 +41,7 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub audit: AuditConfig,
     pub storage: StorageConfig,
+    pub limits: LimitsConfig,
     pub destinations: BTreeMap<String, DestinationConfig>,
     pub tenants: BTreeMap<String, TenantConfig>,
 }
@@ -434,6 +437,7 @@ impl Config {
         };
 
         let storage = s3::storage(&raw.storage, c);
+        let limits = limits::limits(&raw.limits, c);
 
         // [destinations.*]
         let mut destinations = BTreeMap::new();
@@ -674,6 +678,7 @@ impl Config {
             policy,
             audit,
             storage,
+            limits,
             destinations,
             tenants,
         }

@@ -19,6 +19,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub storage: RawStorage,
     #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
     pub destinations: BTreeMap<String, RawDestination>,
     #[serde(default)]
     pub tenants: BTreeMap<String, RawTenant>,
@@ -44,6 +46,22 @@ pub struct RawServer {
 pub enum RawSize {
     Bytes(u64),
     Text(String),
+}
+
+/// `[limits]`: caps on what clients can hold (`super::limits`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_connections: Option<u32>,
+    pub max_unauthenticated: Option<u32>,
+    pub max_unauthenticated_per_source: Option<u32>,
+    pub login_grace_secs: Option<u64>,
+    pub max_channels_per_connection: Option<u32>,
+    pub channel_buffer: Option<RawSize>,
+    pub reply_timeout_secs: Option<u64>,
+    pub max_handles_per_user: Option<u32>,
+    pub max_handles_total: Option<u32>,
+    pub max_held_writes: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -443,3 +443,41 @@ credentials = { env = "EUGATE_S3" }"#;
     )
     .unwrap();
 }
+
+#[test]
+fn limits_default_and_load() {
+    let c = Config::parse(Path::new("/etc/eugate/gateway.toml"), &good()).unwrap();
+    assert_eq!(c.limits, LimitsConfig::default());
+    let text = format!(
+        "{}\n[limits]\nmax_unauthenticated = 50\nmax_unauthenticated_per_source = 5\nchannel_buffer = \"1MiB\"\nlogin_grace_secs = 10\nmax_held_writes = 64\n",
+        good()
+    );
+    let c = Config::parse(Path::new("/etc/eugate/gateway.toml"), &text).unwrap();
+    assert_eq!(c.limits.max_unauthenticated, 50);
+    assert_eq!(c.limits.max_unauthenticated_per_source, 5);
+    assert_eq!(c.limits.channel_buffer, 1 << 20);
+    assert_eq!(c.limits.login_grace, std::time::Duration::from_secs(10));
+    assert_eq!(c.limits.max_held_writes, 64);
+}
+
+#[test]
+fn limits_out_of_range_are_named() {
+    let text = format!(
+        "{}\n[limits]\nmax_unauthenticated = 10\nmax_unauthenticated_per_source = 11\nchannel_buffer = \"1KiB\"\nlogin_grace_secs = 0\nmax_handles_total = 10\nmax_handles_per_user = 20\nmax_channels_per_connection = 0\nreply_timeout_secs = 0\nmax_held_writes = 0\n",
+        good()
+    );
+    let keys = keys_of(&problems(&text));
+    for k in [
+        "limits.max_unauthenticated_per_source",
+        "limits.channel_buffer",
+        "limits.login_grace_secs",
+        "limits.max_handles_per_user",
+        "limits.max_channels_per_connection",
+        "limits.reply_timeout_secs",
+        "limits.max_held_writes",
+    ] {
+        assert!(keys.iter().any(|x| x == k), "{k} not in {keys:?}");
+    }
+    let text = format!("{}\n[limits]\nmax_handle = 3\n", good());
+    assert!(Config::parse(Path::new("/etc/eugate/gateway.toml"), &text).is_err());
+}
