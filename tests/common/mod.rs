@@ -765,3 +765,44 @@ impl Gateway {
             .unwrap()
     }
 }
+
+/// What the kernel says the gateway process holds (the abuse suite's bounds).
+impl Gateway {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory, in KiB (`VmRSS` of /proc/PID/status).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in /proc status:\n{status}"))
+    }
+
+    /// Open file descriptors (entries of /proc/PID/fd).
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count()
+    }
+
+    /// A normal OpenSSH upload by alice of a fresh 256 KiB file named `name` succeeds and is
+    /// stored whole (the well-behaved client that must keep working during an attack).
+    pub fn assert_normal_upload(&self, name: &str) {
+        let plain = data(256 << 10, name.len() as u64 ^ 0x5eed);
+        let local = self.path(&format!("{name}.local"));
+        std::fs::write(&local, &plain).unwrap();
+        let out = self.sftp("alice", &format!("put {} /{name}\n", local.display()));
+        assert!(
+            out.status.success(),
+            "normal upload {name} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        let stored = self.store.join("acme").join(name);
+        assert_eq!(self.decrypt(&stored), plain, "{name} stored whole");
+    }
+}
