@@ -1,6 +1,9 @@
 //! `[limits]`: every resource a client can hold, capped (OpenSSH's `MaxStartups`,
 //! `LoginGraceTime`, `MaxSessions`; SFTPGo's defender). Counted per connection, per user and
 //! process-wide; at a cap the client is refused or slowed, never the gateway exhausted.
+//!
+//! Work in progress (issue 13): these values are parsed and checked but not yet enforced by the
+//! front end; README does not document them until they are.
 
 use std::time::Duration;
 
