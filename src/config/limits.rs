@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use super::Collector;
-use super::raw::{RawLimits, RawSize};
+use super::raw::RawLimits;
+use super::size::size_or;
 
 /// Defaults, also documented in README "Limits".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,17 +52,6 @@ impl Default for LimitsConfig {
             max_handles_total: 4096,
             max_held_writes: 1024,
         }
-    }
-}
-
-fn size(raw: &Option<RawSize>, key: &str, default: u64, c: &mut Collector) -> u64 {
-    match raw {
-        None => default,
-        Some(RawSize::Bytes(n)) => *n,
-        Some(RawSize::Text(t)) => super::parse_size(t).unwrap_or_else(|e| {
-            c.push(key, format!("{e}; write a size such as \"4MiB\""));
-            default
-        }),
     }
 }
 
@@ -135,10 +125,11 @@ pub(super) fn limits(raw: &RawLimits, c: &mut Collector) -> LimitsConfig {
         "sftp and scp need one",
         c,
     );
-    let channel_buffer = size(
+    let channel_buffer = size_or(
         &raw.channel_buffer,
         "limits.channel_buffer",
         d.channel_buffer,
+        "4MiB",
         c,
     );
     if !(256 << 10..=256 << 20).contains(&channel_buffer) {

@@ -7,28 +7,23 @@
 mod limits;
 mod raw;
 mod s3;
+mod server;
 mod size;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use russh::keys::PublicKey;
 
 pub use limits::LimitsConfig;
 pub use s3::{S3Credentials, S3DestinationConfig, SELF_HOSTED, StorageConfig};
+pub use server::{
+    Algorithms, AuthConfig, DEFAULT_IDLE_TIMEOUT_SECS, DEFAULT_MAX_OPEN_HANDLES,
+    DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_REORDER_WINDOW, DEFAULT_SHUTDOWN_GRACE_SECS,
+    MAX_SHUTDOWN_GRACE_SECS, ServerConfig,
+};
 pub use size::parse_size;
-
-/// Defaults, also documented in README "Running the gateway".
-pub const DEFAULT_REORDER_WINDOW: u64 = 16 << 20;
-pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 600;
-pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
-/// A day: longer than any sane drain, short enough that a typo (e.g. milliseconds) is caught.
-pub const MAX_SHUTDOWN_GRACE_SECS: u64 = 86_400;
-pub const DEFAULT_MAX_SESSIONS_PER_USER: u32 = 10;
-pub const DEFAULT_MAX_OPEN_HANDLES: u32 = 64;
 
 /// A validated gateway configuration. Paths are absolute (resolved against the config file's
 /// directory).
@@ -44,62 +39,6 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub destinations: BTreeMap<String, DestinationConfig>,
     pub tenants: BTreeMap<String, TenantConfig>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    pub listen: Vec<SocketAddr>,
-    pub host_keys: Vec<PathBuf>,
-    pub idle_timeout: Duration,
-    pub max_sessions_per_user: u32,
-    /// Bytes an upload may hold out of order before writes are refused.
-    pub reorder_window: u64,
-    pub max_open_handles: u32,
-    /// How long a shutdown waits for running uploads before aborting them (0: at once).
-    pub shutdown_grace: Duration,
-    /// The SSH algorithm set offered to clients.
-    pub algorithms: Algorithms,
-}
-
-/// `[server] algorithms`: which SSH algorithm set the gateway offers (docs/ssh-algorithms.md).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Algorithms {
-    /// AEAD ciphers (AES-GCM, ChaCha20-Poly1305) and ETM MACs only.
-    #[default]
-    Modern,
-    /// Modern, plus what OpenSSH itself offers by default beyond it: AES-CTR with the non-ETM
-    /// hmac-sha2-256/512 MACs, for clients on libssh2 1.10 (curl's `sftp://` on Debian 12,
-    /// PHP's ssh2). Never SHA-1, never CBC.
-    Compatible,
-}
-
-impl Algorithms {
-    pub fn name(self) -> &'static str {
-        match self {
-            Algorithms::Modern => "modern",
-            Algorithms::Compatible => "compatible",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct AuthConfig {
-    /// Failures (per source IP or per user) before a temporary ban.
-    pub max_failures: u32,
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-    pub ban: Duration,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        AuthConfig {
-            max_failures: 5,
-            base_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(4),
-            ban: Duration::from_secs(300),
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -286,143 +225,8 @@ impl Config {
             }
         };
 
-        // [server]
-        let mut listen = Vec::new();
-        if raw.server.listen.is_empty() {
-            c.push(
-                "server.listen",
-                "no listen address; add one, e.g. listen = [\"127.0.0.1:2222\"]",
-            );
-        }
-        for (i, addr) in raw.server.listen.iter().enumerate() {
-            match addr.parse::<SocketAddr>() {
-                Ok(a) => listen.push(a),
-                Err(_) => c.push(
-                    format!("server.listen[{i}]"),
-                    format!(
-                        "`{addr}` is not an IP:port socket address; write e.g. \"0.0.0.0:2222\" or \"[::1]:2222\""
-                    ),
-                ),
-            }
-        }
-        if raw.server.host_keys.is_empty() {
-            c.push(
-                "server.host_keys",
-                "no host key; generate one with `ssh-keygen -t ed25519 -N '' -f host_ed25519` and list its path",
-            );
-        }
-        let host_keys = raw.server.host_keys.iter().map(|p| resolve(p)).collect();
-        let reorder_window = match &raw.server.reorder_window {
-            None => DEFAULT_REORDER_WINDOW,
-            Some(raw::RawSize::Bytes(n)) => *n,
-            Some(raw::RawSize::Text(t)) => match parse_size(t) {
-                Ok(n) => n,
-                Err(e) => {
-                    c.push(
-                        "server.reorder_window",
-                        format!("{e}; write a size such as \"16MiB\""),
-                    );
-                    DEFAULT_REORDER_WINDOW
-                }
-            },
-        };
-        if !(64 << 10..=1 << 30).contains(&reorder_window) {
-            c.push(
-                "server.reorder_window",
-                "must lie between 64KiB and 1GiB; the default \"16MiB\" suits OpenSSH and WinSCP",
-            );
-        }
-        let max_sessions_per_user = raw
-            .server
-            .max_sessions_per_user
-            .unwrap_or(DEFAULT_MAX_SESSIONS_PER_USER);
-        if max_sessions_per_user == 0 {
-            c.push(
-                "server.max_sessions_per_user",
-                "0 would lock every user out; use at least 1",
-            );
-        }
-        let max_open_handles = raw
-            .server
-            .max_open_handles
-            .unwrap_or(DEFAULT_MAX_OPEN_HANDLES);
-        if max_open_handles == 0 {
-            c.push("server.max_open_handles", "must be at least 1");
-        }
-        let idle = raw
-            .server
-            .idle_timeout_secs
-            .unwrap_or(DEFAULT_IDLE_TIMEOUT_SECS);
-        if idle == 0 {
-            c.push(
-                "server.idle_timeout_secs",
-                "0 disables nothing and drops every session; use e.g. 600",
-            );
-        }
-        let grace = raw
-            .server
-            .shutdown_grace_secs
-            .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS);
-        if grace > MAX_SHUTDOWN_GRACE_SECS {
-            c.push(
-                "server.shutdown_grace_secs",
-                format!(
-                    "{grace} seconds is more than a day ({MAX_SHUTDOWN_GRACE_SECS}); it is in seconds, e.g. 30 (0 aborts running uploads at once)"
-                ),
-            );
-        }
-        let algorithms = match raw.server.algorithms.as_deref() {
-            None | Some("modern") => Algorithms::Modern,
-            Some("compatible") => Algorithms::Compatible,
-            Some(other) => {
-                c.push(
-                    "server.algorithms",
-                    format!(
-                        "`{other}` is not an algorithm set; write \"modern\" (the default: AES-GCM, ChaCha20-Poly1305, ETM MACs) or \"compatible\" (adds aes128/192/256-ctr with hmac-sha2-256/512, for libssh2-based clients such as curl's sftp://)"
-                    ),
-                );
-                Algorithms::Modern
-            }
-        };
-        let server = ServerConfig {
-            algorithms,
-            shutdown_grace: Duration::from_secs(grace.min(MAX_SHUTDOWN_GRACE_SECS)),
-            listen,
-            host_keys,
-            idle_timeout: Duration::from_secs(idle),
-            max_sessions_per_user,
-            reorder_window,
-            max_open_handles,
-        };
-
-        // [auth]
-        let d = AuthConfig::default();
-        let auth = AuthConfig {
-            max_failures: raw.auth.max_failures.unwrap_or(d.max_failures),
-            base_delay: raw
-                .auth
-                .base_delay_ms
-                .map(Duration::from_millis)
-                .unwrap_or(d.base_delay),
-            max_delay: raw
-                .auth
-                .max_delay_ms
-                .map(Duration::from_millis)
-                .unwrap_or(d.max_delay),
-            ban: raw.auth.ban_secs.map(Duration::from_secs).unwrap_or(d.ban),
-        };
-        if auth.max_failures == 0 {
-            c.push(
-                "auth.max_failures",
-                "0 would ban every client on its first attempt; use e.g. 5",
-            );
-        }
-        if auth.max_delay < auth.base_delay {
-            c.push(
-                "auth.max_delay_ms",
-                "is smaller than auth.base_delay_ms; raise it or lower the base delay",
-            );
-        }
+        let server = server::server(&raw.server, &resolve, c);
+        let auth = server::auth(&raw.auth, c);
 
         let keys = KeysConfig {
             keyring: resolve(&raw.keys.keyring),

@@ -5,8 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::raw::{RawDestination, RawSize, RawStorage};
-use super::{Collector, parse_size};
+use super::Collector;
+use super::raw::{RawDestination, RawStorage};
+use super::size::size_or;
 
 /// Defaults for `[storage]`, also documented in the README.
 pub const DEFAULT_MEMORY_BUDGET: u64 = 256 << 20;
@@ -94,17 +95,13 @@ impl S3DestinationConfig {
 
 pub(super) fn storage(raw: &RawStorage, c: &mut Collector) -> StorageConfig {
     let d = StorageConfig::default();
-    let memory_budget = match &raw.memory_budget {
-        None => d.memory_budget,
-        Some(RawSize::Bytes(n)) => *n,
-        Some(RawSize::Text(t)) => parse_size(t).unwrap_or_else(|e| {
-            c.push(
-                "storage.memory_budget",
-                format!("{e}; write a size such as \"256MiB\""),
-            );
-            d.memory_budget
-        }),
-    };
+    let memory_budget = size_or(
+        &raw.memory_budget,
+        "storage.memory_budget",
+        d.memory_budget,
+        "256MiB",
+        c,
+    );
     // One upload needs at least one 8 MiB part buffer; below that nothing could move.
     if !(16 << 20..=64 << 30).contains(&memory_budget) {
         c.push(

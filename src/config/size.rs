@@ -1,5 +1,27 @@
 //! Human byte sizes in config ("16MiB", "512 KiB", or a plain integer of bytes).
 
+use super::Collector;
+use super::raw::RawSize;
+
+/// The size `raw` gives for `key`, or `default` if absent; an unreadable one is reported with an
+/// example of what to write (`example`, e.g. "16MiB") and replaced by `default`.
+pub(super) fn size_or(
+    raw: &Option<RawSize>,
+    key: &str,
+    default: u64,
+    example: &str,
+    c: &mut Collector,
+) -> u64 {
+    match raw {
+        None => default,
+        Some(RawSize::Bytes(n)) => *n,
+        Some(RawSize::Text(t)) => parse_size(t).unwrap_or_else(|e| {
+            c.push(key, format!("{e}; write a size such as \"{example}\""));
+            default
+        }),
+    }
+}
+
 /// Parses `16MiB`, `16 MiB`, `1GiB`, `4096`, `64KiB`, `8MB`. Units are case-insensitive.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();

@@ -1,4 +1,5 @@
 use std::path::Path;
+use std::time::Duration;
 
 use super::*;
 
@@ -456,7 +457,7 @@ fn limits_default_and_load() {
     assert_eq!(c.limits.max_unauthenticated, 50);
     assert_eq!(c.limits.max_unauthenticated_per_source, 5);
     assert_eq!(c.limits.channel_buffer, 1 << 20);
-    assert_eq!(c.limits.login_grace, std::time::Duration::from_secs(10));
+    assert_eq!(c.limits.login_grace, Duration::from_secs(10));
     assert_eq!(c.limits.max_held_writes, 64);
 }
 
