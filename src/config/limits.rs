@@ -43,7 +43,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_connections: 1024,
             max_unauthenticated: 128,
-            max_unauthenticated_per_source: 10,
+            max_unauthenticated_per_source: 32,
             login_grace: Duration::from_secs(30),
             max_channels_per_connection: 10,
             channel_buffer: 4 << 20,

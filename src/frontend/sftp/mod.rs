@@ -2,15 +2,17 @@
 //! compatible set), per-IP and per-user brute-force defence, a session limit per user, and one
 //! [`handler::SftpSession`] per SFTP channel. It knows only `transfer` (and `config` at startup).
 
+mod admission;
 mod framing;
 pub mod guard;
 pub mod handler;
 mod hostkeys;
+mod killswitch;
 mod offer;
 mod requests;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,8 +23,11 @@ use russh::{Channel, ChannelId, MethodKind, MethodSet, Preferred};
 use tokio::net::TcpListener;
 use zeroize::Zeroizing;
 
-use crate::config::{Algorithms, Config};
+use crate::config::{Algorithms, Config, LimitsConfig};
 use crate::transfer::{AuthOutcome, Gateway, Principal};
+
+use admission::{Admission, Entry};
+use killswitch::{KillSwitch, Killable};
 
 pub use guard::{AuthGuard, Verdict};
 pub use hostkeys::load_host_keys;
@@ -37,6 +42,20 @@ pub enum FrontendError {
         source: std::io::Error,
     },
 }
+
+/// Why a connection's session ended with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    #[error(transparent)]
+    Ssh(#[from] russh::Error),
+    #[error(
+        "the client sent a {len}-byte channel packet; the gateway advertised at most {max} bytes"
+    )]
+    PacketTooLarge { len: usize, max: u32 },
+}
+
+/// The largest channel data packet we advertise (and accept).
+const MAX_CHANNEL_PACKET: u32 = 32 << 10;
 
 /// The algorithms offered for `set`. Never SHA-1, never CBC. Strict kex (Terrapin fix) is
 /// announced by listing `kex-strict-s-v00@openssh.com`.
@@ -101,6 +120,8 @@ struct Shared {
     max_sessions: u32,
     max_handles: usize,
     algorithms: Algorithms,
+    admission: Arc<Admission>,
+    limits: LimitsConfig,
 }
 
 impl Shared {
@@ -141,8 +162,22 @@ struct Connection {
     peer: Option<SocketAddr>,
     principal: Option<Principal>,
     slot: Option<SessionSlot>,
+    /// Session channels opened and not yet given an SFTP task.
     channels: HashMap<ChannelId, Channel<Msg>>,
+    /// Session channels open, for `[limits] max_channels_per_connection`.
+    open_channels: HashSet<ChannelId>,
     key_failure_counted: bool,
+    /// Ends the connection (socket and SFTP tasks); thrown when this handler is dropped.
+    kill: Arc<KillSwitch>,
+    entry: Arc<Entry>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // The session is over, however it ended: stop its SFTP tasks (their open uploads
+        // abort) even if they are waiting on a client that will never answer.
+        self.kill.kill("the connection ended");
+    }
 }
 
 impl Connection {
@@ -188,6 +223,7 @@ impl Connection {
         }
         *n += 1;
         drop(s);
+        self.entry.authenticated();
         self.shared.guard.success(self.ip(), &who.user);
         tracing::info!(tenant = %who.tenant, user = %who.user, peer = ?self.peer, "login");
         self.slot = Some(SessionSlot {
@@ -220,8 +256,22 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// russh accepts channel packets larger than the maximum we advertised; we do not.
+    fn check_packet(&self, len: usize) -> Result<(), ConnectionError> {
+        if len > MAX_CHANNEL_PACKET as usize {
+            tracing::warn!(len, max = MAX_CHANNEL_PACKET, peer = ?self.peer, "channel packet over the advertised maximum; disconnecting");
+            return Err(ConnectionError::PacketTooLarge {
+                len,
+                max: MAX_CHANNEL_PACKET,
+            });
+        }
+        Ok(())
+    }
+}
+
 impl russh::server::Handler for Connection {
-    type Error = russh::Error;
+    type Error = ConnectionError;
 
     async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
         Ok(Auth::Reject {
@@ -291,9 +341,44 @@ impl russh::server::Handler for Connection {
         if self.principal.is_none() {
             return Ok(()); // dropping `reply` rejects
         }
+        let limit = self.shared.limits.max_channels_per_connection;
+        if self.open_channels.len() >= limit as usize {
+            tracing::warn!(limit, peer = ?self.peer, "session channel refused: [limits] max_channels_per_connection reached");
+            return Ok(());
+        }
+        self.open_channels.insert(channel.id());
         self.channels.insert(channel.id(), channel);
         reply.accept().await;
         Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.open_channels.remove(&channel);
+        self.channels.remove(&channel);
+        Ok(())
+    }
+
+    async fn data(
+        &mut self,
+        _channel: ChannelId,
+        data: &[u8],
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.check_packet(data.len())
+    }
+
+    async fn extended_data(
+        &mut self,
+        _channel: ChannelId,
+        _code: u32,
+        data: &[u8],
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.check_packet(data.len())
     }
 
     async fn subsystem_request(
@@ -314,10 +399,15 @@ impl russh::server::Handler for Connection {
         session.channel_success(channel_id)?;
         let sftp =
             handler::SftpSession::new(self.shared.gateway.clone(), who, self.shared.max_handles);
+        let stall = requests::Stall {
+            kill: self.kill.clone(),
+            reply_timeout: self.shared.limits.reply_timeout,
+        };
         tokio::spawn(requests::serve(
             channel,
             sftp,
             handler::MAX_PACKET_LEN + 1024,
+            stall,
         ));
         Ok(())
     }
@@ -353,6 +443,8 @@ impl russh::server::Handler for Connection {
         session.exit_status_request(channel, 0)?;
         session.eof(channel)?;
         session.close(channel)?;
+        // russh forgets a channel we close, and with it the client's CLOSE to come.
+        self.open_channels.remove(&channel);
         Ok(())
     }
 }
@@ -401,11 +493,14 @@ impl SftpServer {
             keepalive_max: 4,
             max_auth_attempts: 6,
             window_size: 4 << 20,
-            maximum_packet_size: 32 << 10,
-            // Room for every request a pipelining client has in flight (OpenSSH: 64 reads):
-            // if this buffer fills while the SFTP task waits for window space to send
-            // replies, russh cannot process the WINDOW_ADJUST that would free it.
-            channel_buffer_size: 1024,
+            maximum_packet_size: MAX_CHANNEL_PACKET,
+            // What a channel may have received and the gateway not yet consumed, in packets
+            // of at most MAX_CHANNEL_PACKET (larger ones end the connection): a client that
+            // sends more waits, through TCP, until the SFTP loop takes it. This must hold
+            // every request a pipelining client has in flight (OpenSSH: 64 reads): if it fills
+            // while the SFTP loop waits for window space to send replies, russh cannot process
+            // the WINDOW_ADJUST that would free it, until `reply_timeout` ends the connection.
+            channel_buffer_size: channel_buffer_packets(&config.limits),
             nodelay: true,
             ..Default::default()
         };
@@ -416,6 +511,8 @@ impl SftpServer {
             max_sessions: config.server.max_sessions_per_user,
             max_handles: config.server.max_open_handles as usize,
             algorithms: config.server.algorithms,
+            admission: Admission::new(&config.limits),
+            limits: config.limits.clone(),
         });
         Ok(SftpServer {
             ssh: Arc::new(ssh),
@@ -512,18 +609,39 @@ impl SftpServer {
     }
 }
 
+/// `[limits] channel_buffer` in channel packets (russh counts messages, not bytes).
+fn channel_buffer_packets(limits: &LimitsConfig) -> usize {
+    (limits.channel_buffer / u64::from(MAX_CHANNEL_PACKET)).max(8) as usize
+}
+
+/// How long a disconnect message may take to be queued before the socket is simply cut.
+const DISCONNECT_WAIT: Duration = Duration::from_secs(1);
+/// After a connection is killed, how long its session task gets to notice.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
 async fn accept_loop(
     listener: TcpListener,
     ssh: Arc<russh::server::Config>,
     shared: Arc<Shared>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut refusals = RefusalLog::default();
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
+                // EMFILE and the like: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let kill = KillSwitch::new();
+        let entry = match shared.admission.enter(peer.ip(), kill.clone()) {
+            Ok(e) => Arc::new(e),
+            Err(refusal) => {
+                // Closed at once: a refused connection costs no more than its accept.
+                refusals.note(peer, &refusal, shared.admission.counts());
                 continue;
             }
         };
@@ -534,41 +652,142 @@ async fn accept_loop(
             principal: None,
             slot: None,
             channels: HashMap::new(),
+            open_channels: HashSet::new(),
             key_failure_counted: false,
+            kill: kill.clone(),
+            entry: entry.clone(),
         };
-        let ssh = ssh.clone();
-        let mut stop = stop.clone();
-        let algorithms = shared.algorithms;
-        tokio::spawn(async move {
-            let (socket, opening) = offer::Recorder::new(socket);
-            let session = match russh::server::run_stream(ssh, socket, handler).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::debug!(error = %e, ?peer, "connection setup failed");
-                    return;
-                }
-            };
-            let handle = session.handle();
-            tokio::select! {
-                r = session => match r {
-                    Err(russh::Error::NoCommonAlgo { kind, ours, theirs }) => {
-                        log_no_common_algorithm(peer, &opening, algorithms, kind, &ours, &theirs);
-                    }
-                    Err(e) => tracing::debug!(error = %e, ?peer, "connection ended with error"),
-                    Ok(()) => {}
-                },
-                _ = async { let _ = stop.wait_for(|s| *s).await; } => {
-                    let _ = handle
-                        .disconnect(
-                            russh::Disconnect::ByApplication,
-                            "server shutting down".into(),
-                            "en".into(),
-                        )
-                        .await;
+        let socket = Killable::new(socket, kill.clone());
+        tokio::spawn(serve_connection(
+            socket,
+            peer,
+            handler,
+            ssh.clone(),
+            shared.clone(),
+            stop.clone(),
+        ));
+    }
+}
+
+/// Logs refused connections at most once per interval, with how many there were: a flood of
+/// connections must not become a flood of log lines.
+#[derive(Default)]
+struct RefusalLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RefusalLog {
+    const INTERVAL: Duration = Duration::from_secs(10);
+
+    fn note(
+        &mut self,
+        peer: SocketAddr,
+        refusal: &admission::Refusal,
+        (open, logging_in): (u32, u32),
+    ) {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Self::INTERVAL)
+        {
+            self.suppressed += 1;
+            return;
+        }
+        tracing::warn!(
+            ?peer,
+            also_refused_since_last_report = self.suppressed,
+            open,
+            logging_in,
+            "connection refused: {refusal}"
+        );
+        self.last = Some(now);
+        self.suppressed = 0;
+    }
+}
+
+/// One connection from accept to end: the SSH session, ended early if the login grace time
+/// passes before a login, if a newcomer displaces it, or at shutdown.
+async fn serve_connection(
+    socket: Killable<tokio::net::TcpStream>,
+    peer: SocketAddr,
+    handler: Connection,
+    ssh: Arc<russh::server::Config>,
+    shared: Arc<Shared>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let kill = handler.kill.clone();
+    let entry = handler.entry.clone();
+    let grace = tokio::time::sleep(shared.limits.login_grace);
+    tokio::pin!(grace);
+    let (socket, opening) = offer::Recorder::new(socket);
+    // The version exchange happens here, before russh's session task exists: a client that
+    // sends nothing is bounded by the grace time too.
+    let session = tokio::select! {
+        r = russh::server::run_stream(ssh, socket, handler) => match r {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, ?peer, "connection setup failed");
+                return;
+            }
+        },
+        _ = &mut grace => {
+            tracing::info!(?peer, "no SSH version line within [limits] login_grace_secs; closed");
+            return;
+        }
+        _ = kill.killed() => return,
+        _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
+    };
+    let handle = session.handle();
+    tokio::pin!(session);
+    let mut grace_over = false;
+    let ended = loop {
+        tokio::select! {
+            r = &mut session => break Some(r),
+            _ = &mut grace, if !grace_over => {
+                grace_over = true;
+                if !entry.is_authenticated() {
+                    tracing::info!(?peer, grace_secs = shared.limits.login_grace.as_secs(), "no login within [limits] login_grace_secs; disconnecting");
+                    disconnect(&handle, "login grace time over").await;
+                    kill.kill("login grace time over");
                 }
             }
-        });
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+                disconnect(&handle, "server shutting down").await;
+                kill.kill("server shutting down");
+                break None;
+            }
+            _ = kill.killed() => break None,
+        }
+    };
+    let ended = match ended {
+        Some(r) => Some(r),
+        // Killed: the session task fails at its next socket operation; wait for it briefly.
+        None => tokio::time::timeout(KILL_WAIT, &mut session).await.ok(),
+    };
+    match ended {
+        Some(Err(ConnectionError::Ssh(russh::Error::NoCommonAlgo { kind, ours, theirs }))) => {
+            log_no_common_algorithm(peer, &opening, shared.algorithms, kind, &ours, &theirs);
+        }
+        Some(Err(e)) => {
+            tracing::debug!(error = %e, ?peer, reason = kill.reason(), "connection ended with error")
+        }
+        Some(Ok(())) => {}
+        None => tracing::warn!(
+            ?peer,
+            reason = kill.reason(),
+            "session task did not end after the connection was cut"
+        ),
     }
+}
+
+/// Asks the client to go away, without waiting long for a session task that may be stuck.
+async fn disconnect(handle: &russh::server::Handle, why: &str) {
+    let _ = tokio::time::timeout(
+        DISCONNECT_WAIT,
+        handle.disconnect(russh::Disconnect::ByApplication, why.into(), "en".into()),
+    )
+    .await;
 }
 
 /// A client whose offer does not meet ours cannot connect; say what it offered, so an operator

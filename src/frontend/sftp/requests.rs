@@ -6,21 +6,44 @@
 //! WRITE data with serde: three copies and a zero-fill of every uploaded byte where this loop
 //! makes one. Decoding of the other requests and the handler trait stay russh-sftp's.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use bytes::Bytes;
-use russh::ChannelMsg;
 use russh::server::Msg;
+use russh::{ChannelMsg, ChannelWriteHalf};
 use russh_sftp::protocol::{Init, Packet, Status, StatusCode};
 use russh_sftp::server::{Handler, StatusReply};
 
 use super::framing::{FramingError, Inbox, Request, data_reply};
 use super::handler::SftpSession;
+use super::killswitch::KillSwitch;
 
 /// `SSH_FXP_INIT`, the one request without a request id (its version sits there).
 const SSH_FXP_INIT: u8 = 1;
 
-/// Serves SFTP on `channel` until the client sends EOF, closes it, or breaks the framing.
-/// Dropping the handler at the end aborts every upload the client did not close.
-pub async fn serve(mut channel: russh::Channel<Msg>, mut handler: SftpSession, max_packet: u32) {
+/// How a channel's loop gives up on a client that stalls it.
+#[derive(Clone)]
+pub struct Stall {
+    /// Thrown when the connection ends (or is ended): the loop stops at once.
+    pub kill: Arc<KillSwitch>,
+    /// How long one reply may wait for the client to take it (its window, our socket).
+    pub reply_timeout: Duration,
+}
+
+/// Serves SFTP on `channel` until the client sends EOF, closes it, or breaks the framing, or
+/// the connection ends. Dropping the handler at the end aborts every upload the client did not
+/// close. A reply the client does not take within `stall.reply_timeout` ends the connection:
+/// a client that pipelines requests and never reads the replies must not hold its session,
+/// its uploads or the memory queued for it.
+pub async fn serve(
+    channel: russh::Channel<Msg>,
+    mut handler: SftpSession,
+    max_packet: u32,
+    stall: Stall,
+) {
+    // Returning drops `rx`: russh's session task, if it waits to hand us data, goes on.
+    let (mut rx, tx) = channel.split();
     let mut inbox = Inbox::new(max_packet);
     loop {
         loop {
@@ -40,16 +63,22 @@ pub async fn serve(mut channel: russh::Channel<Msg>, mut handler: SftpSession, m
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "SFTP framing broken; closing the channel");
-                    let _ = channel.close().await;
+                    let _ = tx.close().await;
                     return;
                 }
             };
-            if channel.data_bytes(reply).await.is_err() {
-                tracing::debug!("SFTP channel gone while replying");
+            if !send(&tx, reply, &stall).await {
                 return;
             }
         }
-        match channel.wait().await {
+        let msg = tokio::select! {
+            m = rx.wait() => m,
+            _ = stall.kill.killed() => {
+                tracing::debug!(reason = stall.kill.reason(), "connection ended; SFTP channel stops");
+                return;
+            }
+        };
+        match msg {
             Some(ChannelMsg::Data { data }) => inbox.push(data),
             Some(ChannelMsg::Eof | ChannelMsg::Close) | None => break,
             Some(_) => {}
@@ -62,6 +91,30 @@ pub async fn serve(mut channel: russh::Channel<Msg>, mut handler: SftpSession, m
         );
     }
     tracing::debug!("SFTP channel ended");
+}
+
+/// Sends one reply; `false` if the loop must stop (channel gone, connection ended, or the
+/// client left the reply untaken past the deadline, which ends the connection).
+async fn send(tx: &ChannelWriteHalf<Msg>, reply: Bytes, stall: &Stall) -> bool {
+    tokio::select! {
+        r = tokio::time::timeout(stall.reply_timeout, tx.data_bytes(reply)) => match r {
+            Ok(Ok(())) => true,
+            Ok(Err(_)) => {
+                tracing::debug!("SFTP channel gone while replying");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(
+                    timeout_secs = stall.reply_timeout.as_secs(),
+                    "client has not taken a reply within [limits] reply_timeout_secs: closing \
+                     the connection and aborting its open uploads"
+                );
+                stall.kill.kill("the client stopped reading replies");
+                false
+            }
+        },
+        _ = stall.kill.killed() => false,
+    }
 }
 
 fn status(id: u32, reply: StatusReply) -> Packet {
