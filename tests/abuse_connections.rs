@@ -68,6 +68,8 @@ fn limits(extra: &str) -> Options {
 
 fn assert_bounded(gw: &Gateway, rss_budget_kib: u64, fd_cap: usize) {
     let rss = gw.rss_kib();
+    // The figures the closing note quotes (`-- --nocapture`).
+    eprintln!("gateway RSS {rss} KiB, {} fds", gw.open_fds());
     assert!(
         rss <= rss_budget_kib + RSS_OVERHEAD_KIB,
         "RSS {rss} KiB over {rss_budget_kib} KiB + overhead"

@@ -68,6 +68,8 @@ pub struct RawLimits {
 #[serde(deny_unknown_fields)]
 pub struct RawAuth {
     pub max_failures: Option<u32>,
+    pub max_failures_per_source: Option<u32>,
+    pub max_tracked: Option<u32>,
     pub base_delay_ms: Option<u64>,
     pub max_delay_ms: Option<u64>,
     pub ban_secs: Option<u64>,

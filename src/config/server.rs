@@ -54,12 +54,22 @@ impl Algorithms {
     }
 }
 
+/// Most entries `[auth] max_tracked` may ask for: each costs about a hundred bytes.
+pub const MAX_TRACKED_LIMIT: u32 = 1_000_000;
+
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
-    /// Failures (per source IP or per user) before a temporary ban.
+    /// Failures of one user name from one source before that pair is banned.
     pub max_failures: u32,
+    /// Failures from one source, all user names together, before the source is banned. A
+    /// successful login never lowers this count.
+    pub max_failures_per_source: u32,
+    /// Entries kept per table (sources, source+user pairs, user names); active bans are never
+    /// dropped, and while a table is full of them, sources it does not know are refused.
+    pub max_tracked: usize,
     pub base_delay: Duration,
     pub max_delay: Duration,
+    /// How long a ban lasts; also how long a failure is remembered.
     pub ban: Duration,
 }
 
@@ -67,6 +77,8 @@ impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
             max_failures: 5,
+            max_failures_per_source: 10,
+            max_tracked: 10_000,
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(4),
             ban: Duration::from_secs(300),
@@ -175,8 +187,15 @@ pub(super) fn server(
 
 pub(super) fn auth(raw: &RawAuth, c: &mut Collector) -> AuthConfig {
     let d = AuthConfig::default();
+    let max_failures = raw.max_failures.unwrap_or(d.max_failures);
+    let max_tracked = raw.max_tracked.unwrap_or(d.max_tracked as u32);
     let auth = AuthConfig {
-        max_failures: raw.max_failures.unwrap_or(d.max_failures),
+        max_failures,
+        // One source may try a few user names (a shared NAT, a typo in the name) before its ban.
+        max_failures_per_source: raw
+            .max_failures_per_source
+            .unwrap_or(max_failures.saturating_mul(2)),
+        max_tracked: max_tracked.clamp(1, MAX_TRACKED_LIMIT) as usize,
         base_delay: raw
             .base_delay_ms
             .map(Duration::from_millis)
@@ -191,6 +210,26 @@ pub(super) fn auth(raw: &RawAuth, c: &mut Collector) -> AuthConfig {
         c.push(
             "auth.max_failures",
             "0 would ban every client on its first attempt; use e.g. 5",
+        );
+    }
+    if auth.max_failures_per_source == 0 {
+        c.push(
+            "auth.max_failures_per_source",
+            "0 would ban every source on its first attempt; use e.g. 10 (the default: twice max_failures)",
+        );
+    }
+    if !(1..=MAX_TRACKED_LIMIT).contains(&max_tracked) {
+        c.push(
+            "auth.max_tracked",
+            format!(
+                "must lie between 1 and {MAX_TRACKED_LIMIT}; the default 10000 holds the bans of 10,000 sources"
+            ),
+        );
+    }
+    if auth.ban.is_zero() {
+        c.push(
+            "auth.ban_secs",
+            "0 would end every ban at once and forget every failure; use e.g. 300",
         );
     }
     if auth.max_delay < auth.base_delay {

@@ -482,3 +482,45 @@ fn limits_out_of_range_are_named() {
     let text = format!("{}\n[limits]\nmax_handle = 3\n", good());
     assert!(Config::parse(Path::new("/etc/eugate/gateway.toml"), &text).is_err());
 }
+
+#[test]
+fn auth_defaults_and_load() {
+    let c = Config::parse(Path::new("/etc/eugate/gateway.toml"), &good()).unwrap();
+    assert_eq!(c.auth.max_failures, 5);
+    assert_eq!(c.auth.max_failures_per_source, 10, "twice max_failures");
+    assert_eq!(c.auth.max_tracked, 10_000);
+    let text = format!("{}\n[auth]\nmax_failures = 3\n", good());
+    let c = Config::parse(Path::new("/etc/eugate/gateway.toml"), &text).unwrap();
+    assert_eq!(c.auth.max_failures_per_source, 6);
+    let text = format!(
+        "{}\n[auth]\nmax_failures = 3\nmax_failures_per_source = 4\nmax_tracked = 16\nban_secs = 20\n",
+        good()
+    );
+    let c = Config::parse(Path::new("/etc/eugate/gateway.toml"), &text).unwrap();
+    assert_eq!(c.auth.max_failures_per_source, 4);
+    assert_eq!(c.auth.max_tracked, 16);
+    assert_eq!(c.auth.ban, Duration::from_secs(20));
+}
+
+#[test]
+fn auth_out_of_range_is_named() {
+    let text = format!(
+        "{}\n[auth]\nmax_failures = 0\nmax_failures_per_source = 0\nmax_tracked = 0\nban_secs = 0\n",
+        good()
+    );
+    let keys = keys_of(&problems(&text));
+    for k in [
+        "auth.max_failures",
+        "auth.max_failures_per_source",
+        "auth.max_tracked",
+        "auth.ban_secs",
+    ] {
+        assert!(keys.iter().any(|x| x == k), "{k} not in {keys:?}");
+    }
+    let text = format!("{}\n[auth]\nmax_tracked = 2000000\n", good());
+    assert!(
+        keys_of(&problems(&text))
+            .iter()
+            .any(|x| x == "auth.max_tracked")
+    );
+}

@@ -52,6 +52,10 @@ pub struct Options {
     pub max_sessions_per_user: u32,
     pub reorder_window: &'static str,
     pub max_failures: u32,
+    /// `[auth] ban_secs`.
+    pub ban_secs: u64,
+    /// More `[auth]` lines (e.g. `max_tracked = 8`).
+    pub auth_toml: String,
     pub idle_timeout_secs: u64,
     /// `[server] shutdown_grace_secs`; `None` leaves the gateway's default.
     pub shutdown_grace_secs: Option<u64>,
@@ -73,6 +77,8 @@ impl Default for Options {
             max_sessions_per_user: 32,
             reorder_window: "1MiB",
             max_failures: 50,
+            ban_secs: 60,
+            auth_toml: String::new(),
             idle_timeout_secs: 600,
             shutdown_grace_secs: None,
             algorithms: None,
@@ -177,7 +183,8 @@ idle_timeout_secs = {idle}
 max_failures = {failures}
 base_delay_ms = 10
 max_delay_ms = 50
-ban_secs = 60
+ban_secs = {ban}
+{auth_toml}
 
 [keys]
 keyring = "keyring"
@@ -223,6 +230,8 @@ authorized_keys_file = "dave.pub"
                 sessions = o.max_sessions_per_user,
                 window = o.reorder_window,
                 failures = o.max_failures,
+                ban = o.ban_secs,
+                auth_toml = o.auth_toml,
                 idle = o.idle_timeout_secs,
                 grace = o
                     .shutdown_grace_secs

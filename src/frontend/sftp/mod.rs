@@ -29,7 +29,7 @@ use crate::transfer::{AuthOutcome, Gateway, Principal};
 use admission::{Admission, Entry};
 use killswitch::{KillSwitch, Killable};
 
-pub use guard::{AuthGuard, Verdict};
+pub use guard::{AuthGuard, Method, Verdict};
 pub use hostkeys::load_host_keys;
 
 #[derive(Debug, thiserror::Error)]
@@ -234,25 +234,50 @@ impl Connection {
         Auth::Accept
     }
 
-    async fn fail(&self, user: &str, method: &str) -> Auth {
-        let delay = self.shared.guard.failure(self.ip(), user, Instant::now());
-        tracing::warn!(user, method, peer = ?self.peer, "authentication failed");
+    async fn fail(&self, user: &str, method: Method) -> Auth {
+        let delay = self
+            .shared
+            .guard
+            .failure(self.ip(), user, method, Instant::now());
+        let name = method.name();
+        tracing::warn!(user, method = name, peer = ?self.peer, "authentication failed");
         self.shared
             .gateway
-            .audit_auth(user, None, &self.source(), method, AuthOutcome::Rejected);
+            .audit_auth(user, None, &self.source(), name, AuthOutcome::Rejected);
         tokio::time::sleep(delay).await;
         Auth::reject()
     }
 
-    fn banned(&self, user: &str) -> bool {
-        let v = self.shared.guard.check(self.ip(), user, Instant::now());
-        if v == Verdict::Banned {
-            tracing::warn!(user, peer = ?self.peer, "attempt while banned; refused");
-            self.shared
-                .gateway
-                .audit_auth(user, None, &self.source(), "any", AuthOutcome::Banned);
+    /// Whether the guard refuses this attempt unheard; sits out a password throttle first.
+    async fn refused(&self, user: &str, method: Method) -> bool {
+        match self
+            .shared
+            .guard
+            .check(self.ip(), user, method, Instant::now())
+        {
+            Verdict::Allowed => false,
+            Verdict::Throttled(pause) => {
+                tracing::info!(user, peer = ?self.peer, ?pause, "password attempts for this user are throttled");
+                tokio::time::sleep(pause).await;
+                false
+            }
+            v @ (Verdict::Banned | Verdict::Full) => {
+                let why = if v == Verdict::Banned {
+                    "banned"
+                } else {
+                    "unknown source while the ban table is full"
+                };
+                tracing::warn!(user, peer = ?self.peer, why, "attempt while banned; refused");
+                self.shared.gateway.audit_auth(
+                    user,
+                    None,
+                    &self.source(),
+                    "any",
+                    AuthOutcome::Banned,
+                );
+                true
+            }
         }
-        v == Verdict::Banned
     }
 }
 
@@ -287,7 +312,7 @@ impl russh::server::Handler for Connection {
         user: &str,
         offer: russh::server::PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        if self.banned(user) {
+        if self.refused(user, Method::Key).await {
             return Ok(Auth::reject());
         }
         if self
@@ -301,7 +326,7 @@ impl russh::server::Handler for Connection {
         // Clients offer several keys in turn; count one failure per connection, not per key.
         if !self.key_failure_counted {
             self.key_failure_counted = true;
-            return Ok(self.fail(user, "publickey").await);
+            return Ok(self.fail(user, Method::Key).await);
         }
         Ok(Auth::reject())
     }
@@ -312,23 +337,23 @@ impl russh::server::Handler for Connection {
         key: russh::server::VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
         let pk: &PublicKey = key.public_key;
-        if self.banned(user) {
+        if self.refused(user, Method::Key).await {
             return Ok(Auth::reject());
         }
         match self.shared.gateway.authenticate_key(user, pk) {
             Some(who) => Ok(self.admit(who, "publickey")),
-            None => Ok(self.fail(user, "publickey").await),
+            None => Ok(self.fail(user, Method::Key).await),
         }
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
-        if self.banned(user) {
+        if self.refused(user, Method::Password).await {
             return Ok(Auth::reject());
         }
         let pw = Zeroizing::new(password.to_string());
         match self.shared.gateway.authenticate_password(user, pw).await {
             Some(who) => Ok(self.admit(who, "password")),
-            None => Ok(self.fail(user, "password").await),
+            None => Ok(self.fail(user, Method::Password).await),
         }
     }
 
