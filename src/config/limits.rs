@@ -1,9 +1,7 @@
 //! `[limits]`: every resource a client can hold, capped (OpenSSH's `MaxStartups`,
 //! `LoginGraceTime`, `MaxSessions`; SFTPGo's defender). Counted per connection, per user and
 //! process-wide; at a cap the client is refused or slowed, never the gateway exhausted.
-//!
-//! Work in progress (issue 13): these values are parsed and checked but not yet enforced by the
-//! front end; README does not document them until they are.
+//! README "Limits" says what each cap does to a client that reaches it.
 
 use std::time::Duration;
 
@@ -18,7 +16,8 @@ pub struct LimitsConfig {
     pub max_connections: u32,
     /// Connections that have not authenticated yet, process-wide (OpenSSH `MaxStartups`).
     pub max_unauthenticated: u32,
-    /// Connections that have not authenticated yet, per source IP.
+    /// Connections that have not authenticated yet, per source IP (32: a partner behind one
+    /// NAT address may well start 20 transfers at once).
     pub max_unauthenticated_per_source: u32,
     /// Time from TCP accept to a successful login (OpenSSH `LoginGraceTime`).
     pub login_grace: Duration,
