@@ -321,7 +321,7 @@ fn an_upload_whose_commit_cannot_be_audited_is_not_stored() {
     let disk = SmallDisk::mount(dir.path().join("auditdisk"));
     let audit = disk.0.join("audit.jsonl");
     let g = Gateway::start_with(common::Options {
-        extra_toml: format!("\n[audit]\nfile = \"{}\"\n", audit.display()),
+        audit_file: Some(audit.clone()),
         ..common::Options::default()
     });
     let client = garage::Paused::start(&g, "alice", "late.bin", 1, 1);

@@ -25,6 +25,18 @@ pub enum AuditEvent {
         method: String,
         outcome: String,
     },
+    /// Authentication attempts from one source that were counted rather than written one by
+    /// one: a banned source's refusals after the first of each interval, and failures beyond
+    /// the per-source record rate (`[audit]`). `first`/`last` bound them in time; `users` is
+    /// a sample of the names tried (at most a few, capped like every client field).
+    AuthSummary {
+        source: String,
+        outcome: String,
+        attempts: u64,
+        first: String,
+        last: String,
+        users: Vec<String>,
+    },
     /// A residency decision, taken before any byte or name leaves.
     Decision {
         /// What the decision was for: `upload`, `mkdir` or `rename` (records written before

@@ -25,21 +25,62 @@ pub enum AuditError {
         "audit log {path}: the last record is damaged ({reason}); run `eugate audit verify {path}`, move the file aside and start a new log"
     )]
     DamagedTail { path: PathBuf, reason: String },
+    #[error(
+        "audit log {path}: an earlier append failed and could not be rolled back, and the file still cannot be cut back to its last whole record ({source}); nothing is recorded until it can"
+    )]
+    Unrepaired {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("audit record cannot be encoded: {0}")]
     Encode(#[from] serde_json::Error),
 }
 
+/// The file under the log. A trait so that tests can make writes, syncs and truncation fail
+/// the way a full or failing disk does.
+pub(crate) trait LogFile: Send {
+    /// Appends (the file is opened `O_APPEND`); on error, part of `bytes` may be written.
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()>;
+    fn sync(&mut self) -> std::io::Result<()>;
+    /// Cuts the file back to `len` bytes, durably.
+    fn truncate(&mut self, len: u64) -> std::io::Result<()>;
+}
+
+impl LogFile for File {
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.write_all(bytes)
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.sync_data()
+    }
+
+    fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+        self.set_len(len)?;
+        self.sync_data()
+    }
+}
+
 struct Head {
-    file: File,
+    file: Box<dyn LogFile>,
     seq: u64,
     prev: String,
+    /// Bytes of complete, synced records: where the file is cut back to after a failed append.
+    len: u64,
+    /// Set when a failed append could not be rolled back: the file may end in a torn line, so
+    /// nothing is appended until a truncation to `len` succeeds.
+    torn: bool,
 }
 
 /// The append-only log. `append` is the only way in; every record is synced before it returns,
-/// so a caller that acts on a successful append knows the record is on disk.
+/// so a caller that acts on a successful append knows the record is on disk. A failed append
+/// leaves the file as it was before it (or, if even that fails, refuses every append until it
+/// can make it so): the chain stays whole through a full disk.
 pub struct AuditLog {
     path: PathBuf,
     head: Mutex<Head>,
+    field_cap: usize,
 }
 
 #[derive(Serialize)]
@@ -74,27 +115,70 @@ impl AuditLog {
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
         let (seq, prev) = last_record(&mut file, path)?;
-        Ok(AuditLog {
+        let len = file.seek(SeekFrom::End(0)).map_err(io)?;
+        Ok(Self::with_file(path, Box::new(file), (seq, prev, len)))
+    }
+
+    /// A log over `file`, whose complete records end at `len` with `seq` and hash `prev`.
+    pub(crate) fn with_file(
+        path: &Path,
+        file: Box<dyn LogFile>,
+        (seq, prev, len): (u64, String, u64),
+    ) -> AuditLog {
+        AuditLog {
             path: path.to_path_buf(),
-            head: Mutex::new(Head { file, seq, prev }),
-        })
+            head: Mutex::new(Head {
+                file,
+                seq,
+                prev,
+                len,
+                torn: false,
+            }),
+            field_cap: super::field::DEFAULT_FIELD_CAP,
+        }
+    }
+
+    /// Client-supplied fields longer than `bytes` are written as a prefix and a hash
+    /// (`[audit] max_field_bytes`).
+    pub fn with_field_cap(mut self, bytes: usize) -> AuditLog {
+        self.field_cap = bytes;
+        self
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Appends one record and syncs it; returns the record's hash.
+    /// Appends one record and syncs it; returns the record's hash. On error nothing of the
+    /// record stays in the file and the chain head is unchanged, so the next append that
+    /// succeeds continues the chain.
     pub fn append(&self, event: &AuditEvent) -> Result<String, AuditError> {
-        // A poisoned lock means a panic mid-append elsewhere; the file itself is still sound
-        // (each record is one write), so carry on with the head as it was.
+        let mut event = event.clone();
+        event.cap_client_fields(self.field_cap);
+        // A poisoned lock means a panic mid-append elsewhere; `torn` and `len` still say what
+        // state the file is in, so carry on with the head as it was.
         let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        let io = |source| AuditError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        if head.torn {
+            let len = head.len;
+            head.file
+                .truncate(len)
+                .map_err(|source| AuditError::Unrepaired {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            head.torn = false;
+            tracing::warn!(path = %self.path.display(), len, "audit log repaired: the torn record of an earlier failed append was cut off");
+        }
         let seq = head.seq + 1;
         let body = serde_json::to_string(&Body {
             seq,
             ts: rfc3339_now(),
             prev: &head.prev,
-            event,
+            event: &event,
         })?;
         let hash = sha256_hex(body.as_bytes());
         let mut line = String::with_capacity(body.len() + 80);
@@ -102,15 +186,28 @@ impl AuditLog {
         line.push_str(HASH_FIELD);
         line.push_str(&hash);
         line.push_str("\"}\n");
-        let io = |source| AuditError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        head.file.write_all(line.as_bytes()).map_err(io)?;
-        head.file.sync_data().map_err(io)?;
+        let written = head
+            .file
+            .append(line.as_bytes())
+            .and_then(|()| head.file.sync());
+        if let Err(e) = written {
+            roll_back(&mut head, &self.path);
+            return Err(io(e));
+        }
         head.seq = seq;
         head.prev.clone_from(&hash);
+        head.len += line.len() as u64;
         Ok(hash)
+    }
+}
+
+/// After a failed write or sync, cuts the file back to its last complete record. If that fails
+/// too, the log is marked torn: appends fail until the cut succeeds.
+fn roll_back(head: &mut Head, path: &Path) {
+    let len = head.len;
+    if let Err(e) = head.file.truncate(len) {
+        head.torn = true;
+        tracing::error!(path = %path.display(), len, error = %e, "audit log: a failed append could not be rolled back; every append (and so every login and transfer) is refused until it can be");
     }
 }
 

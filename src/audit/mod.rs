@@ -10,13 +10,22 @@
 //!
 //! What goes in: authentication results, policy decisions, transfer outcomes — never file
 //! contents, passwords or key material; personal data limited to user names and source addresses.
+//!
+//! What a client can make it write is bounded: client-supplied fields are capped (a prefix and
+//! the SHA-256 of the whole value, `field`), and refused logins are counted per source rather
+//! than written one by one beyond a rate (`throttle`). A failed append is rolled back, so a
+//! full disk never leaves a torn line for later records to follow (`log`).
 
 mod event;
+mod field;
 mod log;
+mod throttle;
 mod verify;
 
 pub use event::AuditEvent;
+pub use field::DEFAULT_FIELD_CAP;
 pub use log::{AuditError, AuditLog};
+pub use throttle::{Admission, AttemptKind, AuthThrottle, ThrottleConfig};
 pub use verify::{VerifyError, VerifyReport, verify_file, verify_reader};
 
 /// `prev` of the first record.

@@ -3,6 +3,7 @@ use std::io::Write;
 use proptest::prelude::*;
 
 use super::*;
+use crate::audit::log;
 
 fn event(i: usize) -> AuditEvent {
     AuditEvent::Aborted {
@@ -142,4 +143,166 @@ proptest! {
         text[i] ^= 1 << bit;
         prop_assert!(verify_reader(&text[..]).is_err());
     }
+}
+
+/// What the faulty file does next.
+#[derive(Default)]
+struct Faults {
+    /// Write only this many bytes of the next append, then fail (ENOSPC).
+    write_only: Option<usize>,
+    fail_sync: bool,
+    fail_truncate: bool,
+}
+
+/// A real file whose appends, syncs and truncations fail on demand, as on a full disk.
+struct FaultyFile {
+    file: std::fs::File,
+    faults: std::sync::Arc<std::sync::Mutex<Faults>>,
+}
+
+fn enospc() -> std::io::Error {
+    std::io::Error::from_raw_os_error(28)
+}
+
+impl log::LogFile for FaultyFile {
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self.faults.lock().unwrap().write_only {
+            Some(n) => {
+                self.file.write_all(&bytes[..n.min(bytes.len())])?;
+                Err(enospc())
+            }
+            None => self.file.write_all(bytes),
+        }
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        if self.faults.lock().unwrap().fail_sync {
+            return Err(std::io::Error::from_raw_os_error(5));
+        }
+        self.file.sync_data()
+    }
+
+    fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+        if self.faults.lock().unwrap().fail_truncate {
+            return Err(std::io::Error::from_raw_os_error(5));
+        }
+        self.file.set_len(len)
+    }
+}
+
+type Shared = std::sync::Arc<std::sync::Mutex<Faults>>;
+
+/// A log of `n` records, reopened over a [`FaultyFile`].
+fn faulty_log(n: usize) -> (tempfile::TempDir, std::path::PathBuf, AuditLog, Shared) {
+    let (dir, path, _) = write_log(n);
+    let report = verify_file(&path).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    let len = file.metadata().unwrap().len();
+    let faults = Shared::default();
+    let log = AuditLog::with_file(
+        &path,
+        Box::new(FaultyFile {
+            file,
+            faults: faults.clone(),
+        }),
+        (report.records, report.head, len),
+    );
+    (dir, path, log, faults)
+}
+
+fn file_len(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).unwrap().len()
+}
+
+#[test]
+fn a_torn_write_is_rolled_back_and_the_next_record_continues_the_chain() {
+    let (_d, path, log, faults) = faulty_log(3);
+    let before = file_len(&path);
+    faults.lock().unwrap().write_only = Some(40);
+    assert!(matches!(log.append(&event(3)), Err(AuditError::Io { .. })));
+    assert_eq!(file_len(&path), before, "no torn line left");
+    assert_eq!(verify_file(&path).unwrap().records, 3);
+    faults.lock().unwrap().write_only = None;
+    let head = log.append(&event(4)).unwrap();
+    let report = verify_file(&path).unwrap();
+    assert_eq!((report.records, report.head), (4, head));
+}
+
+#[test]
+fn a_failed_sync_takes_the_written_record_back() {
+    let (_d, path, log, faults) = faulty_log(2);
+    let before = file_len(&path);
+    faults.lock().unwrap().fail_sync = true;
+    assert!(log.append(&event(2)).is_err());
+    assert_eq!(file_len(&path), before);
+    faults.lock().unwrap().fail_sync = false;
+    log.append(&event(3)).unwrap();
+    assert_eq!(verify_file(&path).unwrap().records, 3);
+}
+
+#[test]
+fn when_the_rollback_fails_appends_fail_until_the_file_is_repaired() {
+    let (_d, path, log, faults) = faulty_log(2);
+    {
+        let mut f = faults.lock().unwrap();
+        f.write_only = Some(40);
+        f.fail_truncate = true;
+    }
+    assert!(log.append(&event(2)).is_err());
+    // The torn line is still there: verify says so, and appends are refused, not glued to it.
+    assert_eq!(broken_at(verify_file(&path)), 3);
+    faults.lock().unwrap().write_only = None;
+    let torn_len = file_len(&path);
+    for i in 0..3 {
+        assert!(matches!(
+            log.append(&event(10 + i)),
+            Err(AuditError::Unrepaired { .. })
+        ));
+        assert_eq!(file_len(&path), torn_len, "nothing appended to a torn log");
+    }
+    // Once the file can be cut back, the next append repairs it first and the chain goes on.
+    faults.lock().unwrap().fail_truncate = false;
+    let head = log.append(&event(20)).unwrap();
+    let report = verify_file(&path).unwrap();
+    assert_eq!((report.records, report.head), (3, head));
+}
+
+#[test]
+fn long_client_fields_are_capped_with_their_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let log = AuditLog::open(&path).unwrap();
+    let name = "A".repeat(30_000);
+    for _ in 0..10 {
+        log.append(&AuditEvent::Auth {
+            user: name.clone(),
+            tenant: None,
+            source: "192.0.2.1".into(),
+            method: "password".into(),
+            outcome: "rejected".into(),
+        })
+        .unwrap();
+    }
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.lines().all(|l| l.len() < 1024), "lines stay small");
+    assert_eq!(text.matches(&sha256_hex(name.as_bytes())).count(), 10);
+    assert_eq!(verify_file(&path).unwrap().records, 10);
+    // A smaller cap is honoured.
+    drop(log);
+    let log = AuditLog::open(&path).unwrap().with_field_cap(64);
+    log.append(&event(0)).unwrap();
+    log.append(&AuditEvent::Aborted {
+        tenant: "acme".into(),
+        user: "alice".into(),
+        destination: "eu".into(),
+        object: "x".repeat(100),
+        cause: "client disconnected".into(),
+    })
+    .unwrap();
+    let last = std::fs::read_to_string(&path).unwrap();
+    let last = last.lines().last().unwrap();
+    assert!(last.contains(&format!("{}…[truncated: 100 bytes", "x".repeat(64))));
 }

@@ -62,12 +62,16 @@ pub(crate) async fn serve(
         tracing::info!(cases = report.total, "policy bundle passes its own tests");
     }
     let store = PolicyStore::new(bundle);
-    let audit = Arc::new(AuditLog::open(&config.audit.file).with_context(|| {
-        format!(
-            "cannot open the audit log {} (set [audit] file in the config)",
-            config.audit.file.display()
-        )
-    })?);
+    let audit = Arc::new(
+        AuditLog::open(&config.audit.file)
+            .with_context(|| {
+                format!(
+                    "cannot open the audit log {} (set [audit] file in the config)",
+                    config.audit.file.display()
+                )
+            })?
+            .with_field_cap(config.audit.max_field_bytes),
+    );
     {
         let audit = audit.clone();
         store.observe_reloads(Arc::new(move |e: &crate::policy::ReloadEvent| {
@@ -96,7 +100,8 @@ pub(crate) async fn serve(
     let gateway = Gateway::new(&config, Arc::new(keyring), store, audit.clone())
         .await
         .context("cannot start the gateway")?;
-    let server = SftpServer::new(&config, Arc::new(gateway))?;
+    let gateway = Arc::new(gateway);
+    let server = SftpServer::new(&config, gateway.clone())?;
     let listeners = server.bind().await?;
     let addrs: Vec<_> = listeners
         .iter()
@@ -114,6 +119,8 @@ pub(crate) async fn serve(
         unfinished = report.unfinished,
         "shutdown complete"
     );
+    // Counted refusals are written before the records that close the log.
+    gateway.flush_auth_summaries();
     let records = [
         AuditEvent::Shutdown {
             grace_secs: report.grace.as_secs(),

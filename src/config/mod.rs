@@ -4,6 +4,7 @@
 //! then [`Config::from_raw`] checks meaning (addresses, paths, key lines, password hashes, routes)
 //! and collects *all* problems, so an operator fixes a file in one pass.
 
+mod audit;
 mod limits;
 mod raw;
 mod s3;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use russh::keys::PublicKey;
 
+pub use audit::AuditConfig;
 pub use limits::LimitsConfig;
 pub use s3::{S3Credentials, S3DestinationConfig, SELF_HOSTED, StorageConfig};
 pub use server::{
@@ -45,12 +47,6 @@ pub struct Config {
 pub struct KeysConfig {
     pub keyring: PathBuf,
     pub master_key_file: PathBuf,
-}
-
-#[derive(Debug, Clone)]
-pub struct AuditConfig {
-    /// The hash-chained audit log (JSON lines); default `audit.jsonl` beside the config file.
-    pub file: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -236,9 +232,7 @@ impl Config {
             dir: raw.policy.dir.as_deref().map(resolve),
             watch: raw.policy.watch.unwrap_or(true),
         };
-        let audit = AuditConfig {
-            file: resolve(raw.audit.file.as_deref().unwrap_or("audit.jsonl")),
-        };
+        let audit = audit::audit(&raw.audit, &resolve, c);
 
         let storage = s3::storage(&raw.storage, c);
         let limits = limits::limits(&raw.limits, c);

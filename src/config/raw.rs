@@ -94,6 +94,11 @@ pub struct RawPolicy {
 #[serde(deny_unknown_fields)]
 pub struct RawAudit {
     pub file: Option<String>,
+    pub max_field_bytes: Option<u64>,
+    pub auth_records_per_sec: Option<u32>,
+    pub auth_records_burst: Option<u32>,
+    pub summary_interval_secs: Option<u64>,
+    pub max_tracked_sources: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -524,3 +524,43 @@ fn auth_out_of_range_is_named() {
             .any(|x| x == "auth.max_tracked")
     );
 }
+
+#[test]
+fn audit_defaults_and_load() {
+    let c = Config::parse(Path::new("/etc/eugate/gateway.toml"), &good()).unwrap();
+    assert_eq!(
+        c.audit,
+        AuditConfig::defaults(PathBuf::from("/etc/eugate/audit.jsonl"))
+    );
+    let text = format!(
+        "{}\n[audit]\nfile = \"/var/log/eugate/audit.jsonl\"\nmax_field_bytes = 1024\nauth_records_per_sec = 5\nauth_records_burst = 50\nsummary_interval_secs = 10\nmax_tracked_sources = 100\n",
+        good()
+    );
+    let c = Config::parse(Path::new("/etc/eugate/gateway.toml"), &text).unwrap();
+    assert_eq!(c.audit.file, PathBuf::from("/var/log/eugate/audit.jsonl"));
+    assert_eq!(c.audit.max_field_bytes, 1024);
+    assert_eq!(c.audit.auth_records_per_sec, 5);
+    assert_eq!(c.audit.auth_records_burst, 50);
+    assert_eq!(c.audit.summary_interval, Duration::from_secs(10));
+    assert_eq!(c.audit.max_tracked_sources, 100);
+}
+
+#[test]
+fn audit_out_of_range_are_named() {
+    let text = format!(
+        "{}\n[audit]\nmax_field_bytes = 8\nauth_records_per_sec = 0\nauth_records_burst = 0\nsummary_interval_secs = 0\nmax_tracked_sources = 2\n",
+        good()
+    );
+    let keys = keys_of(&problems(&text));
+    for k in [
+        "audit.max_field_bytes",
+        "audit.auth_records_per_sec",
+        "audit.auth_records_burst",
+        "audit.summary_interval_secs",
+        "audit.max_tracked_sources",
+    ] {
+        assert!(keys.iter().any(|x| x == k), "{k} not in {keys:?}");
+    }
+    let text = format!("{}\n[audit]\nmax_fields = 3\n", good());
+    assert!(Config::parse(Path::new("/etc/eugate/gateway.toml"), &text).is_err());
+}

@@ -2,6 +2,7 @@
 //! Front ends hand it authenticated principals and virtual paths; it routes, decides, seals,
 //! stores, and answers with plaintext views (sizes, bytes) — never with storage details.
 
+mod auth_record;
 mod buffers;
 mod decide;
 pub mod download;
@@ -17,7 +18,7 @@ use ring::rand::SecureRandom;
 use russh::keys::PublicKey;
 use zeroize::Zeroizing;
 
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::{AuditEvent, AuditLog, AuthThrottle};
 use crate::config::{Config, DestinationKind, Permissions};
 use crate::crypto::{Header, ObjectContext, Sealer};
 use crate::keys::Keyring;
@@ -156,6 +157,8 @@ pub struct Gateway {
     keyring: Arc<Keyring>,
     policy: Arc<PolicyStore>,
     audit: Arc<AuditLog>,
+    /// Keeps refused logins from flooding `audit` (one record per interval per banned source).
+    auth_throttle: Arc<AuthThrottle>,
     reorder_window: u64,
     uploads: Arc<upload::InFlight>,
     buffers: buffers::BufferPool,
@@ -171,31 +174,6 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// Records an authentication result. `false` means the record could not be written: the
-    /// caller refuses the login (no audit record, no session).
-    pub fn audit_auth(
-        &self,
-        user: &str,
-        tenant: Option<&str>,
-        source: &str,
-        method: &str,
-        outcome: AuthOutcome,
-    ) -> bool {
-        match self.audit.append(&AuditEvent::Auth {
-            user: user.to_string(),
-            tenant: tenant.map(str::to_string),
-            source: source.to_string(),
-            method: method.to_string(),
-            outcome: outcome.as_str().to_string(),
-        }) {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "audit log unavailable");
-                false
-            }
-        }
-    }
-
     /// Opens destinations (creating tenant prefixes) and checks every tenant has keys.
     pub async fn new(
         config: &Config,
@@ -323,12 +301,14 @@ impl Gateway {
                 }
             }
         }
+        let auth_throttle = auth_record::throttle(config, &audit);
         Ok(Gateway {
             routes,
             users,
             keyring,
             policy,
             audit,
+            auth_throttle,
             reorder_window: config.server.reorder_window,
             uploads: Arc::new(upload::InFlight::default()),
             buffers: buffers::BufferPool::new(IDLE_PART_BUFFERS),

@@ -63,6 +63,10 @@ pub struct Options {
     pub algorithms: Option<&'static str>,
     /// Appended to the generated gateway.toml.
     pub extra_toml: String,
+    /// `[audit] file` (absolute); `None` leaves `audit.jsonl` in the test directory.
+    pub audit_file: Option<PathBuf>,
+    /// More lines of the `[audit]` section (e.g. `summary_interval_secs = 1`).
+    pub audit_toml: String,
     /// More users with an ed25519 key pair in the test directory (`<name>`, `<name>.pub`).
     pub extra_keys: Vec<&'static str>,
     /// More tenants with keys in the keyring.
@@ -83,6 +87,8 @@ impl Default for Options {
             shutdown_grace_secs: None,
             algorithms: None,
             extra_toml: String::new(),
+            audit_file: None,
+            audit_toml: String::new(),
             extra_keys: Vec::new(),
             extra_tenants: Vec::new(),
             env: Vec::new(),
@@ -102,6 +108,7 @@ pub struct Gateway {
     pub keyring: PathBuf,
     pub master: PathBuf,
     pub config: PathBuf,
+    audit_file: PathBuf,
     child: Child,
     env: Vec<(String, String)>,
 }
@@ -165,6 +172,10 @@ impl Gateway {
         let hash = String::from_utf8(passwd.stdout).unwrap();
         let pubkey = |u: &str| std::fs::read_to_string(d.join(format!("{u}.pub"))).unwrap();
         let port = free_port();
+        let audit_file = o
+            .audit_file
+            .clone()
+            .unwrap_or_else(|| d.join("audit.jsonl"));
         let config = d.join("gateway.toml");
         std::fs::write(
             &config,
@@ -189,6 +200,10 @@ ban_secs = {ban}
 [keys]
 keyring = "keyring"
 master_key_file = "master.key"
+
+[audit]
+file = "{audit_file}"
+{audit_toml}
 
 [destinations.local]
 kind = "fs"
@@ -244,6 +259,8 @@ authorized_keys_file = "dave.pub"
                 alice = pubkey("alice").trim(),
                 hash = hash.trim(),
                 extra = o.extra_toml,
+                audit_file = audit_file.display(),
+                audit_toml = o.audit_toml,
             ),
         )
         .unwrap();
@@ -253,6 +270,7 @@ authorized_keys_file = "dave.pub"
             keyring,
             master,
             config,
+            audit_file,
             port,
             child,
             dir,
@@ -687,7 +705,7 @@ pub fn copy_policies() -> tempfile::TempDir {
 impl Gateway {
     /// The gateway's audit log.
     pub fn audit_path(&self) -> PathBuf {
-        self.path("audit.jsonl")
+        self.audit_file.clone()
     }
 
     /// Every record of the gateway's audit log so far.
