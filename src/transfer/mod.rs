@@ -5,8 +5,11 @@
 mod buffers;
 mod decide;
 pub mod download;
+mod handles;
+mod listing;
 mod namespace;
 pub mod path;
+mod reorder;
 pub mod upload;
 
 use std::collections::HashMap;
@@ -18,16 +21,19 @@ use russh::keys::PublicKey;
 use zeroize::Zeroizing;
 
 use crate::audit::{AuditEvent, AuditLog};
+use crate::budget::MemoryBudget;
 use crate::config::{Config, DestinationKind, Permissions};
 use crate::crypto::{Header, ObjectContext, Sealer};
 use crate::keys::Keyring;
 use crate::policy::{Classification, PolicyStore};
 use crate::storage::fs::FsDestination;
-use crate::storage::s3::{Hooks, MemoryBudget, S3Destination, StateChange};
+use crate::storage::s3::{Hooks, S3Destination, StateChange};
 use crate::storage::{Destination, EntryKind, ObjectMeta, Publish, StorageError};
 
 use decide::Operation;
 pub use download::DownloadHandle;
+pub use handles::{HandleLimits, HandlePermit};
+pub use listing::DirListing;
 pub use path::{PathError, VirtualPath};
 pub use upload::{InFlightSnapshot, UploadHandle};
 
@@ -150,13 +156,20 @@ pub enum GatewayError {
 /// filled and two in flight, 8 each), so a busy gateway keeps this much for the next upload.
 const IDLE_PART_BUFFERS: usize = 64;
 
+/// The part of the memory budget that what clients merely hold (writes held ahead of a gap,
+/// open directory listings) may use: the rest stays free for uploads that move.
+const CLIENT_HELD_SHARE: usize = 2;
+
 pub struct Gateway {
     routes: HashMap<String, Route>,
     users: HashMap<String, User>,
     keyring: Arc<Keyring>,
     policy: Arc<PolicyStore>,
     audit: Arc<AuditLog>,
-    reorder_window: u64,
+    reorder: reorder::ReorderLimits,
+    /// `reorder.budget`, which open directory listings share with held writes.
+    held_budget: MemoryBudget,
+    handles: HandleLimits,
     uploads: Arc<upload::InFlight>,
     buffers: buffers::BufferPool,
 }
@@ -323,13 +336,20 @@ impl Gateway {
                 }
             }
         }
+        let held_budget = budget.share(budget.total_bytes() / CLIENT_HELD_SHARE);
         Ok(Gateway {
             routes,
             users,
             keyring,
             policy,
             audit,
-            reorder_window: config.server.reorder_window,
+            reorder: reorder::ReorderLimits {
+                window: config.server.reorder_window,
+                max_held: config.limits.max_held_writes as usize,
+                budget: held_budget.clone(),
+            },
+            held_budget,
+            handles: HandleLimits::new(&config.limits),
             uploads: Arc::new(upload::InFlight::default()),
             buffers: buffers::BufferPool::new(IDLE_PART_BUFFERS),
         })
@@ -532,7 +552,7 @@ impl Gateway {
             self.buffers.clone(),
             upload,
             record,
-            self.reorder_window,
+            self.reorder.clone(),
             path.to_string(),
             self.uploads.clone(),
             replaces_from_zero,
@@ -577,58 +597,52 @@ impl Gateway {
         let key = Self::key_of(route, path);
         let e = route.destination.stat(&key).await?;
         let name = path.file_name().unwrap_or("/").to_string();
-        self.info(route, &key, name, e).await
+        entry_info(route.destination.as_ref(), &key, name, e).await
     }
 
-    async fn info(
-        &self,
-        route: &Route,
-        key: &str,
-        name: String,
-        e: crate::storage::Entry,
-    ) -> Result<FileInfo, TransferError> {
-        let size = match e.kind {
-            EntryKind::Dir => 0,
-            EntryKind::File => {
-                let mut reader = route.destination.open(key).await?;
-                let header = read_header(reader.as_mut()).await?;
-                crate::crypto::plaintext_len(header.encoded_len() as u64, e.sealed_len)
-                    .map_err(|e| TransferError::Failure(format!("damaged object: {e}")))?
-            }
-        };
-        Ok(FileInfo {
-            name,
-            is_dir: e.kind == EntryKind::Dir,
-            size,
-            modified: e.modified,
-        })
-    }
-
-    pub async fn list(
+    /// Opens a directory for listing, page by page. The entries are read now and held
+    /// compactly (charged to the memory budget) until the listing is dropped.
+    pub async fn open_dir(
         &self,
         who: &Principal,
         path: &VirtualPath,
-    ) -> Result<Vec<FileInfo>, TransferError> {
+    ) -> Result<DirListing, TransferError> {
         Self::need(who, who.permissions.read, "list directories")?;
         let route = self.route(who)?;
         let dir = Self::key_of(route, path);
         let entries = route.destination.list(&dir).await?;
-        let mut out = Vec::with_capacity(entries.len());
-        for e in entries {
-            let key = if dir.is_empty() {
-                e.name.clone()
-            } else {
-                format!("{dir}/{}", e.name)
-            };
-            let name = e.name.clone();
-            match self.info(route, &key, name, e).await {
-                Ok(info) => out.push(info),
-                // A foreign or damaged file is skipped from listings, not fatal to them.
-                Err(err) => tracing::warn!(error = %err, "skipping unreadable entry"),
-            }
-        }
-        Ok(out)
+        DirListing::new(route.destination.clone(), dir, entries, &self.held_budget)
     }
+
+    /// A slot for one more open file or directory of `who`: counted per user across all of
+    /// their sessions and process-wide, and given back when the permit drops.
+    pub fn open_handle(&self, who: &Principal) -> Result<HandlePermit, TransferError> {
+        self.handles.acquire(&who.user)
+    }
+}
+
+/// What a listing or stat shows of a store entry: plaintext size (from the object's header).
+async fn entry_info(
+    destination: &dyn Destination,
+    key: &str,
+    name: String,
+    e: crate::storage::Entry,
+) -> Result<FileInfo, TransferError> {
+    let size = match e.kind {
+        EntryKind::Dir => 0,
+        EntryKind::File => {
+            let mut reader = destination.open(key).await?;
+            let header = read_header(reader.as_mut()).await?;
+            crate::crypto::plaintext_len(header.encoded_len() as u64, e.sealed_len)
+                .map_err(|e| TransferError::Failure(format!("damaged object: {e}")))?
+        }
+    };
+    Ok(FileInfo {
+        name,
+        is_dir: e.kind == EntryKind::Dir,
+        size,
+        modified: e.modified,
+    })
 }
 
 async fn read_header(

@@ -3,7 +3,6 @@
 //! SFTP front end needs.
 
 mod body;
-mod budget;
 mod client;
 mod destination;
 pub mod location;
@@ -15,7 +14,7 @@ mod writer;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-pub use budget::MemoryBudget;
+pub use crate::budget::MemoryBudget;
 pub use client::{CredentialSource, S3Settings, build_client};
 pub use destination::{Hooks, S3Destination, StateChange};
 pub use ops::{S3Entry, S3Reader};

@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use base64::Engine;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 
 use super::body::PartBody;
 use super::{
     MemoryBudget, OBJECT_ID_KEY, PayloadHash, PayloadSigning, S3Error, Target, metadata, parts,
 };
+use crate::budget::Reservation;
 use crate::storage::ObjectMeta;
 
 /// The result of a committed upload, for the audit trail.
@@ -38,7 +38,7 @@ pub struct S3Writer {
     max_in_flight: usize,
     part: PartBody,
     /// The budget held for `part` (reserved when the part starts), and how many bytes it covers.
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<Reservation>,
     reserved: usize,
     part_no: u32,
     upload_id: Option<String>,
@@ -97,7 +97,12 @@ impl S3Writer {
             // budget could otherwise wait for each other forever. Waiting here stops the
             // sealing task from making its next buffer: backpressure.
             let size = parts::part_size(self.part_no) + PART_SLACK;
-            self.permit = Some(self.budget.reserve(size).await?);
+            self.permit = Some(
+                self.budget
+                    .reserve(size)
+                    .await
+                    .map_err(|e| S3Error::Config(format!("upload memory budget: {e}")))?,
+            );
             self.reserved = size;
         }
         let needed = self.part.len() + data.len();
