@@ -134,3 +134,65 @@ impl DirListing {
         page
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::fs::FsDestination;
+
+    /// A store whose root holds `n` directories (listed without reading any header).
+    async fn store_with_dirs(n: usize) -> (tempfile::TempDir, Arc<dyn Destination>, Vec<Entry>) {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..n {
+            std::fs::create_dir(dir.path().join(format!("d{i:05}"))).unwrap();
+        }
+        let store: Arc<dyn Destination> =
+            Arc::new(FsDestination::open("d", dir.path(), "DE").unwrap());
+        let entries = store.list("").await.unwrap();
+        assert_eq!(entries.len(), n);
+        (dir, store, entries)
+    }
+
+    #[tokio::test]
+    async fn pages_hand_out_every_entry_once_within_their_bounds() {
+        let (_dir, store, entries) = store_with_dirs(3000).await;
+        let budget = MemoryBudget::new(16 << 20);
+        let mut l = DirListing::new(store, String::new(), entries, &budget).unwrap();
+        let held = (16 << 20) - budget.available_bytes();
+        // Compact: well under 100 bytes an entry (it was about 350 as finished reply entries).
+        assert!(held <= 3000 * 100, "{held} bytes held for 3000 entries");
+        let mut seen = Vec::new();
+        while let Some(page) = l.next_page(100, 250).await.unwrap() {
+            assert!(page.len() <= 100);
+            let names: usize = page.iter().map(|e| e.name.len()).sum();
+            assert!(names <= 250, "{names} name bytes in a page");
+            seen.extend(page.into_iter().map(|e| e.name));
+        }
+        let want: Vec<String> = (0..3000).map(|i| format!("d{i:05}")).collect();
+        assert_eq!(seen, want, "all, in order, once");
+        assert!(l.next_page(100, 250).await.unwrap().is_none());
+        drop(l);
+        assert_eq!(budget.available_bytes(), 16 << 20, "the budget comes back");
+    }
+
+    #[tokio::test]
+    async fn a_listing_the_budget_cannot_hold_is_refused() {
+        let (_dir, store, entries) = store_with_dirs(3000).await;
+        let budget = MemoryBudget::new(1 << 20).share(64 << 10);
+        let e = DirListing::new(store, String::new(), entries, &budget).unwrap_err();
+        assert!(e.to_string().contains("storage.memory_budget"), "{e}");
+        assert!(e.to_string().contains("3000 entries"), "{e}");
+        assert_eq!(budget.available_bytes(), 64 << 10, "nothing kept");
+    }
+
+    #[tokio::test]
+    async fn a_name_longer_than_the_page_bound_still_comes_out() {
+        let (_dir, store, entries) = store_with_dirs(3).await;
+        let budget = MemoryBudget::new(16 << 20);
+        let mut l = DirListing::new(store, String::new(), entries, &budget).unwrap();
+        for _ in 0..3 {
+            assert_eq!(l.next_page(100, 1).await.unwrap().unwrap().len(), 1);
+        }
+        assert!(l.next_page(100, 1).await.unwrap().is_none());
+    }
+}

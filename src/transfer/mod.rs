@@ -156,9 +156,13 @@ pub enum GatewayError {
 /// filled and two in flight, 8 each), so a busy gateway keeps this much for the next upload.
 const IDLE_PART_BUFFERS: usize = 64;
 
-/// The part of the memory budget that what clients merely hold (writes held ahead of a gap,
-/// open directory listings) may use: the rest stays free for uploads that move.
-const CLIENT_HELD_SHARE: usize = 2;
+/// What clients merely hold (writes held ahead of a gap, open directory listings) may use half
+/// of the memory budget, and always leaves an S3 upload's first part: uploads that move are
+/// never starved by data parked in the gateway.
+fn client_held_share(budget: &MemoryBudget) -> MemoryBudget {
+    let total = budget.total_bytes();
+    budget.share((total / 2).min(total.saturating_sub(crate::storage::s3::MIN_PART_BUDGET)))
+}
 
 pub struct Gateway {
     routes: HashMap<String, Route>,
@@ -336,7 +340,7 @@ impl Gateway {
                 }
             }
         }
-        let held_budget = budget.share(budget.total_bytes() / CLIENT_HELD_SHARE);
+        let held_budget = client_held_share(&budget);
         Ok(Gateway {
             routes,
             users,
@@ -654,3 +658,29 @@ async fn read_header(
 
 /// A valid argon2id hash of a random string: verifying against it costs what a real check does.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$ZXVnYXRlLWR1bW15LXNhbHQ$Yq2aZv4xM3Yk3kQ6m8b7l0CqB7m7o8mQ3xg8u5y6b3E";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_clients_hold_leaves_uploads_their_first_part() {
+        for total in [16usize << 20, 32 << 20, 256 << 20, 64 << 30] {
+            let budget = MemoryBudget::new(total);
+            let held = client_held_share(&budget);
+            assert!(held.total_bytes() <= total / 2, "{total}");
+            let all_held = held.try_reserve(held.total_bytes()).unwrap();
+            assert!(
+                budget
+                    .try_reserve(crate::storage::s3::MIN_PART_BUDGET)
+                    .is_some(),
+                "a first part still fits beside a full held share ({total})"
+            );
+            drop(all_held);
+        }
+        assert_eq!(
+            client_held_share(&MemoryBudget::new(256 << 20)).total_bytes(),
+            128 << 20
+        );
+    }
+}

@@ -21,6 +21,10 @@ pub use ops::{S3Entry, S3Reader};
 pub use probe::probe_region;
 pub use writer::{Committed, S3Writer};
 
+/// The budget one upload needs to move at all: its first part's buffer. Whatever else draws on
+/// the shared memory budget must leave at least this much to uploads.
+pub const MIN_PART_BUDGET: usize = parts::MIN_PART_SIZE + writer::PART_SLACK;
+
 /// Errors from S3 destinations. Messages carry the operation and the store's own words.
 #[derive(Debug, thiserror::Error)]
 pub enum S3Error {

@@ -28,7 +28,7 @@ pub struct Committed {
 /// A part ends with the buffer that crosses its size. The transfer layer's buffers are 16 sealed
 /// segments, so eight of them cross 8 MiB by 2 KiB (plus the header in part 1): the budget
 /// reserved per part covers that much beyond the part size.
-const PART_SLACK: usize = 64 * 1024;
+pub(super) const PART_SLACK: usize = 64 * 1024;
 
 pub struct S3Writer {
     target: Arc<Target>,
