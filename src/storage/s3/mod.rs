@@ -9,6 +9,7 @@ pub mod location;
 mod ops;
 pub mod parts;
 mod probe;
+mod spool;
 mod writer;
 
 use std::collections::HashMap;
@@ -23,7 +24,7 @@ pub use writer::{Committed, S3Writer};
 
 /// The budget one upload needs to move at all: its first part's buffer. Whatever else draws on
 /// the shared memory budget must leave at least this much to uploads.
-pub const MIN_PART_BUDGET: usize = parts::MIN_PART_SIZE + writer::PART_SLACK;
+pub const MIN_PART_BUDGET: usize = parts::MIN_PART_SIZE + parts::PART_SLACK;
 
 /// Errors from S3 destinations. Messages carry the operation and the store's own words.
 #[derive(Debug, thiserror::Error)]
