@@ -302,8 +302,9 @@ fn gateway_crash_mid_upload_is_cleaned_up_at_restart() {
 
 #[test]
 fn concurrent_uploads_share_a_small_memory_budget_and_all_complete() {
-    // 16 MiB holds two 8 MiB part buffers: four 12 MiB uploads (two parts each) must take turns
-    // (backpressure to their SSH channels), and every one must still complete intact.
+    // 16 MiB cannot hold an 8 MiB part in memory beside one in flight: four 12 MiB uploads (two
+    // parts each) spool their parts and share the budget a buffer at a time, and every one must
+    // still complete intact.
     let eu = Garage::start("eu-central-1", &[EU_BUCKET]);
     let gw = Gateway::start_with(Options {
         extra_toml: format!(
@@ -346,6 +347,13 @@ parts_in_flight = 1
         let sealed = store.get(EU_BUCKET, &format!("eurobank/c{i}.bin"));
         assert!(gw.decrypt_bytes(&sealed) == *f, "upload {i}");
     }
+    // Two 8 MiB parts in flight would not fit 16 MiB beside the parts being filled: parts of
+    // this size are spooled (sealed, to unnamed temp files) and cost one buffer at a time.
+    assert!(
+        gw.log().contains("part spooled to a temporary file"),
+        "{}",
+        gw.log()
+    );
 }
 
 /// A name is data too: a tenant routed to a store the policy denies can neither create a

@@ -6,8 +6,11 @@ mod auth_record;
 mod buffers;
 mod decide;
 pub mod download;
+mod handles;
+mod listing;
 mod namespace;
 pub mod path;
+mod reorder;
 pub mod upload;
 
 use std::collections::HashMap;
@@ -19,16 +22,19 @@ use russh::keys::PublicKey;
 use zeroize::Zeroizing;
 
 use crate::audit::{AuditEvent, AuditLog, AuthThrottle};
+use crate::budget::MemoryBudget;
 use crate::config::{Config, DestinationKind, Permissions};
 use crate::crypto::{Header, ObjectContext, Sealer};
 use crate::keys::Keyring;
 use crate::policy::{Classification, PolicyStore};
 use crate::storage::fs::FsDestination;
-use crate::storage::s3::{Hooks, MemoryBudget, S3Destination, StateChange};
+use crate::storage::s3::{Hooks, S3Destination, StateChange};
 use crate::storage::{Destination, EntryKind, ObjectMeta, Publish, StorageError};
 
 use decide::Operation;
 pub use download::DownloadHandle;
+pub use handles::{HandleLimits, HandlePermit};
+pub use listing::DirListing;
 pub use path::{PathError, VirtualPath};
 pub use upload::{InFlightSnapshot, UploadHandle};
 
@@ -151,6 +157,14 @@ pub enum GatewayError {
 /// filled and two in flight, 8 each), so a busy gateway keeps this much for the next upload.
 const IDLE_PART_BUFFERS: usize = 64;
 
+/// What clients merely hold (writes held ahead of a gap, open directory listings) may use half
+/// of the memory budget, and always leaves an S3 upload's first part: uploads that move are
+/// never starved by data parked in the gateway.
+fn client_held_share(budget: &MemoryBudget) -> MemoryBudget {
+    let total = budget.total_bytes();
+    budget.share((total / 2).min(total.saturating_sub(crate::storage::s3::MIN_PART_BUDGET)))
+}
+
 pub struct Gateway {
     routes: HashMap<String, Route>,
     users: HashMap<String, User>,
@@ -159,7 +173,10 @@ pub struct Gateway {
     audit: Arc<AuditLog>,
     /// Keeps refused logins from flooding `audit` (one record per interval per banned source).
     auth_throttle: Arc<AuthThrottle>,
-    reorder_window: u64,
+    reorder: reorder::ReorderLimits,
+    /// `reorder.budget`, which open directory listings share with held writes.
+    held_budget: MemoryBudget,
+    handles: HandleLimits,
     uploads: Arc<upload::InFlight>,
     buffers: buffers::BufferPool,
 }
@@ -302,6 +319,7 @@ impl Gateway {
             }
         }
         let auth_throttle = auth_record::throttle(config, &audit);
+        let held_budget = client_held_share(&budget);
         Ok(Gateway {
             routes,
             users,
@@ -309,7 +327,13 @@ impl Gateway {
             policy,
             audit,
             auth_throttle,
-            reorder_window: config.server.reorder_window,
+            reorder: reorder::ReorderLimits {
+                window: config.server.reorder_window,
+                max_held: config.limits.max_held_writes as usize,
+                budget: held_budget.clone(),
+            },
+            held_budget,
+            handles: HandleLimits::new(&config.limits),
             uploads: Arc::new(upload::InFlight::default()),
             buffers: buffers::BufferPool::new(IDLE_PART_BUFFERS),
         })
@@ -512,7 +536,7 @@ impl Gateway {
             self.buffers.clone(),
             upload,
             record,
-            self.reorder_window,
+            self.reorder.clone(),
             path.to_string(),
             self.uploads.clone(),
             replaces_from_zero,
@@ -557,58 +581,52 @@ impl Gateway {
         let key = Self::key_of(route, path);
         let e = route.destination.stat(&key).await?;
         let name = path.file_name().unwrap_or("/").to_string();
-        self.info(route, &key, name, e).await
+        entry_info(route.destination.as_ref(), &key, name, e).await
     }
 
-    async fn info(
-        &self,
-        route: &Route,
-        key: &str,
-        name: String,
-        e: crate::storage::Entry,
-    ) -> Result<FileInfo, TransferError> {
-        let size = match e.kind {
-            EntryKind::Dir => 0,
-            EntryKind::File => {
-                let mut reader = route.destination.open(key).await?;
-                let header = read_header(reader.as_mut()).await?;
-                crate::crypto::plaintext_len(header.encoded_len() as u64, e.sealed_len)
-                    .map_err(|e| TransferError::Failure(format!("damaged object: {e}")))?
-            }
-        };
-        Ok(FileInfo {
-            name,
-            is_dir: e.kind == EntryKind::Dir,
-            size,
-            modified: e.modified,
-        })
-    }
-
-    pub async fn list(
+    /// Opens a directory for listing, page by page. The entries are read now and held
+    /// compactly (charged to the memory budget) until the listing is dropped.
+    pub async fn open_dir(
         &self,
         who: &Principal,
         path: &VirtualPath,
-    ) -> Result<Vec<FileInfo>, TransferError> {
+    ) -> Result<DirListing, TransferError> {
         Self::need(who, who.permissions.read, "list directories")?;
         let route = self.route(who)?;
         let dir = Self::key_of(route, path);
         let entries = route.destination.list(&dir).await?;
-        let mut out = Vec::with_capacity(entries.len());
-        for e in entries {
-            let key = if dir.is_empty() {
-                e.name.clone()
-            } else {
-                format!("{dir}/{}", e.name)
-            };
-            let name = e.name.clone();
-            match self.info(route, &key, name, e).await {
-                Ok(info) => out.push(info),
-                // A foreign or damaged file is skipped from listings, not fatal to them.
-                Err(err) => tracing::warn!(error = %err, "skipping unreadable entry"),
-            }
-        }
-        Ok(out)
+        DirListing::new(route.destination.clone(), dir, entries, &self.held_budget)
     }
+
+    /// A slot for one more open file or directory of `who`: counted per user across all of
+    /// their sessions and process-wide, and given back when the permit drops.
+    pub fn open_handle(&self, who: &Principal) -> Result<HandlePermit, TransferError> {
+        self.handles.acquire(&who.user)
+    }
+}
+
+/// What a listing or stat shows of a store entry: plaintext size (from the object's header).
+async fn entry_info(
+    destination: &dyn Destination,
+    key: &str,
+    name: String,
+    e: crate::storage::Entry,
+) -> Result<FileInfo, TransferError> {
+    let size = match e.kind {
+        EntryKind::Dir => 0,
+        EntryKind::File => {
+            let mut reader = destination.open(key).await?;
+            let header = read_header(reader.as_mut()).await?;
+            crate::crypto::plaintext_len(header.encoded_len() as u64, e.sealed_len)
+                .map_err(|e| TransferError::Failure(format!("damaged object: {e}")))?
+        }
+    };
+    Ok(FileInfo {
+        name,
+        is_dir: e.kind == EntryKind::Dir,
+        size,
+        modified: e.modified,
+    })
 }
 
 async fn read_header(
@@ -620,3 +638,29 @@ async fn read_header(
 
 /// A valid argon2id hash of a random string: verifying against it costs what a real check does.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$ZXVnYXRlLWR1bW15LXNhbHQ$Yq2aZv4xM3Yk3kQ6m8b7l0CqB7m7o8mQ3xg8u5y6b3E";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_clients_hold_leaves_uploads_their_first_part() {
+        for total in [16usize << 20, 32 << 20, 256 << 20, 64 << 30] {
+            let budget = MemoryBudget::new(total);
+            let held = client_held_share(&budget);
+            assert!(held.total_bytes() <= total / 2, "{total}");
+            let all_held = held.try_reserve(held.total_bytes()).unwrap();
+            assert!(
+                budget
+                    .try_reserve(crate::storage::s3::MIN_PART_BUDGET)
+                    .is_some(),
+                "a first part still fits beside a full held share ({total})"
+            );
+            drop(all_held);
+        }
+        assert_eq!(
+            client_held_share(&MemoryBudget::new(256 << 20)).total_bytes(),
+            128 << 20
+        );
+    }
+}

@@ -5,7 +5,6 @@
 //! gap are held (bounded) until it fills. CLOSE ([`UploadHandle::commit`]) waits for the
 //! durable commit. Dropping the handle without a commit aborts: nothing is published.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -14,6 +13,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::TransferError;
 use super::buffers::BufferPool;
+use super::reorder::{Reorder, ReorderLimits};
 use crate::audit::{AuditError, AuditEvent, AuditLog};
 use crate::crypto::{CryptoError, PartSealer, SEGMENT_SIZE, Sealer};
 use crate::storage::{Destination, StorageError, Upload};
@@ -213,101 +213,6 @@ impl Drop for InFlightGuard {
     }
 }
 
-/// Reorders writes that arrive at out-of-order offsets, within a bounded window.
-#[derive(Debug)]
-pub struct Reorder {
-    /// Every byte before `next` has been forwarded.
-    next: u64,
-    pending: BTreeMap<u64, Chunk>,
-    window: u64,
-}
-
-impl Reorder {
-    pub fn new(window: u64) -> Reorder {
-        Reorder {
-            next: 0,
-            pending: BTreeMap::new(),
-            window,
-        }
-    }
-
-    /// Accepts one write; returns the chunks that are now contiguous, in order.
-    pub fn accept(&mut self, offset: u64, data: Chunk) -> Result<Vec<Chunk>, TransferError> {
-        let len = data.len() as u64;
-        let end = offset
-            .checked_add(len)
-            .ok_or_else(|| TransferError::Failure("write offset overflows".into()))?;
-        if len == 0 {
-            return Ok(Vec::new());
-        }
-        if offset < self.next {
-            return Err(TransferError::Failure(format!(
-                "write at offset {offset} overlaps bytes already sealed (below {}); each byte can be written once",
-                self.next
-            )));
-        }
-        if offset > self.next {
-            if end - self.next > self.window {
-                return Err(TransferError::Failure(format!(
-                    "write at offset {offset} is {} bytes ahead of the next expected byte {}; the reorder window is {} bytes (server.reorder_window); write sequentially or in a narrower window",
-                    offset - self.next,
-                    self.next,
-                    self.window
-                )));
-            }
-            let before = self.pending.range(..offset).next_back();
-            let overlaps_before = before.is_some_and(|(o, d)| o + d.len() as u64 > offset);
-            let overlaps_after = self.pending.range(offset..end).next().is_some();
-            if overlaps_before || overlaps_after {
-                return Err(TransferError::Failure(format!(
-                    "write at offset {offset} overlaps another pending write; each byte can be written once"
-                )));
-            }
-            self.pending.insert(offset, data);
-            return Ok(Vec::new());
-        }
-        let released = self.advance(offset, len)?;
-        let mut ready = Vec::with_capacity(1 + released.len());
-        ready.push(data);
-        ready.extend(released);
-        Ok(ready)
-    }
-
-    /// Accepts an in-order write of `len` bytes at `offset` (== [`Reorder::next`]), whose
-    /// bytes the caller uses directly; returns the held chunks that now follow it, in order.
-    pub fn advance(&mut self, offset: u64, len: u64) -> Result<Vec<Chunk>, TransferError> {
-        debug_assert_eq!(offset, self.next);
-        let end = offset
-            .checked_add(len)
-            .ok_or_else(|| TransferError::Failure("write offset overflows".into()))?;
-        if self.pending.range(offset..end).next().is_some() {
-            return Err(TransferError::Failure(format!(
-                "write at offset {offset} overlaps another pending write; each byte can be written once"
-            )));
-        }
-        self.next = end;
-        let mut ready = Vec::new();
-        while let Some(entry) = self.pending.first_entry() {
-            if *entry.key() != self.next {
-                break;
-            }
-            let chunk = entry.remove();
-            self.next += chunk.len() as u64;
-            ready.push(chunk);
-        }
-        Ok(ready)
-    }
-
-    /// Bytes received past a gap.
-    pub fn pending_bytes(&self) -> u64 {
-        self.pending.values().map(|d| d.len() as u64).sum()
-    }
-
-    pub fn next(&self) -> u64 {
-        self.next
-    }
-}
-
 /// The sealing half of an upload, owned by the front end's task: plaintext is copied from the
 /// received packet straight into the part buffer (its only copy in the gateway), sealed in
 /// place and hashed while still in cache. Only sealed parts cross to the storage task.
@@ -359,7 +264,7 @@ impl std::fmt::Debug for UploadHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UploadHandle")
             .field("path", &self.path)
-            .field("next", &self.reorder.next)
+            .field("next", &self.reorder.next())
             .finish_non_exhaustive()
     }
 }
@@ -382,7 +287,7 @@ impl UploadHandle {
         buffers: BufferPool,
         upload: Box<dyn Upload>,
         record: UploadRecord,
-        window: u64,
+        reorder: ReorderLimits,
         path: String,
         inflight: Arc<InFlight>,
         replaces_existing: bool,
@@ -415,7 +320,7 @@ impl UploadHandle {
             storage: Some(storage),
             tx: Some(tx),
             sealing,
-            reorder: Reorder::new(window),
+            reorder: Reorder::new(reorder),
             failed,
             path,
             replaces_existing,
@@ -575,8 +480,9 @@ impl UploadHandle {
         let pending = self.reorder.pending_bytes();
         if pending > 0 {
             let gap = format!(
-                "upload has a gap at offset {}: {pending} bytes arrived beyond it but the bytes in between never did; nothing was stored",
-                self.reorder.next()
+                "upload has a gap at offset {}: {pending} bytes in {} writes arrived beyond it but the bytes in between never did; nothing was stored",
+                self.reorder.next(),
+                self.reorder.pending_writes()
             );
             self.sealing = None;
             self.stop_storage(gap.clone());
@@ -716,11 +622,6 @@ async fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    fn z(v: &[u8]) -> Chunk {
-        Chunk::new(v.to_vec())
-    }
 
     /// Counts what it is given and drops it at once, like a store that acknowledged it.
     struct Discard(Arc<AtomicU64>);
@@ -768,7 +669,11 @@ mod tests {
             pool.clone(),
             Box::new(Discard(Arc::new(AtomicU64::new(0)))),
             record,
-            1 << 20,
+            ReorderLimits {
+                window: 1 << 20,
+                max_held: 1024,
+                budget: crate::budget::MemoryBudget::new(16 << 20),
+            },
             "/o".into(),
             Arc::new(InFlight::default()),
             false,
@@ -798,103 +703,5 @@ mod tests {
             assert_eq!(one_upload(&pool, &log, &data).await, data.len() as u64);
         }
         assert_eq!(pool.idle(), after_first);
-    }
-
-    #[test]
-    fn in_order_passes_through() {
-        let mut r = Reorder::new(100);
-        assert_eq!(r.accept(0, z(b"abc")).unwrap().len(), 1);
-        assert_eq!(r.accept(3, z(b"de")).unwrap().len(), 1);
-        assert_eq!(r.next(), 5);
-    }
-
-    #[test]
-    fn out_of_order_within_window_is_released_in_order() {
-        let mut r = Reorder::new(100);
-        assert!(r.accept(3, z(b"de")).unwrap().is_empty());
-        assert_eq!(r.pending_bytes(), 2);
-        let ready = r.accept(0, z(b"abc")).unwrap();
-        let joined: Vec<u8> = ready.iter().flat_map(|c| c.iter().copied()).collect();
-        assert_eq!(joined, b"abcde");
-        assert_eq!(r.pending_bytes(), 0);
-    }
-
-    #[test]
-    fn beyond_window_refused_with_message() {
-        let mut r = Reorder::new(10);
-        let e = r.accept(8, z(b"xyz")).unwrap_err();
-        assert!(e.to_string().contains("reorder window is 10 bytes"), "{e}");
-        assert!(
-            r.accept(7, z(b"xyz")).is_ok(),
-            "end exactly at the window edge"
-        );
-    }
-
-    #[test]
-    fn overlaps_refused() {
-        let mut r = Reorder::new(100);
-        r.accept(0, z(b"abcd")).unwrap();
-        assert!(r.accept(2, z(b"zz")).is_err(), "rewrite of sealed bytes");
-        r.accept(10, z(b"0123")).unwrap();
-        assert!(r.accept(12, z(b"zz")).is_err(), "inside a pending chunk");
-        assert!(r.accept(8, z(b"zzz")).is_err(), "runs into a pending chunk");
-        assert!(r.accept(14, z(b"ok")).is_ok());
-    }
-
-    #[test]
-    fn in_order_advance_releases_what_follows_and_refuses_overlaps() {
-        let mut r = Reorder::new(100);
-        assert!(r.accept(5, z(b"fg")).unwrap().is_empty());
-        assert!(r.accept(10, z(b"kl")).unwrap().is_empty());
-        // 0..5 in order: releases 5..7, not 10..12 (gap at 7).
-        let ready = r.advance(0, 5).unwrap();
-        assert_eq!(ready.len(), 1);
-        assert_eq!(&ready[0][..], b"fg");
-        assert_eq!(r.next(), 7);
-        // 7..11 runs into the held 10..12.
-        let e = r.advance(7, 4).unwrap_err();
-        assert!(
-            e.to_string().contains("overlaps another pending write"),
-            "{e}"
-        );
-        assert_eq!(r.next(), 7, "a refused write changes nothing");
-        assert_eq!(r.advance(7, 3).unwrap().len(), 1);
-        assert_eq!(r.next(), 12);
-        assert_eq!(r.pending_bytes(), 0);
-    }
-
-    proptest! {
-        /// Any permutation of chunks inside the window reassembles to the original bytes, and
-        /// pending data never exceeds the window.
-        #[test]
-        fn permutations_reassemble(
-            sizes in proptest::collection::vec(1usize..50, 1..20),
-            seed in any::<u64>(),
-        ) {
-            let total: usize = sizes.iter().sum();
-            let data: Vec<u8> = (0..total).map(|i| (i * 7 + 3) as u8).collect();
-            let mut chunks = Vec::new();
-            let mut off = 0;
-            for s in &sizes {
-                chunks.push((off as u64, data[off..off + s].to_vec()));
-                off += s;
-            }
-            // Deterministic shuffle from the seed.
-            let mut state = seed | 1;
-            for i in (1..chunks.len()).rev() {
-                state ^= state << 13; state ^= state >> 7; state ^= state << 17;
-                chunks.swap(i, (state % (i as u64 + 1)) as usize);
-            }
-            let window = total as u64;
-            let mut r = Reorder::new(window);
-            let mut out = Vec::new();
-            for (o, d) in chunks {
-                for c in r.accept(o, Chunk::new(d)).unwrap() {
-                    out.extend_from_slice(&c);
-                }
-                prop_assert!(r.pending_bytes() <= window);
-            }
-            prop_assert_eq!(out, data);
-        }
     }
 }

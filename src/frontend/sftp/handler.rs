@@ -15,8 +15,8 @@ use russh_sftp::server::StatusReply;
 
 use crate::transfer::upload::Chunk;
 use crate::transfer::{
-    DownloadHandle, FileInfo, Gateway, Principal, TransferError, UploadHandle, VirtualPath,
-    WriteMode,
+    DirListing, DownloadHandle, FileInfo, Gateway, HandlePermit, Principal, TransferError,
+    UploadHandle, VirtualPath, WriteMode,
 };
 
 /// The largest SFTP packet we accept (what OpenSSH's sftp-server advertises).
@@ -27,18 +27,30 @@ pub const MAX_PACKET_LEN: u32 = 256 * 1024;
 /// 64 KiB it peaked at 81–83 MiB, with the same CPU per GiB and throughput (docs/benchmarks.md).
 pub const MAX_READ_WRITE_LEN: u64 = 64 * 1024;
 
+/// Entries per READDIR reply, as OpenSSH's sftp-server sends them.
+const READDIR_ENTRIES: usize = 100;
+/// Name bytes per READDIR reply: each entry carries its name twice (name and long name) plus
+/// about 100 bytes, so a reply stays near 75 KiB, far below the 256 KiB clients accept.
+const READDIR_NAME_BYTES: usize = 32 * 1024;
+
 const NO_LINKS: &str = "links are not supported: eugate stores only regular files and directories";
 
 enum OpenItem {
     Upload(UploadHandle),
     Download(Box<DownloadHandle>),
-    Dir(Option<Vec<File>>),
+    Dir(DirListing),
+}
+
+/// An open handle and the slot it holds in the per-user and process-wide handle counts.
+struct Open {
+    item: OpenItem,
+    _slot: HandlePermit,
 }
 
 pub struct SftpSession {
     gateway: Arc<Gateway>,
     who: Principal,
-    handles: HashMap<String, OpenItem>,
+    handles: HashMap<String, Open>,
     counter: u64,
     max_handles: usize,
 }
@@ -63,7 +75,7 @@ impl SftpSession {
         offset: u64,
         pieces: &[&[u8]],
     ) -> Result<Status, StatusReply> {
-        match self.handles.get_mut(handle) {
+        match self.item_mut(handle) {
             Some(OpenItem::Upload(u)) => {
                 u.write_pieces(offset, pieces).await.map_err(reply)?;
                 Ok(ok(id))
@@ -73,17 +85,31 @@ impl SftpSession {
         }
     }
 
-    fn insert(&mut self, item: OpenItem) -> Result<String, StatusReply> {
+    fn item(&self, handle: &str) -> Option<&OpenItem> {
+        self.handles.get(handle).map(|o| &o.item)
+    }
+
+    fn item_mut(&mut self, handle: &str) -> Option<&mut OpenItem> {
+        self.handles.get_mut(handle).map(|o| &mut o.item)
+    }
+
+    /// A slot for one more handle, taken before anything is opened: this session's cap, then
+    /// the user's (all sessions) and the gateway's.
+    fn slot(&self) -> Result<HandlePermit, StatusReply> {
         if self.handles.len() >= self.max_handles {
             return Err(StatusCode::Failure.with_message(format!(
-                "too many open handles (limit {}); close some first",
+                "too many open handles in this session (limit {}, server.max_open_handles); close some first",
                 self.max_handles
             )));
         }
+        self.gateway.open_handle(&self.who).map_err(reply)
+    }
+
+    fn insert(&mut self, item: OpenItem, slot: HandlePermit) -> String {
         self.counter += 1;
         let h = format!("h{}", self.counter);
-        self.handles.insert(h.clone(), item);
-        Ok(h)
+        self.handles.insert(h.clone(), Open { item, _slot: slot });
+        h
     }
 }
 
@@ -208,7 +234,7 @@ impl russh_sftp::server::Handler for SftpSession {
     }
 
     async fn fstat(&mut self, id: u32, handle: String) -> Result<Attrs, Self::Error> {
-        let info = match self.handles.get(&handle) {
+        let info = match self.item(&handle) {
             Some(OpenItem::Upload(u)) => FileInfo {
                 name: String::new(),
                 is_dir: false,
@@ -259,7 +285,7 @@ impl russh_sftp::server::Handler for SftpSession {
         handle: String,
         a: FileAttributes,
     ) -> Result<Status, Self::Error> {
-        let current = match self.handles.get(&handle) {
+        let current = match self.item(&handle) {
             Some(OpenItem::Upload(u)) => u.written(),
             Some(OpenItem::Download(d)) => d.len(),
             Some(OpenItem::Dir(_)) => 0,
@@ -281,6 +307,7 @@ impl russh_sftp::server::Handler for SftpSession {
         _attrs: FileAttributes,
     ) -> Result<Handle, Self::Error> {
         let p = path(&filename)?;
+        let slot = self.slot()?;
         let read = pflags.contains(OpenFlags::READ);
         let write = pflags.contains(OpenFlags::WRITE) || pflags.contains(OpenFlags::APPEND);
         let item = match (read, write) {
@@ -312,7 +339,7 @@ impl russh_sftp::server::Handler for SftpSession {
                     .map_err(reply)?,
             )),
         };
-        let handle = self.insert(item)?;
+        let handle = self.insert(item, slot);
         Ok(Handle { id, handle })
     }
 
@@ -335,7 +362,7 @@ impl russh_sftp::server::Handler for SftpSession {
         offset: u64,
         len: u32,
     ) -> Result<Data, Self::Error> {
-        match self.handles.get_mut(&handle) {
+        match self.item_mut(&handle) {
             Some(OpenItem::Download(d)) => {
                 let len = len.min(MAX_READ_WRITE_LEN as u32);
                 match d.read(offset, len).await.map_err(reply)? {
@@ -349,7 +376,7 @@ impl russh_sftp::server::Handler for SftpSession {
     }
 
     async fn close(&mut self, id: u32, handle: String) -> Result<Status, Self::Error> {
-        match self.handles.remove(&handle) {
+        match self.handles.remove(&handle).map(|o| o.item) {
             // The client hears OK only once the object is durably stored.
             Some(OpenItem::Upload(u)) => {
                 u.commit().await.map_err(reply)?;
@@ -362,21 +389,31 @@ impl russh_sftp::server::Handler for SftpSession {
 
     async fn opendir(&mut self, id: u32, raw: String) -> Result<Handle, Self::Error> {
         let p = path(&raw)?;
-        let entries = self.gateway.list(&self.who, &p).await.map_err(reply)?;
-        let files = entries
-            .iter()
-            .map(|e| File::new(e.name.clone(), attrs(e)))
-            .collect();
-        let handle = self.insert(OpenItem::Dir(Some(files)))?;
+        let slot = self.slot()?;
+        let listing = self.gateway.open_dir(&self.who, &p).await.map_err(reply)?;
+        let handle = self.insert(OpenItem::Dir(listing), slot);
         Ok(Handle { id, handle })
     }
 
+    /// One page per request (OpenSSH's client refuses a reply over 256 KiB), then EOF.
     async fn readdir(&mut self, id: u32, handle: String) -> Result<Name, Self::Error> {
-        match self.handles.get_mut(&handle) {
-            Some(OpenItem::Dir(files)) => match files.take() {
-                Some(files) if !files.is_empty() => Ok(Name { id, files }),
-                _ => Err(StatusCode::Eof.into()),
-            },
+        match self.item_mut(&handle) {
+            Some(OpenItem::Dir(listing)) => {
+                match listing
+                    .next_page(READDIR_ENTRIES, READDIR_NAME_BYTES)
+                    .await
+                    .map_err(reply)?
+                {
+                    Some(page) => Ok(Name {
+                        id,
+                        files: page
+                            .iter()
+                            .map(|e| File::new(e.name.clone(), attrs(e)))
+                            .collect(),
+                    }),
+                    None => Err(StatusCode::Eof.into()),
+                }
+            }
             Some(_) => Err(StatusCode::Failure.with_message("handle is not a directory")),
             None => Err(bad_handle()),
         }

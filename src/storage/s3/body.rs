@@ -30,10 +30,6 @@ impl PartBody {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// CRC32C over all chunks, as S3's `x-amz-checksum-crc32c` wants it (big-endian, base64).
     pub fn crc32c(&self) -> u32 {
         let mut digest = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);

@@ -3,24 +3,28 @@
 //! SFTP front end needs.
 
 mod body;
-mod budget;
 mod client;
 mod destination;
 pub mod location;
 mod ops;
 pub mod parts;
 mod probe;
+mod spool;
 mod writer;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-pub use budget::MemoryBudget;
+pub use crate::budget::MemoryBudget;
 pub use client::{CredentialSource, S3Settings, build_client};
 pub use destination::{Hooks, S3Destination, StateChange};
 pub use ops::{S3Entry, S3Reader};
 pub use probe::probe_region;
 pub use writer::{Committed, S3Writer};
+
+/// The budget one upload needs to move at all: its first part's buffer. Whatever else draws on
+/// the shared memory budget must leave at least this much to uploads.
+pub const MIN_PART_BUDGET: usize = parts::MIN_PART_SIZE + parts::PART_SLACK;
 
 /// Errors from S3 destinations. Messages carry the operation and the store's own words.
 #[derive(Debug, thiserror::Error)]

@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use base64::Engine;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 
 use super::body::PartBody;
+use super::spool::{SEND_BUDGET, SpoolPart, Spooled};
 use super::{
     MemoryBudget, OBJECT_ID_KEY, PayloadHash, PayloadSigning, S3Error, Target, metadata, parts,
 };
+use crate::budget::Reservation;
 use crate::storage::ObjectMeta;
 
 /// The result of a committed upload, for the audit trail.
@@ -25,10 +26,83 @@ pub struct Committed {
     pub parts: u32,
 }
 
-/// A part ends with the buffer that crosses its size. The transfer layer's buffers are 16 sealed
-/// segments, so eight of them cross 8 MiB by 2 KiB (plus the header in part 1): the budget
-/// reserved per part covers that much beyond the part size.
-const PART_SLACK: usize = 64 * 1024;
+/// The part being filled: in memory (its whole size reserved from its first byte), or spooled
+/// to a file when the budget could not hold it (see `spool`).
+enum Filling {
+    Memory(PartBody),
+    /// Boxed: the SHA-256 and CRC states are about 0.5 KiB.
+    Spool(Box<SpoolPart>),
+}
+
+impl Default for Filling {
+    fn default() -> Self {
+        Filling::Memory(PartBody::default())
+    }
+}
+
+impl Filling {
+    fn len(&self) -> usize {
+        match self {
+            Filling::Memory(b) => b.len(),
+            Filling::Spool(s) => s.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn finish(self) -> Part {
+        match self {
+            Filling::Memory(b) => Part::Memory(b),
+            Filling::Spool(s) => Part::Spooled((*s).finish()),
+        }
+    }
+}
+
+/// A complete part, ready to send.
+enum Part {
+    Memory(PartBody),
+    Spooled(Spooled),
+}
+
+impl Part {
+    fn len(&self) -> usize {
+        match self {
+            Part::Memory(b) => b.len(),
+            Part::Spooled(s) => usize::try_from(s.len).unwrap_or(usize::MAX),
+        }
+    }
+
+    fn crc32c(&self) -> u32 {
+        match self {
+            Part::Memory(b) => b.crc32c(),
+            Part::Spooled(s) => s.crc,
+        }
+    }
+
+    fn payload(&self, tls: bool) -> PayloadHash {
+        match self {
+            Part::Memory(b) => PayloadHash::of(tls, b),
+            // Spooled parts hashed on the way in exactly when requests are signed over it.
+            Part::Spooled(s) => match &s.sha256_hex {
+                Some(hex) if !tls => PayloadHash::Sha256Hex(hex.clone()),
+                _ => PayloadHash::Unsigned,
+            },
+        }
+    }
+
+    fn into_byte_stream(self) -> aws_sdk_s3::primitives::ByteStream {
+        match self {
+            Part::Memory(b) => b.into_byte_stream(),
+            Part::Spooled(s) => s.into_byte_stream(),
+        }
+    }
+}
+
+fn budget_error(e: crate::budget::BudgetError) -> S3Error {
+    S3Error::Config(format!("upload memory budget: {e}"))
+}
 
 pub struct S3Writer {
     target: Arc<Target>,
@@ -36,9 +110,9 @@ pub struct S3Writer {
     no_clobber: bool,
     budget: MemoryBudget,
     max_in_flight: usize,
-    part: PartBody,
+    part: Filling,
     /// The budget held for `part` (reserved when the part starts), and how many bytes it covers.
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<Reservation>,
     reserved: usize,
     part_no: u32,
     upload_id: Option<String>,
@@ -68,7 +142,7 @@ impl S3Writer {
             no_clobber,
             budget,
             max_in_flight: max_in_flight.max(1),
-            part: PartBody::default(),
+            part: Filling::default(),
             permit: None,
             reserved: 0,
             part_no: 1,
@@ -92,12 +166,15 @@ impl S3Writer {
             // Full, and more data follows: this cannot be the only part.
             self.send_part().await?;
         }
+        if parts::spooled(self.part_no, self.budget.total_bytes(), self.max_in_flight) {
+            return self.spool(data).await;
+        }
         if self.permit.is_none() {
             // A whole part at once: uploads that each held a partly filled part's worth of
             // budget could otherwise wait for each other forever. Waiting here stops the
             // sealing task from making its next buffer: backpressure.
-            let size = parts::part_size(self.part_no) + PART_SLACK;
-            self.permit = Some(self.budget.reserve(size).await?);
+            let size = parts::part_size(self.part_no) + parts::PART_SLACK;
+            self.permit = Some(self.budget.reserve(size).await.map_err(budget_error)?);
             self.reserved = size;
         }
         let needed = self.part.len() + data.len();
@@ -111,7 +188,35 @@ impl S3Writer {
             self.reserved = needed;
         }
         self.written += data.len() as u64;
-        self.part.push(data);
+        if let Filling::Memory(body) = &mut self.part {
+            body.push(data);
+        }
+        Ok(())
+    }
+
+    /// Appends to a spooled part. Each buffer is charged to the budget only while it is
+    /// written, so a spooled part holds no budget between writes: whatever its size, it needs
+    /// one buffer's worth at a time, and uploads never wait on each other's partial parts.
+    async fn spool(&mut self, data: bytes::Bytes) -> Result<(), S3Error> {
+        let slice = self
+            .budget
+            .reserve(data.len())
+            .await
+            .map_err(budget_error)?;
+        if !matches!(self.part, Filling::Spool(_)) {
+            // A new part (parts only switch to spooling when one is sent, leaving it empty).
+            self.part = Filling::Spool(Box::new(SpoolPart::create(!self.target.tls).await?));
+            tracing::debug!(
+                part = self.part_no,
+                size = parts::part_size(self.part_no),
+                "part spooled to a temporary file: larger than the memory budget holds"
+            );
+        }
+        self.written += data.len() as u64;
+        if let Filling::Spool(part) = &mut self.part {
+            part.push(data).await?;
+        }
+        drop(slice);
         Ok(())
     }
 
@@ -130,8 +235,17 @@ impl S3Writer {
         while self.in_flight.len() >= self.max_in_flight {
             self.reap_one().await?;
         }
-        let body = std::mem::take(&mut self.part);
-        let permit = self.permit.take();
+        let body = std::mem::take(&mut self.part).finish();
+        let permit = match body {
+            Part::Memory(_) => self.permit.take(),
+            // Sent in small reads: the budget for the few in the HTTP client at once.
+            Part::Spooled(_) => Some(
+                self.budget
+                    .reserve(SEND_BUDGET)
+                    .await
+                    .map_err(budget_error)?,
+            ),
+        };
         self.reserved = 0;
         let target = self.target.clone();
         let key = self.key.clone();
@@ -140,7 +254,7 @@ impl S3Writer {
             let len = body.len();
             let crc = body.crc32c();
             let b64 = base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes());
-            let payload = PayloadHash::of(target.tls, &body);
+            let payload = body.payload(target.tls);
             let out = target
                 .client
                 .upload_part()
@@ -323,11 +437,11 @@ impl S3Writer {
             return Err(S3Error::AlreadyExists);
         }
         if self.upload_id.is_none() {
-            let body = std::mem::take(&mut self.part);
+            let body = std::mem::take(&mut self.part).finish();
             let len = body.len() as u64;
             let crc = body.crc32c();
             let b64 = base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes());
-            let payload = PayloadHash::of(self.target.tls, &body);
+            let payload = body.payload(self.target.tls);
             let mut req = self
                 .target
                 .client
