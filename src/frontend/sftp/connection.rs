@@ -18,6 +18,7 @@ use super::{handler, requests};
 use crate::config::{Algorithms, LimitsConfig};
 use crate::transfer::{AuthOutcome, Gateway, Principal};
 
+/// Why a connection's session ended with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
     #[error(transparent)]
