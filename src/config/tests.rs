@@ -68,6 +68,23 @@ fn good_config_loads_and_resolves_paths() {
     assert!(bob.password_hash.is_some());
     assert!(!bob.permissions.delete, "default permissions: read + write");
     assert!(c.policy.dir.is_none());
+    assert_eq!(
+        c.tenants["acme"].classification,
+        Some(crate::policy::Classification::Personal)
+    );
+}
+
+#[test]
+fn unknown_classification_names_the_known_ones() {
+    let p = problems(&good().replace("\"personal\"", "\"secret\""));
+    assert_eq!(
+        p,
+        vec![Problem {
+            key: "tenants.acme.classification".into(),
+            message: "`secret` is unknown; use one of public, internal, personal, special-category"
+                .into(),
+        }]
+    );
 }
 
 #[test]

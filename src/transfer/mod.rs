@@ -146,8 +146,6 @@ struct User {
 pub enum GatewayError {
     #[error("destination `{name}`: {source}")]
     Destination { name: String, source: StorageError },
-    #[error("tenant `{tenant}`: classification `{value}` is not understood by the policy module")]
-    Classification { tenant: String, value: String },
     #[error("tenant `{tenant}` has no keys in the keyring; run `eugate keys add-tenant {tenant}`")]
     NoKeys { tenant: String },
 }
@@ -264,16 +262,6 @@ impl Gateway {
             let Some(dest) = destinations.get(&t.destination) else {
                 continue; // config validation guarantees this exists
             };
-            let classification =
-                match &t.classification {
-                    None => None,
-                    Some(c) => Some(c.parse::<Classification>().map_err(|_| {
-                        GatewayError::Classification {
-                            tenant: tname.clone(),
-                            value: c.clone(),
-                        }
-                    })?),
-                };
             if keyring.active(tname).is_err() {
                 return Err(GatewayError::NoKeys {
                     tenant: tname.clone(),
@@ -290,7 +278,7 @@ impl Gateway {
                 Route {
                     destination: dest.clone(),
                     prefix: t.prefix.clone(),
-                    classification,
+                    classification: t.classification,
                 },
             );
             for (uname, u) in &t.users {

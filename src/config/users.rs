@@ -1,0 +1,204 @@
+//! `[tenants.*.users.*]`: who may log in, how (keys, argon2id hash) and what they may do.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use russh::keys::PublicKey;
+
+use super::raw::RawUser;
+use super::{Collector, valid_name};
+
+#[derive(Clone)]
+pub struct UserConfig {
+    pub name: String,
+    pub tenant: String,
+    pub authorized_keys: Vec<PublicKey>,
+    /// argon2id PHC string (never a plaintext password).
+    pub password_hash: Option<String>,
+    pub permissions: Permissions,
+}
+
+impl fmt::Debug for UserConfig {
+    // The hash is not a secret in the strict sense, but it has no business in logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserConfig")
+            .field("name", &self.name)
+            .field("tenant", &self.tenant)
+            .field("authorized_keys", &self.authorized_keys.len())
+            .field("password", &self.password_hash.is_some())
+            .field("permissions", &self.permissions)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Permissions {
+    pub read: bool,
+    pub write: bool,
+    pub delete: bool,
+}
+
+/// SSH user names are unique across tenants: which tenant each name was first seen in.
+pub(super) type UserOwners = BTreeMap<String, String>;
+
+/// Validates one user `uname` of tenant `tenant`; `key` is the tenant's dotted key.
+pub(super) fn user(
+    key: &str,
+    tenant: &str,
+    uname: String,
+    u: RawUser,
+    owners: &mut UserOwners,
+    resolve: &dyn Fn(&str) -> PathBuf,
+    c: &mut Collector,
+) -> UserConfig {
+    let ukey = format!("{key}.users.{uname}");
+    if !valid_name(&uname) {
+        c.push(
+            &ukey,
+            "user names use letters, digits, `-`, `_`, `.` (at most 64)",
+        );
+    }
+    if let Some(other) = owners.insert(uname.clone(), tenant.to_string()) {
+        c.push(
+            &ukey,
+            format!(
+                "user `{uname}` also exists in tenant `{other}`; SSH user names must be unique across tenants"
+            ),
+        );
+    }
+    let password_hash = password_hash(&ukey, &u, c);
+    let authorized_keys = authorized_keys(&ukey, &u, resolve, c);
+    if authorized_keys.is_empty() && password_hash.is_none() {
+        c.push(
+            &ukey,
+            "no way to log in; add authorized_keys, authorized_keys_file or password_hash",
+        );
+    }
+    let permissions = permissions(&ukey, u.permissions.as_deref(), c);
+    UserConfig {
+        name: uname,
+        tenant: tenant.to_string(),
+        authorized_keys,
+        password_hash,
+        permissions,
+    }
+}
+
+/// The argon2id hash, if any; a plaintext `password` is refused without being echoed.
+fn password_hash(ukey: &str, u: &RawUser, c: &mut Collector) -> Option<String> {
+    if u.password.is_some() {
+        c.push(
+            format!("{ukey}.password"),
+            "plaintext passwords are refused; run `eugate passwd` and put its output in password_hash",
+        );
+    }
+    if let Some(h) = &u.password_hash
+        && let Err(e) = check_password_hash(h)
+    {
+        c.push(format!("{ukey}.password_hash"), e);
+    }
+    u.password_hash.clone()
+}
+
+/// Keys from `authorized_keys` and then from `authorized_keys_file`.
+fn authorized_keys(
+    ukey: &str,
+    u: &RawUser,
+    resolve: &dyn Fn(&str) -> PathBuf,
+    c: &mut Collector,
+) -> Vec<PublicKey> {
+    let mut keys = Vec::new();
+    for (i, line) in u.authorized_keys.iter().enumerate() {
+        match parse_authorized_key(line) {
+            Ok(Some(k)) => keys.push(k),
+            Ok(None) => {}
+            Err(e) => c.push(format!("{ukey}.authorized_keys[{i}]"), e),
+        }
+    }
+    let Some(f) = &u.authorized_keys_file else {
+        return keys;
+    };
+    let path = resolve(f);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            for (n, line) in text.lines().enumerate() {
+                match parse_authorized_key(line) {
+                    Ok(Some(k)) => keys.push(k),
+                    Ok(None) => {}
+                    Err(e) => c.push(
+                        format!("{ukey}.authorized_keys_file"),
+                        format!("{} line {}: {e}", path.display(), n + 1),
+                    ),
+                }
+            }
+        }
+        Err(e) => c.push(
+            format!("{ukey}.authorized_keys_file"),
+            format!("cannot read {}: {e}; fix the path", path.display()),
+        ),
+    }
+    keys
+}
+
+/// `permissions = [...]`; absent means read and write, not delete.
+fn permissions(ukey: &str, raw: Option<&[String]>, c: &mut Collector) -> Permissions {
+    let Some(list) = raw else {
+        return Permissions {
+            read: true,
+            write: true,
+            delete: false,
+        };
+    };
+    let mut p = Permissions::default();
+    for perm in list {
+        match perm.as_str() {
+            "read" => p.read = true,
+            "write" => p.write = true,
+            "delete" => p.delete = true,
+            other => c.push(
+                format!("{ukey}.permissions"),
+                format!("unknown permission `{other}`; use \"read\", \"write\", \"delete\""),
+            ),
+        }
+    }
+    p
+}
+
+/// Accepts only argon2id PHC strings.
+fn check_password_hash(h: &str) -> Result<(), String> {
+    match argon2::PasswordHash::new(h) {
+        Ok(p) if p.algorithm.as_str() == "argon2id" => Ok(()),
+        Ok(p) => Err(format!(
+            "uses `{}`; only argon2id hashes are accepted; create one with `eugate passwd`",
+            p.algorithm
+        )),
+        Err(_) => Err(
+            "is not an argon2id PHC string ($argon2id$v=19$...); create one with `eugate passwd`"
+                .to_string(),
+        ),
+    }
+}
+
+/// One authorized_keys line: `ALGO BASE64 [comment]`. Blank lines and `#` comments give `None`.
+/// Options (`from=`, `command=`...) are refused: the gateway would not honour them.
+pub fn parse_authorized_key(line: &str) -> Result<Option<PublicKey>, String> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(None);
+    }
+    let first = line.split_whitespace().next().unwrap_or_default();
+    let known = first.starts_with("ssh-")
+        || first.starts_with("ecdsa-sha2-")
+        || first.starts_with("sk-")
+        || first.starts_with("rsa-");
+    if !known {
+        return Err(format!(
+            "starts with `{}`: authorized_keys options are not supported; keep only `ALGORITHM BASE64 [comment]`",
+            first.chars().take(40).collect::<String>()
+        ));
+    }
+    PublicKey::from_openssh(line).map(Some).map_err(|e| {
+        format!("not a valid OpenSSH public key ({e}); paste the line of the .pub file")
+    })
+}
