@@ -222,7 +222,7 @@ impl Config {
         };
 
         let server = server::server(&raw.server, &resolve, c);
-        let auth = server::auth(&raw.auth, c);
+        let auth = server::auth(&raw.auth, &resolve, c);
 
         let keys = KeysConfig {
             keyring: resolve(&raw.keys.keyring),
