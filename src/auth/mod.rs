@@ -150,3 +150,6 @@ impl Users {
         Ok(self.account(user, u))
     }
 }
+
+#[cfg(test)]
+mod tests;
