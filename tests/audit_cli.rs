@@ -29,6 +29,8 @@ fn verify_passes_on_intact_log_and_names_first_bad_line() {
             source: "127.0.0.1".into(),
             method: "publickey".into(),
             outcome: "accepted".into(),
+            certificate: None,
+            reason: None,
         })
         .unwrap();
     }

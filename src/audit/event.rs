@@ -24,6 +24,13 @@ pub enum AuditEvent {
         source: String,
         method: String,
         outcome: String,
+        /// The OpenSSH user certificate the attempt presented (absent for other methods, and
+        /// in records written before this field existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        certificate: Option<CertificateRecord>,
+        /// Why a login was refused, where the gateway knows more than `outcome` says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// Authentication attempts from one source that were counted rather than written one by
     /// one: a banned source's refusals after the first of each interval, and failures beyond
@@ -109,6 +116,17 @@ pub enum AuditEvent {
         observed_region: Option<String>,
         detail: String,
     },
+}
+
+/// An OpenSSH user certificate, as a login record names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateRecord {
+    /// The key id the CA wrote into it (`ssh-keygen -I`).
+    pub key_id: String,
+    pub serial: u64,
+    /// SHA-256 fingerprint of the signing CA's key (`SHA256:…`).
+    pub ca: String,
 }
 
 fn upload_operation() -> String {

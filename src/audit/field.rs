@@ -51,11 +51,16 @@ impl AuditEvent {
                 user,
                 source,
                 method,
+                certificate,
                 ..
             } => {
                 c(user);
                 c(source);
                 c(method);
+                // The CA wrote the key id, but any holder of a CA key can make it long.
+                if let Some(cert) = certificate {
+                    c(&mut cert.key_id);
+                }
             }
             AuditEvent::AuthSummary { source, users, .. } => {
                 c(source);

@@ -283,6 +283,8 @@ fn long_client_fields_are_capped_with_their_hash() {
             source: "192.0.2.1".into(),
             method: "password".into(),
             outcome: "rejected".into(),
+            certificate: None,
+            reason: None,
         })
         .unwrap();
     }
@@ -305,4 +307,56 @@ fn long_client_fields_are_capped_with_their_hash() {
     let last = std::fs::read_to_string(&path).unwrap();
     let last = last.lines().last().unwrap();
     assert!(last.contains(&format!("{}…[truncated: 100 bytes", "x".repeat(64))));
+}
+
+#[test]
+fn auth_records_name_certificates_and_old_records_still_verify() {
+    use super::CertificateRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let log = AuditLog::open(&path).unwrap();
+    // A record as written before certificates existed: no `certificate`, no `reason`.
+    let old = AuditEvent::Auth {
+        user: "alice".into(),
+        tenant: Some("acme".into()),
+        source: "127.0.0.1".into(),
+        method: "publickey".into(),
+        outcome: "accepted".into(),
+        certificate: None,
+        reason: None,
+    };
+    log.append(&old).unwrap();
+    log.append(&AuditEvent::Auth {
+        user: "alice".into(),
+        tenant: None,
+        source: "127.0.0.1".into(),
+        method: "publickey-certificate".into(),
+        outcome: "rejected".into(),
+        certificate: Some(CertificateRecord {
+            key_id: "k".repeat(5000),
+            serial: 42,
+            ca: "SHA256:abc".into(),
+        }),
+        reason: Some("certificate expired".into()),
+    })
+    .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(!lines[0].contains("certificate") && !lines[0].contains("reason"));
+    assert!(lines[1].contains(r#""serial":42"#) && lines[1].contains("certificate expired"));
+    assert!(lines[1].len() < 1024, "a long key id is capped");
+    assert_eq!(verify_file(&path).unwrap().records, 2);
+    // The exact shape of a record from an older gateway still parses.
+    let parsed: AuditEvent = serde_json::from_str(
+        r#"{"type":"auth","user":"bob","tenant":null,"source":"10.0.0.1","method":"password","outcome":"rejected"}"#,
+    )
+    .unwrap();
+    assert!(matches!(
+        parsed,
+        AuditEvent::Auth {
+            certificate: None,
+            reason: None,
+            ..
+        }
+    ));
 }

@@ -186,7 +186,7 @@ impl Config {
         };
 
         let server = server::server(&raw.server, &resolve, c);
-        let auth = server::auth(&raw.auth, c);
+        let auth = server::auth(&raw.auth, &resolve, c);
         let keys = KeysConfig::new(&raw.keys, &resolve);
         let policy = PolicyConfig::new(&raw.policy, &resolve);
         let audit = audit::audit(&raw.audit, &resolve, c);

@@ -73,6 +73,11 @@ pub struct RawAuth {
     pub base_delay_ms: Option<u64>,
     pub max_delay_ms: Option<u64>,
     pub ban_secs: Option<u64>,
+    /// CA public keys (authorized_keys lines) trusted to sign OpenSSH user certificates.
+    #[serde(default)]
+    pub user_ca_keys: Vec<String>,
+    /// A file of such lines, like sshd's `TrustedUserCAKeys`.
+    pub user_ca_keys_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use russh::keys::PublicKey;
+
 use super::Collector;
 use super::raw::{RawAuth, RawServer};
 use super::size::size_or;
@@ -71,6 +73,9 @@ pub struct AuthConfig {
     pub max_delay: Duration,
     /// How long a ban lasts; also how long a failure is remembered.
     pub ban: Duration,
+    /// CAs trusted to sign OpenSSH user certificates (`user_ca_keys` and `user_ca_keys_file`);
+    /// empty: certificates are not accepted.
+    pub user_ca_keys: Vec<PublicKey>,
 }
 
 impl Default for AuthConfig {
@@ -82,6 +87,7 @@ impl Default for AuthConfig {
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(4),
             ban: Duration::from_secs(300),
+            user_ca_keys: Vec::new(),
         }
     }
 }
@@ -185,7 +191,11 @@ pub(super) fn server(
     }
 }
 
-pub(super) fn auth(raw: &RawAuth, c: &mut Collector) -> AuthConfig {
+pub(super) fn auth(
+    raw: &RawAuth,
+    resolve: &dyn Fn(&str) -> PathBuf,
+    c: &mut Collector,
+) -> AuthConfig {
     let d = AuthConfig::default();
     let max_failures = raw.max_failures.unwrap_or(d.max_failures);
     let max_tracked = raw.max_tracked.unwrap_or(d.max_tracked as u32);
@@ -205,6 +215,7 @@ pub(super) fn auth(raw: &RawAuth, c: &mut Collector) -> AuthConfig {
             .map(Duration::from_millis)
             .unwrap_or(d.max_delay),
         ban: raw.ban_secs.map(Duration::from_secs).unwrap_or(d.ban),
+        user_ca_keys: user_ca_keys(raw, resolve, c),
     };
     if auth.max_failures == 0 {
         c.push(
@@ -239,4 +250,46 @@ pub(super) fn auth(raw: &RawAuth, c: &mut Collector) -> AuthConfig {
         );
     }
     auth
+}
+
+/// `[auth] user_ca_keys` and the lines of `user_ca_keys_file`: one CA public key each, in
+/// authorized_keys form; blank lines and `#` comments are skipped.
+fn user_ca_keys(
+    raw: &RawAuth,
+    resolve: &dyn Fn(&str) -> PathBuf,
+    c: &mut Collector,
+) -> Vec<PublicKey> {
+    let mut keys = Vec::new();
+    let mut take =
+        |line: &str, key: String, c: &mut Collector| match super::parse_authorized_key(line) {
+            Ok(Some(k)) => keys.push(k),
+            Ok(None) => {}
+            Err(e) => c.push(key, e),
+        };
+    for (i, line) in raw.user_ca_keys.iter().enumerate() {
+        take(line, format!("auth.user_ca_keys[{i}]"), c);
+    }
+    if let Some(f) = &raw.user_ca_keys_file {
+        let path = resolve(f);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                for (n, line) in text.lines().enumerate() {
+                    take(
+                        line,
+                        format!(
+                            "auth.user_ca_keys_file ({}, line {})",
+                            path.display(),
+                            n + 1
+                        ),
+                        c,
+                    );
+                }
+            }
+            Err(e) => c.push(
+                "auth.user_ca_keys_file",
+                format!("cannot read {}: {e}", path.display()),
+            ),
+        }
+    }
+    keys
 }

@@ -543,6 +543,73 @@ fn auth_out_of_range_is_named() {
 }
 
 #[test]
+fn user_ca_keys_load_from_the_list_and_the_file() {
+    let c = Config::parse(Path::new("/etc/eugate/gateway.toml"), &good()).unwrap();
+    assert!(c.auth.user_ca_keys.is_empty(), "no CA unless configured");
+    const OTHER: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIQnTize5Y0iEVOD/9tAq2D4l8BwXjRUs/9R5l/8OEQp ca2";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("user_ca.pub");
+    std::fs::write(&file, format!("# corporate CA\n\n{OTHER}\n")).unwrap();
+    let text = format!(
+        "{}\n[auth]\nuser_ca_keys = [\"{KEY}\"]\nuser_ca_keys_file = \"{}\"\n",
+        good(),
+        file.display()
+    );
+    let c = Config::parse(Path::new("/etc/eugate/gateway.toml"), &text).unwrap();
+    let got: Vec<String> = c
+        .auth
+        .user_ca_keys
+        .iter()
+        .map(|k| k.to_openssh().unwrap())
+        .collect();
+    let want: Vec<String> = [KEY, OTHER]
+        .iter()
+        .map(|l| {
+            russh::keys::PublicKey::from_openssh(l)
+                .unwrap()
+                .to_openssh()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn bad_user_ca_keys_are_named() {
+    let text = format!(
+        "{}\n[auth]\nuser_ca_keys = [\"{KEY}\", \"ssh-ed25519 AAAAnotbase64\", \"cert-authority {KEY}\"]\nuser_ca_keys_file = \"missing/ca.pub\"\n",
+        good()
+    );
+    let keys = keys_of(&problems(&text));
+    for k in [
+        "auth.user_ca_keys[1]",
+        "auth.user_ca_keys[2]",
+        "auth.user_ca_keys_file",
+    ] {
+        assert!(keys.iter().any(|x| x == k), "{k} not in {keys:?}");
+    }
+    assert!(
+        !keys.iter().any(|x| x == "auth.user_ca_keys[0]"),
+        "{keys:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ca.pub");
+    std::fs::write(&file, format!("{KEY}\nnot a key\n")).unwrap();
+    let text = format!(
+        "{}\n[auth]\nuser_ca_keys_file = \"{}\"\n",
+        good(),
+        file.display()
+    );
+    let keys = keys_of(&problems(&text));
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("auth.user_ca_keys_file") && k.ends_with("line 2)")),
+        "{keys:?}"
+    );
+}
+
+#[test]
 fn audit_defaults_and_load() {
     let c = Config::parse(Path::new("/etc/eugate/gateway.toml"), &good()).unwrap();
     assert_eq!(

@@ -6,7 +6,22 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use super::{AuthOutcome, Gateway};
-use crate::audit::{AttemptKind, AuditEvent, AuditLog, AuthThrottle, ThrottleConfig};
+use crate::audit::{
+    AttemptKind, AuditEvent, AuditLog, AuthThrottle, CertificateRecord, ThrottleConfig,
+};
+use crate::auth::{CertificateInfo, CertificateRefusal};
+
+/// The method name a certificate login is audited under.
+pub const CERTIFICATE_METHOD: &str = "publickey-certificate";
+
+/// Who tried a certificate, from where, and what it said of itself.
+pub struct CertificateAttempt<'a> {
+    pub user: &'a str,
+    /// Set once the login is accepted (or refused only for the session limit).
+    pub tenant: Option<&'a str>,
+    pub source: &'a str,
+    pub info: &'a CertificateInfo,
+}
 use crate::config::Config;
 
 impl AuthOutcome {
@@ -79,6 +94,44 @@ impl Gateway {
         method: &str,
         outcome: AuthOutcome,
     ) -> bool {
+        self.record_auth(user, tenant, source, method, outcome, None, None)
+    }
+
+    /// [`Gateway::audit_auth`] for a login by OpenSSH user certificate: the record also names
+    /// the certificate (key id, serial, CA) and, for a refusal, why.
+    pub fn audit_auth_certificate(
+        &self,
+        attempt: &CertificateAttempt<'_>,
+        outcome: AuthOutcome,
+        reason: Option<&CertificateRefusal>,
+    ) -> bool {
+        let info = attempt.info;
+        self.record_auth(
+            attempt.user,
+            attempt.tenant,
+            attempt.source,
+            CERTIFICATE_METHOD,
+            outcome,
+            Some(CertificateRecord {
+                key_id: info.key_id.clone(),
+                serial: info.serial,
+                ca: info.ca.clone(),
+            }),
+            reason.map(ToString::to_string),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)] // one record's fields, named at the two callers above
+    fn record_auth(
+        &self,
+        user: &str,
+        tenant: Option<&str>,
+        source: &str,
+        method: &str,
+        outcome: AuthOutcome,
+        certificate: Option<CertificateRecord>,
+        reason: Option<String>,
+    ) -> bool {
         let admission = self.auth_throttle.admit(
             source,
             outcome.attempt_kind(),
@@ -96,6 +149,8 @@ impl Gateway {
             source: source.to_string(),
             method: method.to_string(),
             outcome: outcome.as_str().to_string(),
+            certificate,
+            reason,
         }) {
             Ok(_) => true,
             Err(e) => {

@@ -3,6 +3,7 @@
 //! stores, and answers with plaintext views (sizes, bytes) — never with storage details.
 
 mod auth_record;
+pub use auth_record::{CERTIFICATE_METHOD, CertificateAttempt};
 mod buffers;
 mod decide;
 pub mod download;
@@ -14,14 +15,16 @@ mod reorder;
 pub mod upload;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use ring::rand::SecureRandom;
-use russh::keys::PublicKey;
+use russh::keys::{Certificate, PublicKey};
 use zeroize::Zeroizing;
 
 use crate::audit::{AuditEvent, AuditLog, AuthThrottle};
+use crate::auth::{Account, Users};
 use crate::budget::MemoryBudget;
 use crate::config::{Config, DestinationKind, Permissions};
 use crate::crypto::{Header, ObjectContext, Sealer};
@@ -31,6 +34,7 @@ use crate::storage::fs::FsDestination;
 use crate::storage::s3::{Hooks, S3Destination, StateChange};
 use crate::storage::{Destination, EntryKind, ObjectMeta, Publish, StorageError};
 
+pub use crate::auth::{CertificateInfo, CertificateRefusal};
 use decide::Operation;
 pub use download::DownloadHandle;
 pub use handles::{HandleLimits, HandlePermit};
@@ -47,6 +51,16 @@ pub struct Principal {
     pub tenant: String,
     pub user: String,
     permissions: Permissions,
+}
+
+impl From<Account> for Principal {
+    fn from(a: Account) -> Principal {
+        Principal {
+            tenant: a.tenant().to_string(),
+            user: a.user().to_string(),
+            permissions: a.permissions(),
+        }
+    }
 }
 
 /// What went wrong, sorted by what a protocol front end should answer.
@@ -135,13 +149,6 @@ struct Route {
     classification: Option<Classification>,
 }
 
-struct User {
-    tenant: String,
-    keys: Vec<PublicKey>,
-    password_hash: Option<String>,
-    permissions: Permissions,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error("destination `{name}`: {source}")]
@@ -165,7 +172,7 @@ fn client_held_share(budget: &MemoryBudget) -> MemoryBudget {
 
 pub struct Gateway {
     routes: HashMap<String, Route>,
-    users: HashMap<String, User>,
+    users: Users,
     keyring: Arc<Keyring>,
     policy: Arc<PolicyStore>,
     audit: Arc<AuditLog>,
@@ -257,7 +264,6 @@ impl Gateway {
             destinations.insert(name.clone(), dest);
         }
         let mut routes = HashMap::new();
-        let mut users = HashMap::new();
         for (tname, t) in &config.tenants {
             let Some(dest) = destinations.get(&t.destination) else {
                 continue; // config validation guarantees this exists
@@ -281,17 +287,6 @@ impl Gateway {
                     classification: t.classification,
                 },
             );
-            for (uname, u) in &t.users {
-                users.insert(
-                    uname.clone(),
-                    User {
-                        tenant: tname.clone(),
-                        keys: u.authorized_keys.clone(),
-                        password_hash: u.password_hash.clone(),
-                        permissions: u.permissions,
-                    },
-                );
-            }
         }
         // Multipart uploads an earlier run left (crash, lost store) are aborted now; a store
         // that cannot be listed keeps them until its lifecycle rule removes them.
@@ -310,7 +305,7 @@ impl Gateway {
         let held_budget = client_held_share(&budget);
         Ok(Gateway {
             routes,
-            users,
+            users: Users::from_config(config),
             keyring,
             policy,
             audit,
@@ -329,18 +324,12 @@ impl Gateway {
 
     /// Whether `user` exists and may log in with this public key.
     pub fn authenticate_key(&self, user: &str, key: &PublicKey) -> Option<Principal> {
-        let u = self.users.get(user)?;
-        u.keys
-            .iter()
-            .any(|k| k.key_data() == key.key_data())
-            .then(|| self.principal(user, u))
+        self.users.by_key(user, key).map(Principal::from)
     }
 
     /// Whether `user` has a password set (so that a client is offered the method).
     pub fn has_password(&self, user: &str) -> bool {
-        self.users
-            .get(user)
-            .is_some_and(|u| u.password_hash.is_some())
+        self.users.has_password(user)
     }
 
     /// Verifies a password against the user's argon2id hash (constant-time inside argon2).
@@ -350,32 +339,31 @@ impl Gateway {
         user: &str,
         password: Zeroizing<String>,
     ) -> Option<Principal> {
-        let u = self.users.get(user);
-        let hash = u
-            .and_then(|u| u.password_hash.clone())
-            .unwrap_or_else(|| DUMMY_HASH.to_string());
-        let ok = tokio::task::spawn_blocking(move || {
-            use argon2::password_hash::PasswordVerifier;
-            argon2::PasswordHash::new(&hash).is_ok_and(|h| {
-                argon2::Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
-            })
-        })
-        .await
-        .unwrap_or(false);
-        match u {
-            Some(u) if ok && u.password_hash.is_some() => Some(self.principal(user, u)),
-            _ => None,
-        }
+        self.users
+            .by_password(user, password)
+            .await
+            .map(Principal::from)
     }
 
-    fn principal(&self, user: &str, u: &User) -> Principal {
-        Principal {
-            tenant: u.tenant.clone(),
-            user: user.to_string(),
-            permissions: u.permissions,
-        }
+    /// Whether OpenSSH user certificates can log anyone in (`[auth] user_ca_keys` is set).
+    pub fn accepts_certificates(&self) -> bool {
+        self.users.trusts_certificates()
+    }
+
+    /// Checks an OpenSSH user certificate whose key the client has proved it holds, from
+    /// `client`. What the certificate says of itself comes back either way, for the audit.
+    pub fn authenticate_certificate(
+        &self,
+        user: &str,
+        cert: &Certificate,
+        client: Option<IpAddr>,
+    ) -> (CertificateInfo, Result<Principal, CertificateRefusal>) {
+        let info = CertificateInfo::of(cert);
+        let result = self
+            .users
+            .by_certificate(user, cert, client, SystemTime::now())
+            .map(Principal::from);
+        (info, result)
     }
 
     /// Uploads not yet committed or aborted (for graceful shutdown).
@@ -623,9 +611,6 @@ async fn read_header(
     let probe = reader.read_at(0, HEADER_PROBE).await?;
     Header::parse(&probe).map_err(|e| TransferError::Failure(format!("not an eugate object: {e}")))
 }
-
-/// A valid argon2id hash of a random string: verifying against it costs what a real check does.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$ZXVnYXRlLWR1bW15LXNhbHQ$Yq2aZv4xM3Yk3kQ6m8b7l0CqB7m7o8mQ3xg8u5y6b3E";
 
 #[cfg(test)]
 mod tests {

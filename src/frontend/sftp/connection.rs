@@ -16,7 +16,17 @@ use super::guard::{AuthGuard, Method, Verdict};
 use super::killswitch::KillSwitch;
 use super::{handler, requests};
 use crate::config::{Algorithms, LimitsConfig};
-use crate::transfer::{AuthOutcome, Gateway, Principal};
+use crate::transfer::{
+    AuthOutcome, CertificateAttempt, CertificateInfo, CertificateRefusal, Gateway, Principal,
+};
+
+/// How a login proved itself, for its audit record.
+#[derive(Clone, Copy)]
+enum Proof<'a> {
+    /// `publickey` or `password`.
+    Method(&'static str),
+    Certificate(&'a CertificateInfo),
+}
 
 /// Why a connection's session ended with an error.
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +150,33 @@ impl Connection {
             .unwrap_or_else(|| "unknown".into())
     }
 
-    fn admit(&mut self, who: Principal, method: &str) -> Auth {
+    /// Writes the audit record of an attempt proved by `proof`; `false`: it could not be
+    /// written.
+    fn record(
+        &self,
+        user: &str,
+        tenant: Option<&str>,
+        proof: Proof<'_>,
+        outcome: AuthOutcome,
+        reason: Option<&CertificateRefusal>,
+    ) -> bool {
+        let source = self.source();
+        let gateway = &self.shared.gateway;
+        match proof {
+            Proof::Method(method) => gateway.audit_auth(user, tenant, &source, method, outcome),
+            Proof::Certificate(info) => {
+                let attempt = CertificateAttempt {
+                    user,
+                    tenant,
+                    source: &source,
+                    info,
+                };
+                gateway.audit_auth_certificate(&attempt, outcome, reason)
+            }
+        }
+    }
+
+    fn admit(&mut self, who: Principal, proof: Proof<'_>) -> Auth {
         let mut s = self
             .shared
             .sessions
@@ -150,22 +186,22 @@ impl Connection {
         if *n >= self.shared.max_sessions {
             tracing::warn!(user = %who.user, limit = self.shared.max_sessions, "session limit reached; login refused");
             drop(s);
-            self.shared.gateway.audit_auth(
+            self.record(
                 &who.user,
                 Some(&who.tenant),
-                &self.source(),
-                method,
+                proof,
                 AuthOutcome::SessionLimit,
+                None,
             );
             return Auth::reject();
         }
         // No audit record, no session.
-        if !self.shared.gateway.audit_auth(
+        if !self.record(
             &who.user,
             Some(&who.tenant),
-            &self.source(),
-            method,
+            proof,
             AuthOutcome::Accepted,
+            None,
         ) {
             return Auth::reject();
         }
@@ -192,6 +228,44 @@ impl Connection {
         self.shared
             .gateway
             .audit_auth(user, None, &self.source(), name, AuthOutcome::Rejected);
+        tokio::time::sleep(delay).await;
+        Auth::reject()
+    }
+
+    /// A key the user may not log in with. Clients offer several keys in turn, so only the
+    /// connection's first such key counts as a failure (and is audited).
+    async fn key_refused(&mut self, user: &str) -> Auth {
+        if self.key_failure_counted {
+            return Auth::reject();
+        }
+        self.key_failure_counted = true;
+        self.fail(user, Method::Key).await
+    }
+
+    /// A certificate refused: always audited with its reason; a failure for the guard like a
+    /// refused key (once per connection, since the client goes on to offer its plain key).
+    async fn certificate_refused(
+        &mut self,
+        user: &str,
+        info: &CertificateInfo,
+        why: &CertificateRefusal,
+    ) -> Auth {
+        tracing::warn!(user, peer = ?self.peer, key_id = %info.key_id, serial = info.serial, ca = %info.ca, reason = %why, "certificate refused");
+        self.record(
+            user,
+            None,
+            Proof::Certificate(info),
+            AuthOutcome::Rejected,
+            Some(why),
+        );
+        if self.key_failure_counted {
+            return Auth::reject();
+        }
+        self.key_failure_counted = true;
+        let delay = self
+            .shared
+            .guard
+            .failure(self.ip(), user, Method::Key, Instant::now());
         tokio::time::sleep(delay).await;
         Auth::reject()
     }
@@ -263,20 +337,18 @@ impl russh::server::Handler for Connection {
         if self.refused(user, Method::Key).await {
             return Ok(Auth::reject());
         }
-        if self
-            .shared
-            .gateway
-            .authenticate_key(user, offer.public_key)
-            .is_some()
-        {
+        let gateway = &self.shared.gateway;
+        if gateway.authenticate_key(user, offer.public_key).is_some() {
             return Ok(Auth::Accept);
         }
-        // Clients offer several keys in turn; count one failure per connection, not per key.
-        if !self.key_failure_counted {
-            self.key_failure_counted = true;
-            return Ok(self.fail(user, Method::Key).await);
+        // russh shows a certificate's offer as its bare key, and calls
+        // `auth_openssh_certificate` only for an accepted offer. So while user CAs are
+        // trusted, every key goes on to prove itself; `auth_publickey` refuses a bare key
+        // that is not authorized, and counts it as this refusal would have.
+        if gateway.accepts_certificates() {
+            return Ok(Auth::Accept);
         }
-        Ok(Auth::reject())
+        Ok(self.key_refused(user).await)
     }
 
     async fn auth_publickey(
@@ -289,8 +361,26 @@ impl russh::server::Handler for Connection {
             return Ok(Auth::reject());
         }
         match self.shared.gateway.authenticate_key(user, pk) {
-            Some(who) => Ok(self.admit(who, "publickey")),
-            None => Ok(self.fail(user, Method::Key).await),
+            Some(who) => Ok(self.admit(who, Proof::Method("publickey"))),
+            None => Ok(self.key_refused(user).await),
+        }
+    }
+
+    async fn auth_openssh_certificate(
+        &mut self,
+        user: &str,
+        certificate: &russh::keys::Certificate,
+    ) -> Result<Auth, Self::Error> {
+        if self.refused(user, Method::Key).await {
+            return Ok(Auth::reject());
+        }
+        let (info, result) =
+            self.shared
+                .gateway
+                .authenticate_certificate(user, certificate, self.ip());
+        match result {
+            Ok(who) => Ok(self.admit(who, Proof::Certificate(&info))),
+            Err(why) => Ok(self.certificate_refused(user, &info, &why).await),
         }
     }
 
@@ -300,7 +390,7 @@ impl russh::server::Handler for Connection {
         }
         let pw = Zeroizing::new(password.to_string());
         match self.shared.gateway.authenticate_password(user, pw).await {
-            Some(who) => Ok(self.admit(who, "password")),
+            Some(who) => Ok(self.admit(who, Proof::Method("password"))),
             None => Ok(self.fail(user, Method::Password).await),
         }
     }

@@ -12,6 +12,7 @@ fn cfg() -> AuthConfig {
         base_delay: Duration::from_millis(100),
         max_delay: Duration::from_millis(250),
         ban: BAN,
+        user_ca_keys: Vec::new(),
     }
 }
 

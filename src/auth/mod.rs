@@ -1,0 +1,155 @@
+//! Who may log in, and as whom: the users table built from the config, checked by password
+//! (argon2id), SSH public key or OpenSSH user certificate. It knows no protocol: every front
+//! end reaches it through `transfer::Gateway`, so one user logs in the same way everywhere.
+
+mod certificate;
+mod keys;
+mod password;
+mod source_address;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use russh::keys::{Certificate, PublicKey};
+use zeroize::Zeroizing;
+
+use crate::config::{Config, Permissions};
+
+pub use certificate::{CertificateInfo, CertificateRefusal, TrustedCas};
+
+/// A user the credentials proved, with what the config grants them. Only this module makes
+/// one, so a front end cannot invent a login.
+#[derive(Debug, Clone)]
+pub struct Account {
+    tenant: String,
+    user: String,
+    permissions: Permissions,
+}
+
+impl Account {
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    pub fn permissions(&self) -> Permissions {
+        self.permissions
+    }
+}
+
+struct User {
+    tenant: String,
+    keys: Vec<PublicKey>,
+    password_hash: Option<String>,
+    permissions: Permissions,
+}
+
+/// The users of every tenant, by name (names are unique across tenants), and the CAs trusted
+/// to certify them.
+pub struct Users {
+    users: HashMap<String, User>,
+    cas: TrustedCas,
+}
+
+impl std::fmt::Debug for Users {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Users")
+            .field("users", &self.users.len())
+            .field("user_cas", &!self.cas.is_empty())
+            .finish()
+    }
+}
+
+impl Users {
+    pub fn from_config(config: &Config) -> Users {
+        let mut users = HashMap::new();
+        for (tname, t) in &config.tenants {
+            for (uname, u) in &t.users {
+                users.insert(
+                    uname.clone(),
+                    User {
+                        tenant: tname.clone(),
+                        keys: u.authorized_keys.clone(),
+                        password_hash: u.password_hash.clone(),
+                        permissions: u.permissions,
+                    },
+                );
+            }
+        }
+        Users {
+            users,
+            cas: TrustedCas::new(&config.auth.user_ca_keys),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    fn account(&self, name: &str, u: &User) -> Account {
+        Account {
+            tenant: u.tenant.clone(),
+            user: name.to_string(),
+            permissions: u.permissions,
+        }
+    }
+
+    /// Whether `user` exists and may log in with this public key.
+    pub fn by_key(&self, user: &str, key: &PublicKey) -> Option<Account> {
+        let u = self.users.get(user)?;
+        keys::authorized(&u.keys, key).then(|| self.account(user, u))
+    }
+
+    /// Whether `user` has a password set (so that a client is offered the method).
+    pub fn has_password(&self, user: &str) -> bool {
+        self.users
+            .get(user)
+            .is_some_and(|u| u.password_hash.is_some())
+    }
+
+    /// Verifies a password; unknown users cost the same work as known ones.
+    pub async fn by_password(&self, user: &str, password: Zeroizing<String>) -> Option<Account> {
+        let u = self.users.get(user);
+        let ok = password::verify(u.and_then(|u| u.password_hash.clone()), password).await;
+        match u {
+            Some(u) if ok => Some(self.account(user, u)),
+            _ => None,
+        }
+    }
+
+    /// Whether any CA is trusted to certify users (else certificates are not looked at).
+    pub fn trusts_certificates(&self) -> bool {
+        !self.cas.is_empty()
+    }
+
+    /// Checks an OpenSSH user certificate whose key the client has proved it holds.
+    pub fn by_certificate(
+        &self,
+        user: &str,
+        cert: &Certificate,
+        client: Option<IpAddr>,
+        now: SystemTime,
+    ) -> Result<Account, CertificateRefusal> {
+        let now = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        self.cas.check(cert, user, client, now)?;
+        let u = self
+            .users
+            .get(user)
+            .ok_or(CertificateRefusal::UnknownUser)?;
+        Ok(self.account(user, u))
+    }
+}
+
+#[cfg(test)]
+mod tests;
