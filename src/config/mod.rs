@@ -5,6 +5,7 @@
 //! and collects *all* problems, so an operator fixes a file in one pass.
 
 mod audit;
+mod ftps;
 mod limits;
 mod raw;
 mod s3;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use russh::keys::PublicKey;
 
 pub use audit::AuditConfig;
+pub use ftps::FtpsConfig;
 pub use limits::LimitsConfig;
 pub use s3::{S3Credentials, S3DestinationConfig, SELF_HOSTED, StorageConfig};
 pub use server::{
@@ -39,6 +41,8 @@ pub struct Config {
     pub audit: AuditConfig,
     pub storage: StorageConfig,
     pub limits: LimitsConfig,
+    /// `None`: no `[ftps]` section, FTPS is off.
+    pub ftps: Option<FtpsConfig>,
     pub destinations: BTreeMap<String, DestinationConfig>,
     pub tenants: BTreeMap<String, TenantConfig>,
 }
@@ -236,6 +240,7 @@ impl Config {
 
         let storage = s3::storage(&raw.storage, c);
         let limits = limits::limits(&raw.limits, c);
+        let ftps = raw.ftps.as_ref().map(|f| ftps::ftps(f, &resolve, c));
 
         // [destinations.*]
         let mut destinations = BTreeMap::new();
@@ -477,6 +482,7 @@ impl Config {
             audit,
             storage,
             limits,
+            ftps,
             destinations,
             tenants,
         }
