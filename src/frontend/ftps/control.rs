@@ -333,9 +333,6 @@ impl Session {
     }
 
     async fn command(&mut self, cmd: Command, who: Principal) -> Reply {
-        if !matches!(cmd, Command::Rest(_)) && !matches!(cmd, Command::Retr(_)) {
-            self.rest = 0;
-        }
         if !matches!(cmd, Command::Rnto(_)) && !matches!(cmd, Command::Rnfr(_)) {
             self.rename_from = None;
         }
@@ -552,9 +549,13 @@ impl Session {
         self.send(150, &format!("opening TLS data connection for {what}"))
             .await
             .map_err(|e| r(426, e.to_string()))?;
-        data::open(passive, &self.shared.acceptor, self.shared.data_timeout)
-            .await
-            .map_err(data_refusal)
+        data::open(
+            passive,
+            &self.shared.data_acceptor,
+            self.shared.data_timeout,
+        )
+        .await
+        .map_err(data_refusal)
     }
 
     async fn stor(&mut self, who: &Principal, raw: &str) -> Reply {
@@ -663,6 +664,7 @@ impl Session {
     }
 
     async fn list(&mut self, who: &Principal, raw: Option<String>, format: Format) -> Reply {
+        self.rest = 0;
         let passive = match self.data_ready() {
             Ok(p) => p,
             Err(e) => return e,

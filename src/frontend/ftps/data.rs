@@ -81,7 +81,15 @@ pub async fn receive(
             Ok(Ok(0)) => return Ok(offset),
             Ok(Ok(n)) => n,
             // rustls reports a TCP end before close_notify as UnexpectedEof.
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            // A reset is no close_notify either.
+            Ok(Err(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::ConnectionAborted
+                ) =>
+            {
                 return Err(DataError::Truncated);
             }
             Ok(Err(e)) => return Err(DataError::Io(e.to_string())),

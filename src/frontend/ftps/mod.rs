@@ -44,6 +44,7 @@ pub enum FtpsError {
 pub(crate) struct Shared {
     gateway: Arc<Gateway>,
     acceptor: TlsAcceptor,
+    data_acceptor: TlsAcceptor,
     ports: PassivePorts,
     passive_address: Option<IpAddr>,
     data_timeout: Duration,
@@ -65,10 +66,11 @@ impl FtpsServer {
         ftps: &FtpsConfig,
         gateway: Arc<Gateway>,
     ) -> Result<FtpsServer, FtpsError> {
-        let tls = tls::server_config(&ftps.certificate, &ftps.private_key)?;
+        let (control, data) = tls::server_configs(&ftps.certificate, &ftps.private_key)?;
         let shared = Arc::new(Shared {
             gateway,
-            acceptor: TlsAcceptor::from(tls),
+            acceptor: TlsAcceptor::from(control),
+            data_acceptor: TlsAcceptor::from(data),
             ports: PassivePorts::new(ftps.passive_ports.clone()),
             passive_address: ftps.passive_address,
             data_timeout: ftps.data_timeout,

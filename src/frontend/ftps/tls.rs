@@ -1,6 +1,5 @@
-//! The rustls server configuration: TLS 1.3 and 1.2 with the ring provider, one certificate
-//! chain and key from PEM files. The same configuration serves control and data connections,
-//! so a client may resume its control session on the data channel.
+//! The rustls server configurations: TLS 1.3 and 1.2 with the ring provider, one certificate
+//! chain and key from PEM files; one for control connections and one for data connections.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +10,21 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::FtpsError;
 
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, FtpsError> {
+/// The control and the data configuration. Data connections get no TLS 1.3 session tickets:
+/// a client that never reads them (curl, ftplib: they only send) closes with unread data, so
+/// its kernel sends a reset instead of a FIN, and the reset can destroy its last bytes and its
+/// close_notify in our receive queue, which makes a complete upload look cut.
+pub fn server_configs(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Arc<ServerConfig>, Arc<ServerConfig>), FtpsError> {
+    let control = server_config(cert, key)?;
+    let mut data = (*control).clone();
+    data.send_tls13_tickets = 0;
+    Ok((control, Arc::new(data)))
+}
+
+fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, FtpsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|e| FtpsError::Certificate {
