@@ -365,3 +365,24 @@ fn ftps_upload_sftp_download_and_back() {
     );
     assert_eq!(std::fs::read(&back).unwrap(), plain);
 }
+
+#[test]
+fn data_connections_from_another_ip_or_without_tls_are_refused() {
+    let f = start();
+    let v = f.py_ok("bob", &["other_ip", "--name", "right.bin"]);
+    assert!(v["stor"].as_str().unwrap().starts_with("150"), "{v}");
+    assert!(v["done"].as_str().unwrap().starts_with("226"), "{v}");
+    assert_eq!(v["content"], "from the right address", "{v}");
+    assert!(
+        f.g.log()
+            .contains("data connection from another IP refused")
+    );
+    let v = f.py_ok("bob", &["garbage", "--name", "g.bin"]);
+    let reply = v["reply"].as_str().unwrap();
+    assert!(
+        reply.starts_with("425") && reply.contains("TLS handshake"),
+        "{v}"
+    );
+    assert!(v["noop"].as_str().unwrap().starts_with("200"), "{v}");
+    assert_eq!(v["nlst"], serde_json::json!(["right.bin"]), "{v}");
+}

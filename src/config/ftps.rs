@@ -94,7 +94,63 @@ fn port_range(text: &str) -> Option<RangeInclusive<u16>> {
 
 #[cfg(test)]
 mod tests {
-    use super::port_range;
+    use std::path::Path;
+
+    use super::super::{Config, ConfigError};
+    use super::*;
+
+    const BASE: &str = r#"
+[server]
+listen = ["127.0.0.1:2222"]
+host_keys = ["host_ed25519"]
+
+[keys]
+keyring = "keyring.json"
+master_key_file = "master.key"
+"#;
+
+    fn parse(ftps: &str) -> Result<Config, ConfigError> {
+        Config::parse(
+            Path::new("/etc/eugate/gateway.toml"),
+            &format!("{BASE}\n{ftps}"),
+        )
+    }
+
+    #[test]
+    fn absent_section_is_off_and_defaults_apply() {
+        assert_eq!(parse("").unwrap().ftps, None);
+        let c = parse(
+            "[ftps]\nlisten = [\"0.0.0.0:21\"]\ncertificate = \"c.pem\"\nprivate_key = \"/k.pem\"",
+        )
+        .unwrap();
+        let f = c.ftps.unwrap();
+        assert_eq!(f.certificate, Path::new("/etc/eugate/c.pem"));
+        assert_eq!(f.private_key, Path::new("/k.pem"));
+        assert_eq!(f.passive_ports, DEFAULT_PASSIVE_PORTS);
+        assert_eq!(f.passive_address, None);
+        assert_eq!(
+            f.data_timeout,
+            Duration::from_secs(DEFAULT_DATA_TIMEOUT_SECS)
+        );
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let text = "[ftps]\nlisten = [\"nope\"]\ncertificate = \"c\"\nprivate_key = \"k\"\npassive_ports = \"9-1\"\npassive_address = \"host\"\ndata_timeout_secs = 0";
+        let Err(ConfigError::Invalid { problems, .. }) = parse(text) else {
+            panic!("expected problems");
+        };
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "ftps.listen[0]",
+                "ftps.passive_ports",
+                "ftps.passive_address",
+                "ftps.data_timeout_secs"
+            ]
+        );
+    }
 
     #[test]
     fn port_ranges() {

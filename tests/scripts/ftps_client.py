@@ -111,6 +111,55 @@ def no_prot(a):
     return out
 
 
+def pasv_port(ftp):
+    return ftp.makepasv()[1]
+
+
+def other_ip(a):
+    """A data connection from 127.0.0.2 is dropped unheard; the real one from 127.0.0.1 then
+    carries the upload."""
+    ftp = connect(a)
+    port = pasv_port(ftp)
+    thief = socket.create_connection(("127.0.0.1", port), timeout=20, source_address=("127.0.0.2", 0))
+    out = {"stor": ftp.sendcmd(f"STOR {a.name}")}
+    try:
+        out["thief_got"] = len(thief.recv(100))
+    except OSError as e:
+        out["thief_got"] = str(e)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+    conn = ftp.context.wrap_socket(raw, server_hostname="127.0.0.1")
+    conn.sendall(b"from the right address")
+    conn.unwrap().close()
+    out["done"] = ftp.voidresp()
+    got = io.BytesIO()
+    ftp.retrbinary(f"RETR {a.name}", got.write)
+    out["content"] = got.getvalue().decode()
+    ftp.quit()
+    return out
+
+
+def garbage(a):
+    """Bytes that are not a TLS handshake on the data connection: 425, and the session goes on."""
+    ftp = connect(a)
+    port = pasv_port(ftp)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+    out = {"stor": ftp.sendcmd(f"STOR {a.name}")}
+    raw.sendall(b"GET / HTTP/1.0\r\n\r\n" * 64)
+    try:
+        raw.recv(100)
+    except OSError:
+        pass
+    raw.close()
+    try:
+        out["reply"] = ftp.voidresp()
+    except ftplib.Error as e:
+        out["reply"] = str(e)
+    out["noop"] = ftp.voidcmd("NOOP")
+    out["nlst"] = ftp.nlst()
+    ftp.quit()
+    return out
+
+
 def lines_of(sock):
     buf = b""
     while True:
@@ -160,6 +209,8 @@ def main():
         "rest_stor": rest_stor,
         "no_prot": no_prot,
         "plaintext": plaintext,
+        "other_ip": other_ip,
+        "garbage": garbage,
     }[a.scenario]
     try:
         print(json.dumps(fn(a)))
