@@ -386,3 +386,33 @@ fn data_connections_from_another_ip_or_without_tls_are_refused() {
     assert!(v["noop"].as_str().unwrap().starts_with("200"), "{v}");
     assert_eq!(v["nlst"], serde_json::json!(["right.bin"]), "{v}");
 }
+
+#[test]
+fn lftp_put_ls_get_rename_rm_with_ssl_forced() {
+    let f = start();
+    let plain = data(2 << 20, 5);
+    std::fs::write(f.g.path("l.bin"), &plain).unwrap();
+    let script = format!(
+        "set ftp:ssl-force true; set ftp:ssl-protect-data true; set ssl:ca-file {ca}; \
+         set net:max-retries 1; set net:timeout 20; \
+         open -u bob,'{BOB_PASSWORD}' ftp://127.0.0.1:{port}; \
+         put l.bin -o l.bin; ls; get l.bin -o back.bin; mv l.bin m.bin; cls -1; rm m.bin; bye",
+        ca = f.ca.display(),
+        port = f.port,
+    );
+    let out = Command::new("lftp")
+        .args(["-c", &script])
+        .current_dir(f.g.dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // bob may not delete: everything before the rm works, the rm is refused with the reason.
+    assert!(stdout.contains(" l.bin"), "{out:?}\n{}", f.g.log());
+    assert!(stdout.contains("m.bin"), "{out:?}\n{}", f.g.log());
+    assert_eq!(std::fs::read(f.g.path("back.bin")).unwrap(), plain);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("may not delete"),
+        "{out:?}"
+    );
+    assert_eq!(f.g.decrypt(&f.stored("m.bin")), plain);
+}
