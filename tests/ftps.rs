@@ -108,6 +108,9 @@ fn start() -> Ftps {
 password_hash = "{hash}"
 permissions = ["read", "write", "delete"]
 
+[tenants.gamma.users.gina]
+password_hash = "{hash}"
+
 [ftps]
 listen = ["127.0.0.1:{port}"]
 certificate = "{cert}"
@@ -415,4 +418,46 @@ fn lftp_put_ls_get_rename_rm_with_ssl_forced() {
         "{out:?}"
     );
     assert_eq!(f.g.decrypt(&f.stored("m.bin")), plain);
+}
+
+#[test]
+fn denied_destination_sends_nothing_to_the_store() {
+    let f = start();
+    let local = f.g.path("p.bin");
+    std::fs::write(&local, data(64 << 10, 9)).unwrap();
+    // gina's tenant routes to a US store: the policy refuses before any byte is read.
+    let (v, out) = f.py(
+        "gina",
+        &["put", "--local", local.to_str().unwrap(), "--name", "p.bin"],
+    );
+    let e = v["exception"].as_str().unwrap_or_default();
+    assert!(
+        !out.status.success() && e.contains("550"),
+        "{v}\n{}",
+        f.g.log()
+    );
+    let us = f.g.dir.path().join("store-us");
+    let files: Vec<_> = walk(&us);
+    assert!(files.is_empty(), "{files:?}");
+    let decisions = f.g.events("decision");
+    assert!(
+        decisions
+            .iter()
+            .any(|d| d["user"] == "gina" && d["allowed"] == false),
+        "{decisions:?}"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                out.extend(walk(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
 }
