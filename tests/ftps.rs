@@ -461,3 +461,18 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn abor_during_an_upload_stores_nothing() {
+    let f = start();
+    let v = f.py_ok("bob", &["abort", "--name", "a.bin"]);
+    assert!(v["abort"].as_str().unwrap().starts_with("426"), "{v}");
+    assert!(v["after"].as_str().unwrap().starts_with("226"), "{v}");
+    assert!(v["noop"].as_str().unwrap().starts_with("200"), "{v}");
+    assert_eq!(v["nlst"], serde_json::json!([]), "{v}");
+    assert!(
+        eventually(10, || f.g.stored_files().is_empty()),
+        "{:?}",
+        f.g.stored_files()
+    );
+}

@@ -160,6 +160,20 @@ def garbage(a):
     return out
 
 
+def abort(a):
+    """ABOR in the middle of a STOR: 426 for the transfer, 226 for the ABOR, nothing stored."""
+    ftp = connect(a)
+    conn = ftp.transfercmd(f"STOR {a.name}")
+    conn.sendall(b"y" * (128 * 1024))
+    out = {"abort": ftp.abort()}
+    out["after"] = ftp.getresp()
+    conn.close()
+    out["noop"] = ftp.voidcmd("NOOP")
+    out["nlst"] = ftp.nlst()
+    ftp.quit()
+    return out
+
+
 def lines_of(sock):
     buf = b""
     while True:
@@ -211,6 +225,7 @@ def main():
         "plaintext": plaintext,
         "other_ip": other_ip,
         "garbage": garbage,
+        "abort": abort,
     }[a.scenario]
     try:
         print(json.dumps(fn(a)))

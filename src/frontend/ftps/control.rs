@@ -74,6 +74,8 @@ fn data_refusal(e: DataError) -> Reply {
         DataError::Transfer(t) => refusal(t),
         DataError::NoConnection | DataError::Handshake(_) => r(425, e.to_string()),
         DataError::Truncated | DataError::Timeout(_) | DataError::Io(_) => r(426, e.to_string()),
+        // The 426 for the transfer is sent; this answers the ABOR itself.
+        DataError::Aborted => r(226, "ABOR done"),
     }
 }
 
@@ -528,6 +530,36 @@ impl Session {
         }
     }
 
+    /// Reads the control connection while a transfer runs: returns at `ABOR` (after the
+    /// transfer's own 426 reply; the caller's reply then answers the ABOR) or when the client
+    /// hangs up. Other commands must wait for the transfer's end (RFC 959 allows only ABOR,
+    /// STAT and QUIT here) and are refused.
+    async fn until_abort(&mut self) {
+        loop {
+            match self.lines.next(&mut self.control).await {
+                Ok(Some(Line::Text(t))) if command::parse(&t) == Command::Abor => {
+                    let _ = self
+                        .send(
+                            426,
+                            "transfer aborted by ABOR; nothing stored by an aborted upload",
+                        )
+                        .await;
+                    return;
+                }
+                Ok(Some(_)) => {
+                    if self
+                        .send(503, "a transfer is in progress; only ABOR is accepted now")
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(None) | Err(_) => return,
+            }
+        }
+    }
+
     /// What every transfer needs: `PROT P` and a passive listener.
     fn data_ready(&mut self) -> Result<Passive, Reply> {
         if !self.prot_p {
@@ -599,7 +631,11 @@ impl Session {
             Err(e) => return e,
         };
         let timeout = self.shared.data_timeout;
-        let n = match data::receive(&mut stream, &mut upload, timeout).await {
+        let received = tokio::select! {
+            r = data::receive(&mut stream, &mut upload, timeout) => r,
+            () = self.until_abort() => Err(DataError::Aborted),
+        };
+        let n = match received {
             Ok(n) => n,
             Err(e) => {
                 // Dropping the upload aborts it in `transfer`: nothing is published.
@@ -653,7 +689,10 @@ impl Session {
             Err(e) => return e,
         };
         let timeout = self.shared.data_timeout;
-        let result = data::send_download(&mut stream, &mut download, offset, timeout).await;
+        let result = tokio::select! {
+            r = data::send_download(&mut stream, &mut download, offset, timeout) => r,
+            () = self.until_abort() => Err(DataError::Aborted),
+        };
         match result {
             Ok(n) => match data::finish(stream, timeout).await {
                 Ok(()) => r(226, format!("transfer complete: {n} bytes sent")),

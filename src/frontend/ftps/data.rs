@@ -45,6 +45,8 @@ pub enum DataError {
     Io(String),
     #[error("{0}")]
     Transfer(TransferError),
+    #[error("aborted by ABOR")]
+    Aborted,
 }
 
 /// Accepts the client's data connection and completes the TLS handshake (`PROT P`).
