@@ -9,6 +9,7 @@ use clap::Args;
 
 use crate::audit::{AuditEvent, AuditLog};
 use crate::config::Config;
+use crate::frontend::ftps::FtpsServer;
 use crate::frontend::sftp::SftpServer;
 use crate::keys::Keyring;
 use crate::policy::{PolicyBundle, PolicyStore, spawn_reloader};
@@ -110,8 +111,33 @@ pub(crate) async fn serve(
     for a in &addrs {
         tracing::info!(address = %a, "listening");
     }
+    let ftps = match &config.ftps {
+        Some(f) => {
+            let ftps = FtpsServer::new(&config, f, gateway.clone())?;
+            let listeners = ftps.bind().await?;
+            for a in listeners.iter().filter_map(|l| l.local_addr().ok()) {
+                tracing::info!(address = %a, "listening for FTPS");
+            }
+            Some((ftps, listeners))
+        }
+        None => None,
+    };
     ready(&addrs);
-    let report = server.run(listeners, shutdown_signal()).await;
+    // One signal stops both front ends.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let ftps_run = async {
+        if let Some((ftps, listeners)) = ftps {
+            ftps.run(listeners, stopped(stop_rx.clone())).await;
+        }
+    };
+    let (report, ()) = tokio::join!(server.run(listeners, stopped(stop_rx.clone())), ftps_run);
     tracing::info!(
         running_at_signal = report.running_at_signal,
         finished = report.finished,

@@ -6,6 +6,7 @@
 
 mod audit;
 mod destinations;
+mod ftps;
 mod limits;
 mod raw;
 mod s3;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub use audit::AuditConfig;
 pub use destinations::{DestinationConfig, DestinationKind};
+pub use ftps::FtpsConfig;
 pub use limits::LimitsConfig;
 pub use s3::{S3Credentials, S3DestinationConfig, SELF_HOSTED, StorageConfig};
 pub use server::{
@@ -42,6 +44,8 @@ pub struct Config {
     pub audit: AuditConfig,
     pub storage: StorageConfig,
     pub limits: LimitsConfig,
+    /// `None`: no `[ftps]` section, FTPS is off.
+    pub ftps: Option<FtpsConfig>,
     pub destinations: BTreeMap<String, DestinationConfig>,
     pub tenants: BTreeMap<String, TenantConfig>,
 }
@@ -192,6 +196,7 @@ impl Config {
         let audit = audit::audit(&raw.audit, &resolve, c);
         let storage = s3::storage(&raw.storage, c);
         let limits = limits::limits(&raw.limits, c);
+        let ftps = raw.ftps.as_ref().map(|f| ftps::ftps(f, &resolve, c));
         let destinations = destinations::destinations(raw.destinations, &resolve, c);
         let tenants = tenants::tenants(raw.tenants, &destinations, &resolve, c);
         Config {
@@ -203,6 +208,7 @@ impl Config {
             audit,
             storage,
             limits,
+            ftps,
             destinations,
             tenants,
         }

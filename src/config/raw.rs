@@ -20,6 +20,8 @@ pub struct RawConfig {
     pub storage: RawStorage,
     #[serde(default)]
     pub limits: RawLimits,
+    /// `[ftps]`: absent means the FTPS front end is off.
+    pub ftps: Option<RawFtps>,
     #[serde(default)]
     pub destinations: BTreeMap<String, RawDestination>,
     #[serde(default)]
@@ -159,4 +161,17 @@ pub struct RawUser {
     /// Accepted only to refuse it with a useful message: plaintext passwords never live in config.
     pub password: Option<toml::Value>,
     pub permissions: Option<Vec<String>>,
+}
+
+/// `[ftps]`: the explicit FTPS front end (`super::ftps`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFtps {
+    pub listen: Vec<String>,
+    pub certificate: String,
+    pub private_key: String,
+    /// `"50000-50100"`.
+    pub passive_ports: Option<String>,
+    pub passive_address: Option<String>,
+    pub data_timeout_secs: Option<u64>,
 }

@@ -1,0 +1,798 @@
+//! One FTPS control connection: the command loop. Plaintext is refused beyond `AUTH TLS`
+//! (no login, no data without `PROT P`); every file operation goes through `transfer` with the
+//! logged-in [`Principal`], exactly as SFTP's do.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::io::AsyncWriteExt;
+
+use crate::frontend::sftp::{Method, Verdict};
+use crate::transfer::{AuthOutcome, FileInfo, Principal, TransferError, VirtualPath, WriteMode};
+
+use super::Shared;
+use super::command::{self, Command};
+use super::data::{self, DataError};
+use super::lines::{Control, Line, Lines};
+use super::listing;
+use super::passive::Passive;
+use super::reply;
+
+/// Over-long lines tolerated before the connection is closed.
+const MAX_LONG_LINES: u32 = 3;
+/// Failed logins on one connection before it is closed.
+const MAX_LOGIN_FAILURES: u32 = 3;
+/// Entries per listing page read from `transfer` (and written to the data connection).
+const PAGE_ENTRIES: usize = 200;
+const PAGE_NAME_BYTES: usize = 64 * 1024;
+
+const FEATURES: &str = "Features:\nAUTH TLS\nPBSZ\nPROT\nUTF8\nEPSV\nPASV\nSIZE\nMDTM\nREST STREAM\nMLST type*;size*;modify*;perm*;\nEnd";
+const PLAINTEXT: &str = "plaintext FTP is refused: send AUTH TLS first (explicit FTPS); user names, passwords and files never cross the network in the clear";
+const SEALED: &str = "objects are sealed once (encrypted as a whole): upload the whole file again";
+
+enum Flow {
+    Continue,
+    Quit,
+}
+
+pub struct Session {
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    control: Control,
+    lines: Lines,
+    started: Instant,
+    prot_p: bool,
+    user: Option<String>,
+    who: Option<Principal>,
+    cwd: VirtualPath,
+    rename_from: Option<VirtualPath>,
+    rest: u64,
+    passive: Option<Passive>,
+    long_lines: u32,
+    login_failures: u32,
+}
+
+type Reply = (u16, String);
+
+fn r(code: u16, text: impl Into<String>) -> Reply {
+    (code, text.into())
+}
+
+fn refusal(e: TransferError) -> Reply {
+    let code = match e {
+        TransferError::NotFound(_) | TransferError::PermissionDenied(_) => 550,
+        TransferError::Unsupported(_) => 504,
+        TransferError::Failure(_) => 451,
+    };
+    (code, e.to_string())
+}
+
+fn data_refusal(e: DataError) -> Reply {
+    match e {
+        DataError::Transfer(t) => refusal(t),
+        DataError::NoConnection | DataError::Handshake(_) => r(425, e.to_string()),
+        DataError::Truncated | DataError::Timeout(_) | DataError::Io(_) => r(426, e.to_string()),
+        // The 426 for the transfer is sent; this answers the ABOR itself.
+        DataError::Aborted => r(226, "ABOR done"),
+    }
+}
+
+impl Session {
+    pub fn new(shared: Arc<Shared>, tcp: tokio::net::TcpStream, peer: SocketAddr) -> Session {
+        let local = tcp.local_addr().unwrap_or(peer);
+        Session {
+            shared,
+            peer,
+            local,
+            control: Control::Plain(tcp),
+            lines: Lines::default(),
+            started: Instant::now(),
+            prot_p: false,
+            user: None,
+            who: None,
+            cwd: VirtualPath::root(),
+            rename_from: None,
+            rest: 0,
+            passive: None,
+            long_lines: 0,
+            login_failures: 0,
+        }
+    }
+
+    pub async fn run(mut self) {
+        if self
+            .send(220, "eugate FTPS ready; send AUTH TLS")
+            .await
+            .is_err()
+        {
+            return;
+        }
+        loop {
+            let wait = if self.who.is_some() {
+                self.shared.idle_timeout
+            } else {
+                self.shared
+                    .login_grace
+                    .saturating_sub(self.started.elapsed())
+            };
+            let line = match tokio::time::timeout(wait, self.lines.next(&mut self.control)).await {
+                Err(_) => {
+                    let _ = self
+                        .send(421, "timeout: closing the control connection")
+                        .await;
+                    break;
+                }
+                Ok(Ok(Some(line))) => line,
+                Ok(Ok(None)) | Ok(Err(_)) => break,
+            };
+            match self.line(line).await {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Quit) | Err(_) => break,
+            }
+        }
+        let _ = self.control.shutdown().await;
+    }
+
+    async fn send(&mut self, code: u16, text: &str) -> std::io::Result<()> {
+        self.control
+            .write_all(reply::format(code, text).as_bytes())
+            .await?;
+        self.control.flush().await
+    }
+
+    async fn line(&mut self, line: Line) -> std::io::Result<Flow> {
+        let mut text = match line {
+            Line::Text(t) => t,
+            Line::TooLong => {
+                self.long_lines += 1;
+                if self.long_lines >= MAX_LONG_LINES {
+                    self.send(421, "too many over-long command lines; closing")
+                        .await?;
+                    return Ok(Flow::Quit);
+                }
+                let msg = format!(
+                    "command line too long (limit {} bytes)",
+                    super::lines::MAX_LINE
+                );
+                self.send(500, &msg).await?;
+                return Ok(Flow::Continue);
+            }
+            Line::NotUtf8 => {
+                self.send(501, "command line is not UTF-8").await?;
+                return Ok(Flow::Continue);
+            }
+        };
+        let cmd = command::parse(&text);
+        // The line may hold a password.
+        zeroize::Zeroize::zeroize(&mut text);
+        if matches!(cmd, Command::Auth(_)) {
+            return self.auth(cmd).await;
+        }
+        if matches!(cmd, Command::Quit) {
+            self.send(221, "goodbye").await?;
+            return Ok(Flow::Quit);
+        }
+        let (code, text) = self.dispatch(cmd).await;
+        self.send(code, &text).await?;
+        if code == 421 {
+            return Ok(Flow::Quit);
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// `AUTH TLS`: 234, then the TLS handshake on the same connection.
+    async fn auth(&mut self, cmd: Command) -> std::io::Result<Flow> {
+        let Command::Auth(mech) = cmd else {
+            return Ok(Flow::Continue);
+        };
+        if self.control.is_tls() {
+            self.send(503, "TLS is already active on this connection")
+                .await?;
+            return Ok(Flow::Continue);
+        }
+        if !matches!(mech.to_ascii_uppercase().as_str(), "TLS" | "TLS-C" | "SSL") {
+            self.send(504, "only AUTH TLS is supported").await?;
+            return Ok(Flow::Continue);
+        }
+        if self.lines.has_pending() {
+            // Bytes sent behind AUTH before our 234 could be injected plaintext (CVE-2011-0411).
+            self.send(503, "data after AUTH TLS before the 234 reply; closing")
+                .await?;
+            return Ok(Flow::Quit);
+        }
+        self.send(234, "AUTH TLS accepted; start the TLS handshake")
+            .await?;
+        let Control::Plain(tcp) = std::mem::replace(&mut self.control, Control::Gone) else {
+            return Ok(Flow::Quit);
+        };
+        let handshake = self.shared.acceptor.accept(tcp);
+        match tokio::time::timeout(self.shared.data_timeout, handshake).await {
+            Ok(Ok(tls)) => {
+                self.control = Control::Tls(Box::new(tls));
+                Ok(Flow::Continue)
+            }
+            Ok(Err(e)) => {
+                tracing::info!(peer = %self.peer, error = %e, "TLS handshake on the control connection failed");
+                Ok(Flow::Quit)
+            }
+            Err(_) => Ok(Flow::Quit),
+        }
+    }
+
+    async fn dispatch(&mut self, cmd: Command) -> Reply {
+        match cmd {
+            Command::Feat => return r(211, FEATURES),
+            Command::Noop => return r(200, "NOOP ok"),
+            Command::Syst => return r(215, "UNIX Type: L8"),
+            Command::Unknown(v) => return r(502, format!("command `{v}` is not implemented")),
+            Command::MissingArgument(v) => return r(501, format!("{v} needs an argument")),
+            Command::Active => {
+                return r(
+                    502,
+                    "active mode (PORT/EPRT) is not supported: the gateway never connects to an address a client names; use PASV or EPSV",
+                );
+            }
+            _ => {}
+        }
+        if !self.control.is_tls() {
+            return r(530, PLAINTEXT);
+        }
+        match cmd {
+            Command::Pbsz(_) => return r(200, "PBSZ=0"),
+            Command::Prot(level) => return self.prot(&level),
+            Command::Ccc => return r(534, "CCC refused: the control connection stays encrypted"),
+            Command::User(name) => return self.user(name),
+            Command::Pass(pw) => return self.pass(pw).await,
+            Command::Opts(o) => return opts(&o),
+            _ => {}
+        }
+        let Some(who) = self.who.clone() else {
+            return r(530, "log in first with USER and PASS");
+        };
+        self.command(cmd, who).await
+    }
+
+    fn prot(&mut self, level: &str) -> Reply {
+        match level.to_ascii_uppercase().as_str() {
+            "P" => {
+                self.prot_p = true;
+                r(200, "PROT P: data connections are encrypted")
+            }
+            "C" => {
+                self.prot_p = false;
+                r(
+                    534,
+                    "PROT C refused: data connections must be encrypted (PROT P)",
+                )
+            }
+            _ => r(504, "only PROT P is supported"),
+        }
+    }
+
+    fn user(&mut self, name: String) -> Reply {
+        if self.who.is_some() {
+            return r(
+                503,
+                "already logged in; open a new connection to change user",
+            );
+        }
+        self.user = Some(name);
+        r(331, "password required")
+    }
+
+    async fn pass(&mut self, pw: zeroize::Zeroizing<String>) -> Reply {
+        if self.who.is_some() {
+            return r(503, "already logged in");
+        }
+        let Some(user) = self.user.take() else {
+            return r(503, "send USER first");
+        };
+        let ip = Some(self.peer.ip());
+        let source = self.peer.to_string();
+        let guard = &self.shared.guard;
+        let gw = &self.shared.gateway;
+        match guard.check(ip, &user, Method::Password, Instant::now()) {
+            Verdict::Allowed => {}
+            Verdict::Throttled(d) => tokio::time::sleep(d).await,
+            Verdict::Banned | Verdict::Full => {
+                gw.audit_auth(&user, None, &source, "ftps password", AuthOutcome::Banned);
+                return r(
+                    421,
+                    "too many failed logins from your address; try again later",
+                );
+            }
+        }
+        match gw.authenticate_password(&user, pw).await {
+            Some(who) => {
+                guard.success(ip, &user);
+                let tenant = who.tenant.clone();
+                if !gw.audit_auth(
+                    &user,
+                    Some(&tenant),
+                    &source,
+                    "ftps password",
+                    AuthOutcome::Accepted,
+                ) {
+                    return r(421, "the audit log is unavailable, so no session can start");
+                }
+                tracing::info!(user = %user, peer = %self.peer, "FTPS login");
+                self.who = Some(who);
+                r(230, "logged in")
+            }
+            None => {
+                let delay = guard.failure(ip, &user, Method::Password, Instant::now());
+                gw.audit_auth(&user, None, &source, "ftps password", AuthOutcome::Rejected);
+                tokio::time::sleep(delay).await;
+                self.login_failures += 1;
+                if self.login_failures >= MAX_LOGIN_FAILURES {
+                    return r(421, "too many failed logins; closing");
+                }
+                r(530, "login incorrect")
+            }
+        }
+    }
+
+    async fn command(&mut self, cmd: Command, who: Principal) -> Reply {
+        if !matches!(cmd, Command::Rnto(_)) && !matches!(cmd, Command::Rnfr(_)) {
+            self.rename_from = None;
+        }
+        let gw = self.shared.gateway.clone();
+        match cmd {
+            Command::Type(t) => match t.to_ascii_uppercase().chars().next() {
+                Some('I') | Some('L') => r(200, "type set to binary"),
+                Some('A') => r(200, "type set to ASCII (files are transferred unchanged)"),
+                _ => r(504, "unsupported type; use TYPE I"),
+            },
+            Command::Mode(m) if m.eq_ignore_ascii_case("S") => r(200, "mode stream"),
+            Command::Mode(_) => r(504, "only MODE S is supported"),
+            Command::Stru(s) if s.eq_ignore_ascii_case("F") => r(200, "structure file"),
+            Command::Stru(_) => r(504, "only STRU F is supported"),
+            Command::Pwd => r(
+                257,
+                format!(
+                    "{} is the current directory",
+                    reply::quoted(&self.cwd.to_string())
+                ),
+            ),
+            Command::Cwd(p) => self.cwd(&who, &p).await,
+            Command::Cdup => self.cwd(&who, "..").await,
+            Command::Pasv => self.pasv(false).await,
+            Command::Epsv(arg) => match arg {
+                Some(a) if a.eq_ignore_ascii_case("ALL") => r(200, "EPSV ALL ok"),
+                _ => self.pasv(true).await,
+            },
+            Command::Size(p) => match self.stat(&who, &p).await {
+                Ok(i) if !i.is_dir => r(213, i.size.to_string()),
+                Ok(_) => r(550, "not a plain file"),
+                Err(e) => e,
+            },
+            Command::Mdtm(p) => match self.stat(&who, &p).await {
+                Ok(i) => r(213, listing::timeval(i.modified)),
+                Err(e) => e,
+            },
+            Command::Mlst(p) => {
+                let raw = p.unwrap_or_else(|| self.cwd.to_string());
+                match self.stat(&who, &raw).await {
+                    Ok(i) => {
+                        let name = self.resolve(&raw).map(|v| v.to_string()).unwrap_or(raw);
+                        r(250, format!("Listing\n{}\nEnd", listing::facts(&i, &name)))
+                    }
+                    Err(e) => e,
+                }
+            }
+            Command::Rest(n) => match n.trim().parse::<u64>() {
+                Ok(n) => {
+                    self.rest = n;
+                    r(
+                        350,
+                        format!(
+                            "restarting at {n}; send RETR (REST before STOR is refused: {SEALED})"
+                        ),
+                    )
+                }
+                Err(_) => r(501, "REST needs a byte offset"),
+            },
+            Command::Appe(_) => r(550, format!("APPE is not supported: {SEALED}")),
+            Command::Dele(p) => match self.resolve(&p) {
+                Ok(v) => match gw.remove(&who, &v).await {
+                    Ok(()) => r(250, "deleted"),
+                    Err(e) => refusal(e),
+                },
+                Err(e) => e,
+            },
+            Command::Mkd(p) => match self.resolve(&p) {
+                Ok(v) => match gw.mkdir(&who, &v).await {
+                    Ok(()) => r(257, format!("{} created", reply::quoted(&v.to_string()))),
+                    Err(e) => refusal(e),
+                },
+                Err(e) => e,
+            },
+            Command::Rmd(p) => match self.resolve(&p) {
+                Ok(v) => match gw.rmdir(&who, &v).await {
+                    Ok(()) => r(250, "directory removed"),
+                    Err(e) => refusal(e),
+                },
+                Err(e) => e,
+            },
+            Command::Rnfr(p) => match self.resolve(&p) {
+                Ok(v) => match gw.stat(&who, &v).await {
+                    Ok(_) => {
+                        self.rename_from = Some(v);
+                        r(350, "ready for RNTO")
+                    }
+                    Err(e) => refusal(e),
+                },
+                Err(e) => e,
+            },
+            Command::Rnto(p) => {
+                let Some(from) = self.rename_from.take() else {
+                    return r(503, "send RNFR first");
+                };
+                match self.resolve(&p) {
+                    Ok(to) => match gw.rename(&who, &from, &to).await {
+                        Ok(()) => r(250, "renamed"),
+                        Err(e) => refusal(e),
+                    },
+                    Err(e) => e,
+                }
+            }
+            Command::Abor => r(226, "no transfer in progress"),
+            Command::Stor(p) => self.stor(&who, &p).await,
+            Command::Retr(p) => self.retr(&who, &p).await,
+            Command::List(p) => self.list(&who, p, Format::List).await,
+            Command::Nlst(p) => self.list(&who, p, Format::Names).await,
+            Command::Mlsd(p) => self.list(&who, p, Format::Facts).await,
+            _ => r(502, "command not implemented"),
+        }
+    }
+
+    /// A client path, absolute or relative to the working directory.
+    fn resolve(&self, raw: &str) -> Result<VirtualPath, Reply> {
+        let joined = if raw.starts_with('/') {
+            raw.to_string()
+        } else {
+            format!("{}/{raw}", self.cwd)
+        };
+        VirtualPath::parse(&joined).map_err(|e| r(553, e.to_string()))
+    }
+
+    async fn stat(&self, who: &Principal, raw: &str) -> Result<FileInfo, Reply> {
+        let v = self.resolve(raw)?;
+        self.shared.gateway.stat(who, &v).await.map_err(refusal)
+    }
+
+    async fn cwd(&mut self, who: &Principal, raw: &str) -> Reply {
+        let v = match self.resolve(raw) {
+            Ok(v) => v,
+            Err(e) => return e,
+        };
+        if !v.is_root() {
+            match self.shared.gateway.stat(who, &v).await {
+                Ok(i) if i.is_dir => {}
+                Ok(_) => return r(550, "not a directory"),
+                Err(e) => return refusal(e),
+            }
+        }
+        self.cwd = v;
+        r(
+            250,
+            format!(
+                "working directory is {}",
+                reply::quoted(&self.cwd.to_string())
+            ),
+        )
+    }
+
+    /// PASV (IPv4 only, as RFC 959 defines it) or EPSV: a fresh listener for the next transfer.
+    async fn pasv(&mut self, extended: bool) -> Reply {
+        self.passive = None;
+        let local = self.local.ip().to_canonical();
+        let advertised = self.shared.passive_address.unwrap_or(local);
+        let IpAddr::V4(v4) = advertised else {
+            if !extended {
+                return r(522, "PASV works only over IPv4; use EPSV");
+            }
+            return self.bind_passive(local, extended, None).await;
+        };
+        self.bind_passive(local, extended, Some(v4)).await
+    }
+
+    async fn bind_passive(
+        &mut self,
+        local: IpAddr,
+        extended: bool,
+        v4: Option<std::net::Ipv4Addr>,
+    ) -> Reply {
+        let Some(p) = self.shared.ports.bind(local, self.peer.ip()).await else {
+            return r(425, "no free passive port; try again shortly");
+        };
+        let port = p.port();
+        self.passive = Some(p);
+        match (extended, v4) {
+            (false, Some(ip)) => {
+                let o = ip.octets();
+                r(
+                    227,
+                    format!(
+                        "Entering Passive Mode ({},{},{},{},{},{})",
+                        o[0],
+                        o[1],
+                        o[2],
+                        o[3],
+                        port >> 8,
+                        port & 0xff
+                    ),
+                )
+            }
+            _ => r(229, format!("Entering Extended Passive Mode (|||{port}|)")),
+        }
+    }
+
+    /// Reads the control connection while a transfer runs: returns at `ABOR` (after the
+    /// transfer's own 426 reply; the caller's reply then answers the ABOR) or when the client
+    /// hangs up. Other commands must wait for the transfer's end (RFC 959 allows only ABOR,
+    /// STAT and QUIT here) and are refused.
+    async fn until_abort(&mut self) {
+        loop {
+            match self.lines.next(&mut self.control).await {
+                Ok(Some(Line::Text(t))) if command::parse(&t) == Command::Abor => {
+                    let _ = self
+                        .send(
+                            426,
+                            "transfer aborted by ABOR; nothing stored by an aborted upload",
+                        )
+                        .await;
+                    return;
+                }
+                Ok(Some(_)) => {
+                    if self
+                        .send(503, "a transfer is in progress; only ABOR is accepted now")
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(None) | Err(_) => return,
+            }
+        }
+    }
+
+    /// What every transfer needs: `PROT P` and a passive listener.
+    fn data_ready(&mut self) -> Result<Passive, Reply> {
+        if !self.prot_p {
+            self.passive = None;
+            return Err(r(
+                521,
+                "data connections must be encrypted: send PBSZ 0 and PROT P first",
+            ));
+        }
+        self.passive.take().ok_or_else(|| {
+            r(
+                425,
+                "send PASV or EPSV first (active mode is not supported)",
+            )
+        })
+    }
+
+    async fn open_data(&mut self, passive: Passive, what: &str) -> Result<data::DataStream, Reply> {
+        self.send(150, &format!("opening TLS data connection for {what}"))
+            .await
+            .map_err(|e| r(426, e.to_string()))?;
+        data::open(
+            passive,
+            &self.shared.data_acceptor,
+            self.shared.data_timeout,
+        )
+        .await
+        .map_err(data_refusal)
+    }
+
+    async fn stor(&mut self, who: &Principal, raw: &str) -> Reply {
+        let passive = match self.data_ready() {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        if std::mem::take(&mut self.rest) > 0 {
+            return r(
+                550,
+                format!("resuming an upload (REST before STOR) is not supported: {SEALED}"),
+            );
+        }
+        let joined = if raw.starts_with('/') {
+            raw.to_string()
+        } else {
+            format!("{}/{raw}", self.cwd)
+        };
+        let path = match VirtualPath::parse_file(&joined) {
+            Ok(p) => p,
+            Err(e) => return r(553, e.to_string()),
+        };
+        let gw = self.shared.gateway.clone();
+        let _slot = match gw.open_handle(who) {
+            Ok(s) => s,
+            Err(e) => return refusal(e),
+        };
+        let mode = WriteMode {
+            create: true,
+            truncate: true,
+            exclusive: false,
+            append: false,
+        };
+        // The residency decision comes before any byte: a refused upload never opens the data channel.
+        let mut upload = match gw.open_upload(who, &path, mode).await {
+            Ok(u) => u,
+            Err(e) => return refusal(e),
+        };
+        let mut stream = match self.open_data(passive, &path.to_string()).await {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        let timeout = self.shared.data_timeout;
+        let received = tokio::select! {
+            r = data::receive(&mut stream, &mut upload, timeout) => r,
+            () = self.until_abort() => Err(DataError::Aborted),
+        };
+        let n = match received {
+            Ok(n) => n,
+            Err(e) => {
+                // Dropping the upload aborts it in `transfer`: nothing is published.
+                drop(upload);
+                tracing::info!(user = %who.user, path = %path, error = %e, "FTPS upload aborted");
+                return data_refusal(e);
+            }
+        };
+        if let Err(e) = data::finish(stream, timeout).await {
+            tracing::debug!(error = %e, "closing the data connection after an upload");
+        }
+        match upload.commit().await {
+            Ok(_) => r(226, format!("transfer complete: {n} bytes stored")),
+            Err(e) => {
+                let (_, text) = refusal(e);
+                r(451, format!("{text}; nothing was stored"))
+            }
+        }
+    }
+
+    async fn retr(&mut self, who: &Principal, raw: &str) -> Reply {
+        let passive = match self.data_ready() {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        let offset = std::mem::take(&mut self.rest);
+        let path = match self.resolve(raw) {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        let gw = self.shared.gateway.clone();
+        let _slot = match gw.open_handle(who) {
+            Ok(s) => s,
+            Err(e) => return refusal(e),
+        };
+        let mut download = match gw.open_download(who, &path).await {
+            Ok(d) => d,
+            Err(e) => return refusal(e),
+        };
+        if offset > download.len() {
+            return r(
+                554,
+                format!(
+                    "REST offset {offset} is beyond the end of the file ({} bytes)",
+                    download.len()
+                ),
+            );
+        }
+        let mut stream = match self.open_data(passive, &path.to_string()).await {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        let timeout = self.shared.data_timeout;
+        let result = tokio::select! {
+            r = data::send_download(&mut stream, &mut download, offset, timeout) => r,
+            () = self.until_abort() => Err(DataError::Aborted),
+        };
+        match result {
+            Ok(n) => match data::finish(stream, timeout).await {
+                Ok(()) => r(226, format!("transfer complete: {n} bytes sent")),
+                Err(e) => data_refusal(e),
+            },
+            Err(e) => data_refusal(e),
+        }
+    }
+
+    async fn list(&mut self, who: &Principal, raw: Option<String>, format: Format) -> Reply {
+        self.rest = 0;
+        let passive = match self.data_ready() {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        let path = match raw
+            .as_deref()
+            .map(|p| self.resolve(p))
+            .unwrap_or(Ok(self.cwd.clone()))
+        {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        let gw = self.shared.gateway.clone();
+        // LIST of a file lists that file (MLSD of a file is an error, RFC 3659 7.2).
+        let single = if path.is_root() {
+            None
+        } else {
+            match gw.stat(who, &path).await {
+                Ok(i) if i.is_dir => None,
+                Ok(_) if format == Format::Facts => {
+                    return r(501, "MLSD needs a directory; use MLST for a file");
+                }
+                Ok(i) => Some(i),
+                Err(e) => return refusal(e),
+            }
+        };
+        let _slot = match gw.open_handle(who) {
+            Ok(s) => s,
+            Err(e) => return refusal(e),
+        };
+        let mut listing = match single {
+            Some(_) => None,
+            None => match gw.open_dir(who, &path).await {
+                Ok(l) => Some(l),
+                Err(e) => return refusal(e),
+            },
+        };
+        let mut stream = match self.open_data(passive, "the listing").await {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        let timeout = self.shared.data_timeout;
+        if let Some(i) = single
+            && let Err(e) = data::send(&mut stream, format.line(&i).as_bytes(), timeout).await
+        {
+            return data_refusal(e);
+        }
+        while let Some(l) = listing.as_mut() {
+            let page = match l.next_page(PAGE_ENTRIES, PAGE_NAME_BYTES).await {
+                Ok(Some(page)) => page,
+                Ok(None) => break,
+                Err(e) => return refusal(e),
+            };
+            let text: String = page.iter().map(|i| format.line(i)).collect();
+            if let Err(e) = data::send(&mut stream, text.as_bytes(), timeout).await {
+                return data_refusal(e);
+            }
+        }
+        match data::finish(stream, timeout).await {
+            Ok(()) => r(226, "listing sent"),
+            Err(e) => data_refusal(e),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    List,
+    Names,
+    Facts,
+}
+
+impl Format {
+    fn line(self, i: &FileInfo) -> String {
+        match self {
+            Format::List => listing::list_line(i),
+            Format::Names => listing::name_line(i),
+            Format::Facts => format!("{}\r\n", listing::facts(i, &i.name)),
+        }
+    }
+}
+
+fn opts(o: &str) -> Reply {
+    let upper = o.to_ascii_uppercase();
+    if upper == "UTF8 ON" || upper == "UTF-8 ON" {
+        r(200, "UTF-8 is always on")
+    } else if upper.starts_with("MLST") {
+        r(200, "MLST facts: type;size;modify;perm;")
+    } else {
+        r(501, "unsupported option")
+    }
+}

@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""FTPS client for tests/ftps.rs: Python's ftplib.FTP_TLS (the standard library client partner
+scripts use) and raw sockets for bad input. Prints one JSON object; exits 0 unless the scenario
+itself could not run."""
+
+import argparse
+import ftplib
+import io
+import json
+import socket
+import ssl
+import sys
+
+
+def connect(a):
+    ctx = ssl.create_default_context(cafile=a.cafile)
+    ftp = ftplib.FTP_TLS(context=ctx, timeout=20)
+    ftp.connect("127.0.0.1", a.port)
+    ftp.login(a.user, a.password)  # sends AUTH TLS first
+    ftp.prot_p()
+    return ftp
+
+
+def roundtrip(a):
+    """put, ls, get, size, rename, mlsd, delete: every call must finish without an exception."""
+    data = open(a.local, "rb").read()
+    ftp = connect(a)
+    out = {"stor": ftp.storbinary(f"STOR {a.name}", io.BytesIO(data))}
+    out["nlst"] = ftp.nlst()
+    got = io.BytesIO()
+    out["retr"] = ftp.retrbinary(f"RETR {a.name}", got.write)
+    out["same"] = got.getvalue() == data
+    out["size"] = ftp.size(a.name)
+    lines = []
+    ftp.retrlines("LIST", lines.append)
+    out["list"] = lines
+    if a.rename:
+        out["rename"] = ftp.rename(a.name, a.rename)
+        out["mlsd"] = [n for n, _ in ftp.mlsd()]
+        if a.delete:
+            out["delete"] = ftp.delete(a.rename)
+            out["after_delete"] = ftp.nlst()
+    out["quit"] = ftp.quit()
+    return out
+
+
+def put(a):
+    ftp = connect(a)
+    out = {"stor": ftp.storbinary(f"STOR {a.name}", open(a.local, "rb"))}
+    out["quit"] = ftp.quit()
+    return out
+
+
+def get(a):
+    ftp = connect(a)
+    with open(a.local, "wb") as f:
+        out = {"retr": ftp.retrbinary(f"RETR {a.name}", f.write)}
+    out["quit"] = ftp.quit()
+    return out
+
+
+def truncate(a):
+    """STOR, send some bytes, then end the data connection with a TCP shutdown and no TLS
+    close_notify; report the server's reply to the STOR."""
+    ftp = connect(a)
+    conn = ftp.transfercmd(f"STOR {a.name}")
+    conn.sendall(b"x" * (256 * 1024))
+    # SSLSocket.shutdown drops the TLS layer and shuts the TCP socket: no close_notify.
+    conn.shutdown(socket.SHUT_RDWR)
+    conn.close()
+    try:
+        reply = ftp.voidresp()
+    except ftplib.Error as e:
+        reply = str(e)
+    out = {"reply": reply, "nlst": ftp.nlst()}
+    ftp.quit()
+    return out
+
+
+def rest_stor(a):
+    ftp = connect(a)
+    out = {"rest": ftp.sendcmd("REST 10")}
+    try:
+        out["stor"] = ftp.storbinary(f"STOR {a.name}", io.BytesIO(b"abc"))
+    except ftplib.Error as e:
+        out["stor"] = str(e)
+    try:
+        out["appe"] = ftp.storbinary(f"APPE {a.name}", io.BytesIO(b"abc"))
+    except ftplib.Error as e:
+        out["appe"] = str(e)
+    try:
+        out["port"] = ftp.sendcmd("PORT 10,9,8,7,4,1")
+    except ftplib.Error as e:
+        out["port"] = str(e)
+    ftp.quit()
+    return out
+
+
+def no_prot(a):
+    """Logged in over TLS but without PROT P: transfers are refused."""
+    ctx = ssl.create_default_context(cafile=a.cafile)
+    ftp = ftplib.FTP_TLS(context=ctx, timeout=20)
+    ftp.connect("127.0.0.1", a.port)
+    ftp.login(a.user, a.password)
+    out = {}
+    try:
+        out["stor"] = ftp.storbinary(f"STOR {a.name}", io.BytesIO(b"abc"))
+    except ftplib.Error as e:
+        out["stor"] = str(e)
+    ftp.quit()
+    return out
+
+
+def pasv_port(ftp):
+    return ftp.makepasv()[1]
+
+
+def other_ip(a):
+    """A data connection from 127.0.0.2 is dropped unheard; the real one from 127.0.0.1 then
+    carries the upload."""
+    ftp = connect(a)
+    port = pasv_port(ftp)
+    thief = socket.create_connection(("127.0.0.1", port), timeout=20, source_address=("127.0.0.2", 0))
+    out = {"stor": ftp.sendcmd(f"STOR {a.name}")}
+    try:
+        out["thief_got"] = len(thief.recv(100))
+    except OSError as e:
+        out["thief_got"] = str(e)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+    conn = ftp.context.wrap_socket(raw, server_hostname="127.0.0.1")
+    conn.sendall(b"from the right address")
+    conn.unwrap().close()
+    out["done"] = ftp.voidresp()
+    got = io.BytesIO()
+    ftp.retrbinary(f"RETR {a.name}", got.write)
+    out["content"] = got.getvalue().decode()
+    ftp.quit()
+    return out
+
+
+def garbage(a):
+    """Bytes that are not a TLS handshake on the data connection: 425, and the session goes on."""
+    ftp = connect(a)
+    port = pasv_port(ftp)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+    out = {"stor": ftp.sendcmd(f"STOR {a.name}")}
+    raw.sendall(b"GET / HTTP/1.0\r\n\r\n" * 64)
+    try:
+        raw.recv(100)
+    except OSError:
+        pass
+    raw.close()
+    try:
+        out["reply"] = ftp.voidresp()
+    except ftplib.Error as e:
+        out["reply"] = str(e)
+    out["noop"] = ftp.voidcmd("NOOP")
+    out["nlst"] = ftp.nlst()
+    ftp.quit()
+    return out
+
+
+def abort(a):
+    """ABOR in the middle of a STOR: 426 for the transfer, 226 for the ABOR, nothing stored."""
+    ftp = connect(a)
+    conn = ftp.transfercmd(f"STOR {a.name}")
+    conn.sendall(b"y" * (128 * 1024))
+    out = {"abort": ftp.abort()}
+    out["after"] = ftp.getresp()
+    conn.close()
+    out["noop"] = ftp.voidcmd("NOOP")
+    out["nlst"] = ftp.nlst()
+    ftp.quit()
+    return out
+
+
+def lines_of(sock):
+    buf = b""
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return buf
+        buf += chunk
+        lines = buf.split(b"\r\n")
+        last = lines[-2] if len(lines) > 1 else b""
+        if len(last) >= 4 and last[3:4] == b" ":
+            return buf
+
+
+def plaintext(a):
+    """Raw socket, no TLS: every command except AUTH/FEAT/NOOP/QUIT is refused."""
+    s = socket.create_connection(("127.0.0.1", a.port), timeout=20)
+    out = {"greeting": lines_of(s).decode()}
+    for cmd in ["USER bob", f"PASS {a.password}", "PASV", "LIST", "STOR x"]:
+        s.sendall(cmd.encode() + b"\r\n")
+        out[cmd.split()[0]] = lines_of(s).decode().strip()
+    s.sendall(b"X" * 10000 + b"\r\n")
+    out["long"] = lines_of(s).decode().strip()
+    for _ in range(2):
+        s.sendall(b"X" * 10000 + b"\r\n")
+        out["long_last"] = lines_of(s).decode().strip()
+    out["closed"] = s.recv(100) == b""
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("scenario")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--user", default="bob")
+    p.add_argument("--password", default="")
+    p.add_argument("--cafile")
+    p.add_argument("--local")
+    p.add_argument("--name", default="f.bin")
+    p.add_argument("--rename")
+    p.add_argument("--delete", action="store_true")
+    a = p.parse_args()
+    fn = {
+        "roundtrip": roundtrip,
+        "put": put,
+        "get": get,
+        "truncate": truncate,
+        "rest_stor": rest_stor,
+        "no_prot": no_prot,
+        "plaintext": plaintext,
+        "other_ip": other_ip,
+        "garbage": garbage,
+        "abort": abort,
+    }[a.scenario]
+    try:
+        print(json.dumps(fn(a)))
+    except Exception as e:  # the test shows what failed
+        print(json.dumps({"exception": f"{type(e).__name__}: {e}"}))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
