@@ -188,6 +188,27 @@ fn a_certificate_from_a_trusted_ca_logs_its_principal_in_and_is_audited() {
 }
 
 #[test]
+fn a_user_with_neither_key_nor_password_logs_in_by_certificate() {
+    let pki = Pki::new();
+    let g = Gateway::start_with(Options {
+        auth_toml: pki.auth_toml(),
+        // erin has no authorized key and no password: only a certificate can log her in.
+        extra_toml: "\n[tenants.acme.users.erin]\n".into(),
+        ..Options::default()
+    });
+    let cert = pki.certify("erin", "ca", 9, &["-n", "erin", "-V", "-5m:+1h"]);
+    let local = g.path("erin.bin.local");
+    std::fs::write(&local, data(32 << 10, 9)).unwrap();
+    let put = format!("put {} /erin.bin\n", local.display());
+    let out = sftp_with(&g, &pki, "erin", Some(&cert), &put);
+    assert_uploaded(&g, &out, "erin.bin");
+    assert_eq!(cert_records(&g, "erin@corp")[0]["outcome"], "accepted");
+    // Without the certificate the key is nobody's.
+    assert!(!sftp_with(&g, &pki, "erin", None, "ls /\n").status.success());
+    g.assert_audit_verifies();
+}
+
+#[test]
 fn bad_certificates_are_refused_audited_and_counted_as_failures() {
     let pki = Pki::new();
     // Five failures of alice from 127.0.0.1 ban her there: exactly the five bad certificates.

@@ -199,6 +199,7 @@ impl Config {
         let ftps = raw.ftps.as_ref().map(|f| ftps::ftps(f, &resolve, c));
         let destinations = destinations::destinations(raw.destinations, &resolve, c);
         let tenants = tenants::tenants(raw.tenants, &destinations, &resolve, c);
+        users::check_login_methods(&tenants, !auth.user_ca_keys.is_empty(), c);
         Config {
             file: file.to_path_buf(),
             server,

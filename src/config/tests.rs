@@ -182,6 +182,20 @@ fn users_unique_across_tenants_and_need_a_credential() {
 }
 
 #[test]
+fn a_user_without_key_or_password_may_log_in_by_certificate_when_a_ca_is_trusted() {
+    let user = "[tenants.other]\nroute = { destination = \"local\", prefix = \"other/\" }\n[tenants.other.users.nobody]\n";
+    let without_ca = format!("{}\n{user}", good());
+    assert!(
+        problems(&without_ca)
+            .iter()
+            .any(|p| p.key == "tenants.other.users.nobody" && p.message.contains("user_ca_keys"))
+    );
+    let with_ca = format!("{}\n[auth]\nuser_ca_keys = [\"{KEY}\"]\n{user}", good());
+    let c = Config::parse(Path::new("/etc/eugate/gateway.toml"), &with_ca).unwrap();
+    assert!(c.user("nobody").is_some());
+}
+
+#[test]
 fn authorized_key_lines() {
     assert!(parse_authorized_key("").unwrap().is_none());
     assert!(parse_authorized_key("# comment").unwrap().is_none());

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use russh::keys::PublicKey;
 
 use super::raw::RawUser;
+use super::tenants::TenantConfig;
 use super::{Collector, valid_name};
 
 #[derive(Clone)]
@@ -69,12 +70,6 @@ pub(super) fn user(
     }
     let password_hash = password_hash(&ukey, &u, c);
     let authorized_keys = authorized_keys(&ukey, &u, resolve, c);
-    if authorized_keys.is_empty() && password_hash.is_none() {
-        c.push(
-            &ukey,
-            "no way to log in; add authorized_keys, authorized_keys_file or password_hash",
-        );
-    }
     let permissions = permissions(&ukey, u.permissions.as_deref(), c);
     UserConfig {
         name: uname,
@@ -201,4 +196,27 @@ pub fn parse_authorized_key(line: &str) -> Result<Option<PublicKey>, String> {
     PublicKey::from_openssh(line).map(Some).map_err(|e| {
         format!("not a valid OpenSSH public key ({e}); paste the line of the .pub file")
     })
+}
+
+/// Every user needs a way to log in: a key, a password hash, or, when `[auth] user_ca_keys`
+/// trusts a CA, a certificate (checked here, after `[auth]` and the tenants are both read).
+pub(super) fn check_login_methods(
+    tenants: &BTreeMap<String, TenantConfig>,
+    certificates: bool,
+    c: &mut Collector,
+) {
+    if certificates {
+        return;
+    }
+    for (tname, t) in tenants {
+        for (uname, u) in &t.users {
+            if u.authorized_keys.is_empty() && u.password_hash.is_none() {
+                c.push(
+                    format!("tenants.{tname}.users.{uname}"),
+                    "no way to log in; add authorized_keys, authorized_keys_file or password_hash \
+                     (or trust a CA in [auth] user_ca_keys for certificate logins)",
+                );
+            }
+        }
+    }
 }
