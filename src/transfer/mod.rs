@@ -8,6 +8,7 @@ mod buffers;
 mod decide;
 pub mod download;
 mod handles;
+mod in_flight;
 mod listing;
 mod namespace;
 pub mod path;
@@ -38,9 +39,10 @@ pub use crate::auth::{CertificateInfo, CertificateRefusal};
 use decide::Operation;
 pub use download::DownloadHandle;
 pub use handles::{HandleLimits, HandlePermit};
+pub use in_flight::InFlightSnapshot;
 pub use listing::DirListing;
 pub use path::{PathError, VirtualPath};
-pub use upload::{InFlightSnapshot, UploadHandle};
+pub use upload::UploadHandle;
 
 /// Bytes read to find an object's header (the format's maximum header is well below this).
 const HEADER_PROBE: usize = 4096;
@@ -182,7 +184,7 @@ pub struct Gateway {
     /// `reorder.budget`, which open directory listings share with held writes.
     held_budget: MemoryBudget,
     handles: HandleLimits,
-    uploads: Arc<upload::InFlight>,
+    uploads: Arc<in_flight::InFlight>,
     buffers: buffers::BufferPool,
 }
 
@@ -317,7 +319,7 @@ impl Gateway {
             },
             held_budget,
             handles: HandleLimits::new(&config.limits),
-            uploads: Arc::new(upload::InFlight::default()),
+            uploads: Arc::new(in_flight::InFlight::default()),
             buffers: buffers::BufferPool::new(IDLE_PART_BUFFERS),
         })
     }

@@ -5,14 +5,14 @@
 //! gap are held (bounded) until it fills. CLOSE ([`UploadHandle::commit`]) waits for the
 //! durable commit. Dropping the handle without a commit aborts: nothing is published.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::TransferError;
 use super::buffers::BufferPool;
+use super::in_flight::{InFlight, InFlightGuard};
 use super::reorder::{Reorder, ReorderLimits};
 use crate::audit::{AuditError, AuditEvent, AuditLog};
 use crate::crypto::{CryptoError, PartSealer, SEGMENT_SIZE, Sealer};
@@ -139,76 +139,6 @@ impl UploadRecord {
         };
         if let Err(e) = self.log.append(&event) {
             tracing::error!(error = %e, object = %self.object, "aborted upload could not be recorded in the audit log");
-        }
-    }
-}
-
-/// Counts live uploads so a shutdown can wait for them, and how they ended, so it can report
-/// what happened during its grace period.
-#[derive(Debug, Default)]
-pub(crate) struct InFlight {
-    count: AtomicUsize,
-    idle: Notify,
-    /// Set when a shutdown begins: new uploads are refused, and uploads cut off afterwards
-    /// are recorded as aborted by the shutdown rather than by the client.
-    draining: AtomicBool,
-    committed: AtomicU64,
-    aborted: AtomicU64,
-}
-
-/// How many uploads were running, and had committed / aborted so far, at one instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InFlightSnapshot {
-    pub running: usize,
-    pub committed: u64,
-    pub aborted: u64,
-}
-
-impl InFlight {
-    pub(crate) fn count(&self) -> usize {
-        self.count.load(Ordering::SeqCst)
-    }
-
-    pub(crate) async fn wait_idle(&self) {
-        loop {
-            let notified = self.idle.notified();
-            if self.count() == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-
-    pub(crate) fn start_draining(&self) {
-        self.draining.store(true, Ordering::SeqCst);
-    }
-
-    pub(crate) fn draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
-    }
-
-    pub(crate) fn snapshot(&self) -> InFlightSnapshot {
-        InFlightSnapshot {
-            running: self.count(),
-            committed: self.committed.load(Ordering::SeqCst),
-            aborted: self.aborted.load(Ordering::SeqCst),
-        }
-    }
-}
-
-struct InFlightGuard(Arc<InFlight>);
-
-impl InFlightGuard {
-    fn new(f: Arc<InFlight>) -> InFlightGuard {
-        f.count.fetch_add(1, Ordering::SeqCst);
-        InFlightGuard(f)
-    }
-}
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
         }
     }
 }
@@ -559,20 +489,20 @@ async fn store(
                     Ok(sealed) => match record.committed(plaintext, *sealed, blake3) {
                         Ok(()) => {
                             tracing::info!(plaintext, sealed, "upload committed");
-                            guard.0.committed.fetch_add(1, Ordering::SeqCst);
+                            guard.0.record_commit();
                         }
                         Err(e) => {
                             let told = record.retract(e).await;
                             set_failed(&failed, told.clone());
                             record.aborted(&told.to_string());
-                            guard.0.aborted.fetch_add(1, Ordering::SeqCst);
+                            guard.0.record_abort();
                             result = Err(told);
                         }
                     },
                     Err(e) => {
                         set_failed(&failed, e.clone());
                         record.aborted(&e.to_string());
-                        guard.0.aborted.fetch_add(1, Ordering::SeqCst);
+                        guard.0.record_abort();
                     }
                 }
                 let _ = reply.send(result.map(|_| plaintext));
@@ -593,7 +523,7 @@ async fn store(
     upload.abort().await;
     record.aborted(&cause);
     // Counted before `guard` drops, so a shutdown that saw the count reach zero reads final totals.
-    guard.0.aborted.fetch_add(1, Ordering::SeqCst);
+    guard.0.record_abort();
 }
 
 /// Stores the last part and commits; returns the sealed size.
@@ -622,6 +552,7 @@ async fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     /// Counts what it is given and drops it at once, like a store that acknowledged it.
     struct Discard(Arc<AtomicU64>);
