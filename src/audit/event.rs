@@ -62,6 +62,10 @@ pub enum AuditEvent {
         observed_region: Option<String>,
         evidence: String,
         bundle: String,
+        /// The front end the session came through (`sftp`, `ftps`); absent in records written
+        /// before this field existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        protocol: Option<String>,
     },
     /// An upload made durable and visible.
     Committed {
@@ -82,6 +86,10 @@ pub enum AuditEvent {
         policies: Vec<String>,
         #[serde(default)]
         bundle: String,
+        /// The front end the session came through (`sftp`, `ftps`); absent in records written
+        /// before this field existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        protocol: Option<String>,
     },
     /// An upload that left nothing behind, and why.
     Aborted {
@@ -90,6 +98,10 @@ pub enum AuditEvent {
         destination: String,
         object: String,
         cause: String,
+        /// The front end the session came through (`sftp`, `ftps`); absent in records written
+        /// before this field existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        protocol: Option<String>,
     },
     /// A directory created, or an entry renamed or removed, at a client's request.
     /// `outcome` is `done` or the reason it failed; `from` is set for renames.
@@ -102,6 +114,10 @@ pub enum AuditEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from: Option<String>,
         outcome: String,
+        /// The front end the session came through (`sftp`, `ftps`); absent in records written
+        /// before this field existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        protocol: Option<String>,
     },
     /// A policy bundle became active or was rejected.
     PolicyReload {

@@ -178,6 +178,7 @@ mod tests {
             object: long.clone(),
             from: Some(long.clone()),
             outcome: format!("failed: {long}"),
+            protocol: None,
         };
         e.cap_client_fields(64);
         let json = serde_json::to_string(&e).unwrap();

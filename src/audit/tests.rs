@@ -12,6 +12,7 @@ fn event(i: usize) -> AuditEvent {
         destination: "eu".into(),
         object: format!("in/file-{i}.csv"),
         cause: "client disconnected".into(),
+        protocol: Some("sftp".into()),
     }
 }
 
@@ -302,6 +303,7 @@ fn long_client_fields_are_capped_with_their_hash() {
         destination: "eu".into(),
         object: "x".repeat(100),
         cause: "client disconnected".into(),
+        protocol: Some("sftp".into()),
     })
     .unwrap();
     let last = std::fs::read_to_string(&path).unwrap();

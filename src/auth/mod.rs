@@ -1,10 +1,14 @@
 //! Who may log in, and as whom: the users table built from the config, checked by password
 //! (argon2id), SSH public key or OpenSSH user certificate. It knows no protocol: every front
-//! end reaches it through `transfer::Gateway`, so one user logs in the same way everywhere.
+//! end reaches it through `transfer::Gateway`, so one user logs in the same way everywhere,
+//! and failed logins ([`AuthGuard`]) and open sessions ([`SessionLimits`]) count across
+//! protocols.
 
 mod certificate;
+pub mod guard;
 mod keys;
 mod password;
+mod sessions;
 mod source_address;
 
 use std::collections::HashMap;
@@ -17,6 +21,8 @@ use zeroize::Zeroizing;
 use crate::config::{Config, Permissions};
 
 pub use certificate::{CertificateInfo, CertificateRefusal, TrustedCas};
+pub use guard::{AuthGuard, Method, Verdict};
+pub use sessions::{SessionLimitReached, SessionLimits, SessionSlot};
 
 /// A user the credentials proved, with what the config grants them. Only this module makes
 /// one, so a front end cannot invent a login.

@@ -9,6 +9,7 @@ use clap::Args;
 
 use crate::audit::{AuditEvent, AuditLog};
 use crate::config::Config;
+use crate::frontend::admission::Admission;
 use crate::frontend::ftps::FtpsServer;
 use crate::frontend::sftp::SftpServer;
 use crate::keys::Keyring;
@@ -102,7 +103,9 @@ pub(crate) async fn serve(
         .await
         .context("cannot start the gateway")?;
     let gateway = Arc::new(gateway);
-    let server = SftpServer::new(&config, gateway.clone())?;
+    // One set of connection caps for every protocol.
+    let admission = Admission::new(&config.limits);
+    let server = SftpServer::new(&config, gateway.clone(), admission.clone())?;
     let listeners = server.bind().await?;
     let addrs: Vec<_> = listeners
         .iter()
@@ -113,7 +116,7 @@ pub(crate) async fn serve(
     }
     let ftps = match &config.ftps {
         Some(f) => {
-            let ftps = FtpsServer::new(&config, f, gateway.clone())?;
+            let ftps = FtpsServer::new(&config, f, gateway.clone(), admission.clone())?;
             let listeners = ftps.bind().await?;
             for a in listeners.iter().filter_map(|l| l.local_addr().ok()) {
                 tracing::info!(address = %a, "listening for FTPS");

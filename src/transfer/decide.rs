@@ -80,6 +80,7 @@ impl Gateway {
             observed_region,
             evidence: request.evidence.as_str().to_string(),
             bundle: decision.bundle_hash.clone(),
+            protocol: Some(who.protocol.as_str().to_string()),
         });
         if let Err(e) = recorded {
             tracing::error!(error = %e, "audit log unavailable: transfer refused");

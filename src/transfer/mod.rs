@@ -25,7 +25,7 @@ use russh::keys::{Certificate, PublicKey};
 use zeroize::Zeroizing;
 
 use crate::audit::{AuditEvent, AuditLog, AuthThrottle};
-use crate::auth::{Account, Users};
+use crate::auth::{Account, SessionLimits, Users};
 use crate::budget::MemoryBudget;
 use crate::config::{Config, DestinationKind, Permissions};
 use crate::crypto::{Header, ObjectContext, Sealer};
@@ -35,7 +35,10 @@ use crate::storage::fs::FsDestination;
 use crate::storage::s3::{Hooks, S3Destination, StateChange};
 use crate::storage::{Destination, EntryKind, ObjectMeta, Publish, StorageError};
 
-pub use crate::auth::{CertificateInfo, CertificateRefusal};
+pub use crate::auth::{
+    AuthGuard, CertificateInfo, CertificateRefusal, Method, SessionLimitReached, SessionSlot,
+    Verdict,
+};
 use decide::Operation;
 pub use download::DownloadHandle;
 pub use handles::{HandleLimits, HandlePermit};
@@ -52,7 +55,16 @@ const HEADER_PROBE: usize = 4096;
 pub struct Principal {
     pub tenant: String,
     pub user: String,
+    /// The front end the session came through, named in every transfer record.
+    pub protocol: Protocol,
     permissions: Permissions,
+}
+
+impl Principal {
+    /// The same login, through another front end than SFTP (the default).
+    pub fn over(self, protocol: Protocol) -> Principal {
+        Principal { protocol, ..self }
+    }
 }
 
 impl From<Account> for Principal {
@@ -60,7 +72,24 @@ impl From<Account> for Principal {
         Principal {
             tenant: a.tenant().to_string(),
             user: a.user().to_string(),
+            protocol: Protocol::Sftp,
             permissions: a.permissions(),
+        }
+    }
+}
+
+/// A protocol front end, as audit records name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Sftp,
+    Ftps,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Sftp => "sftp",
+            Protocol::Ftps => "ftps",
         }
     }
 }
@@ -175,6 +204,10 @@ fn client_held_share(budget: &MemoryBudget) -> MemoryBudget {
 pub struct Gateway {
     routes: HashMap<String, Route>,
     users: Users,
+    /// Failed logins, counted across protocols.
+    guard: AuthGuard,
+    /// Logged-in sessions per user, counted across protocols.
+    sessions: Arc<SessionLimits>,
     keyring: Arc<Keyring>,
     policy: Arc<PolicyStore>,
     audit: Arc<AuditLog>,
@@ -308,6 +341,8 @@ impl Gateway {
         Ok(Gateway {
             routes,
             users: Users::from_config(config),
+            guard: AuthGuard::new(config.auth.clone()),
+            sessions: SessionLimits::new(config.server.max_sessions_per_user),
             keyring,
             policy,
             audit,
@@ -322,6 +357,16 @@ impl Gateway {
             uploads: Arc::new(in_flight::InFlight::default()),
             buffers: buffers::BufferPool::new(IDLE_PART_BUFFERS),
         })
+    }
+
+    /// The brute-force guard every front end consults before checking a credential.
+    pub fn guard(&self) -> &AuthGuard {
+        &self.guard
+    }
+
+    /// Takes one of the user's session slots (whatever the protocol), held until dropped.
+    pub fn open_session(&self, who: &Principal) -> Result<SessionSlot, SessionLimitReached> {
+        self.sessions.open(&who.user)
     }
 
     /// Whether `user` exists and may log in with this public key.
@@ -499,6 +544,7 @@ impl Gateway {
             store: dest.clone(),
             tenant: who.tenant.clone(),
             user: who.user.clone(),
+            protocol: who.protocol,
             destination: dest.name().to_string(),
             object: key.to_string(),
             object_id: hex::encode(object_id),

@@ -21,6 +21,7 @@ impl Gateway {
             operation: operation.to_string(),
             tenant: who.tenant.clone(),
             user: who.user.clone(),
+            protocol: Some(who.protocol.as_str().to_string()),
             destination: route.destination.name().to_string(),
             object: object.to_string(),
             from: from.map(str::to_string),

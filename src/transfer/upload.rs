@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use super::TransferError;
 use super::buffers::BufferPool;
 use super::in_flight::{InFlight, InFlightGuard};
 use super::reorder::{Reorder, ReorderLimits};
+use super::{Protocol, TransferError};
 use crate::audit::{AuditError, AuditEvent, AuditLog};
 use crate::crypto::{CryptoError, PartSealer, SEGMENT_SIZE, Sealer};
 use crate::storage::{Destination, StorageError, Upload};
@@ -81,6 +81,7 @@ pub(crate) struct UploadRecord {
     pub store: Arc<dyn Destination>,
     pub tenant: String,
     pub user: String,
+    pub protocol: Protocol,
     pub destination: String,
     pub object: String,
     pub object_id: String,
@@ -106,6 +107,7 @@ impl UploadRecord {
             ciphertext_blake3: blake3,
             policies: self.policies.clone(),
             bundle: self.bundle.clone(),
+            protocol: Some(self.protocol.as_str().to_string()),
         };
         self.log.append(&event).map(|_| ())
     }
@@ -136,6 +138,7 @@ impl UploadRecord {
             destination: self.destination.clone(),
             object: self.object.clone(),
             cause: cause.to_string(),
+            protocol: Some(self.protocol.as_str().to_string()),
         };
         if let Err(e) = self.log.append(&event) {
             tracing::error!(error = %e, object = %self.object, "aborted upload could not be recorded in the audit log");
@@ -587,6 +590,7 @@ mod tests {
             store: Arc::new(store),
             tenant: "t".into(),
             user: "u".into(),
+            protocol: Protocol::Ftps,
             destination: "d".into(),
             object: "o".into(),
             object_id: "07".into(),

@@ -125,6 +125,14 @@ def main():
             t, s = connect(a, a.password)
             out = {"ok": True, "listing": sorted(s.listdir("/"))}
             t.close()
+        elif a.cmd == "hold":
+            # Logs in, says so, and holds the session until stdin closes.
+            t, s = connect(a, a.password)
+            s.listdir("/")
+            print(json.dumps({"ok": True}), flush=True)
+            sys.stdin.read()
+            out = {"ok": True}
+            t.close()
         elif a.cmd == "idle":
             # Works, stays silent for --count seconds, then tries again.
             t, s = connect(a, a.password)

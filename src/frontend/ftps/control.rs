@@ -8,8 +8,11 @@ use std::time::Instant;
 
 use tokio::io::AsyncWriteExt;
 
-use crate::frontend::sftp::{Method, Verdict};
-use crate::transfer::{AuthOutcome, FileInfo, Principal, TransferError, VirtualPath, WriteMode};
+use crate::frontend::admission::Entry;
+use crate::transfer::{
+    AuthOutcome, FileInfo, Method, Principal, Protocol, SessionSlot, TransferError, Verdict,
+    VirtualPath, WriteMode,
+};
 
 use super::Shared;
 use super::command::{self, Command};
@@ -55,6 +58,10 @@ pub struct Session {
     passive: Option<Passive>,
     long_lines: u32,
     login_failures: u32,
+    /// This connection's place in the connection caps (shared with SFTP).
+    entry: Entry,
+    /// The user's session slot (shared with SFTP), once logged in.
+    slot: Option<SessionSlot>,
 }
 
 type Reply = (u16, String);
@@ -83,7 +90,12 @@ fn data_refusal(e: DataError) -> Reply {
 }
 
 impl Session {
-    pub fn new(shared: Arc<Shared>, tcp: tokio::net::TcpStream, peer: SocketAddr) -> Session {
+    pub fn new(
+        shared: Arc<Shared>,
+        tcp: tokio::net::TcpStream,
+        peer: SocketAddr,
+        entry: Entry,
+    ) -> Session {
         let local = tcp.local_addr().unwrap_or(peer);
         Session {
             shared,
@@ -101,6 +113,8 @@ impl Session {
             passive: None,
             long_lines: 0,
             login_failures: 0,
+            entry,
+            slot: None,
         }
     }
 
@@ -294,8 +308,8 @@ impl Session {
         };
         let ip = Some(self.peer.ip());
         let source = self.peer.to_string();
-        let guard = &self.shared.guard;
-        let gw = &self.shared.gateway;
+        let gw = self.shared.gateway.clone();
+        let guard = gw.guard();
         match guard.check(ip, &user, Method::Password, Instant::now()) {
             Verdict::Allowed => {}
             Verdict::Throttled(d) => tokio::time::sleep(d).await,
@@ -308,22 +322,7 @@ impl Session {
             }
         }
         match gw.authenticate_password(&user, pw).await {
-            Some(who) => {
-                guard.success(ip, &user);
-                let tenant = who.tenant.clone();
-                if !gw.audit_auth(
-                    &user,
-                    Some(&tenant),
-                    &source,
-                    "ftps password",
-                    AuthOutcome::Accepted,
-                ) {
-                    return r(421, "the audit log is unavailable, so no session can start");
-                }
-                tracing::info!(user = %user, peer = %self.peer, "FTPS login");
-                self.who = Some(who);
-                r(230, "logged in")
-            }
+            Some(who) => self.login(who.over(Protocol::Ftps), "ftps password"),
             None => {
                 let delay = guard.failure(ip, &user, Method::Password, Instant::now());
                 gw.audit_auth(&user, None, &source, "ftps password", AuthOutcome::Rejected);
@@ -335,6 +334,42 @@ impl Session {
                 r(530, "login incorrect")
             }
         }
+    }
+
+    /// Starts the session of a user whose credential was proved by `method`: takes a session
+    /// slot (shared with SFTP) and writes the audit record, or refuses.
+    fn login(&mut self, who: Principal, method: &str) -> Reply {
+        let gw = self.shared.gateway.clone();
+        let source = self.peer.to_string();
+        let slot = match gw.open_session(&who) {
+            Ok(slot) => slot,
+            Err(full) => {
+                tracing::warn!(user = %who.user, limit = full.limit, "session limit reached; FTPS login refused");
+                gw.audit_auth(
+                    &who.user,
+                    Some(&who.tenant),
+                    &source,
+                    method,
+                    AuthOutcome::SessionLimit,
+                );
+                return r(530, full.to_string());
+            }
+        };
+        if !gw.audit_auth(
+            &who.user,
+            Some(&who.tenant),
+            &source,
+            method,
+            AuthOutcome::Accepted,
+        ) {
+            return r(421, "the audit log is unavailable, so no session can start");
+        }
+        self.entry.authenticated();
+        gw.guard().success(Some(self.peer.ip()), &who.user);
+        tracing::info!(user = %who.user, peer = %self.peer, "FTPS login");
+        self.slot = Some(slot);
+        self.who = Some(who);
+        r(230, "logged in")
     }
 
     async fn command(&mut self, cmd: Command, who: Principal) -> Reply {

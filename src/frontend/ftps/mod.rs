@@ -20,11 +20,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, FtpsConfig};
-use crate::frontend::sftp::AuthGuard;
+use crate::frontend::admission::{Admission, RefusalLog};
+use crate::frontend::killswitch::KillSwitch;
 use crate::transfer::Gateway;
 
 use passive::PassivePorts;
@@ -50,14 +50,14 @@ pub(crate) struct Shared {
     data_timeout: Duration,
     idle_timeout: Duration,
     login_grace: Duration,
-    guard: AuthGuard,
+    /// Shared with SFTP: the connection caps count both protocols.
+    admission: Arc<Admission>,
 }
 
 pub struct FtpsServer {
     shared: Arc<Shared>,
     listen: Vec<SocketAddr>,
     grace: Duration,
-    max_connections: usize,
 }
 
 impl FtpsServer {
@@ -65,6 +65,7 @@ impl FtpsServer {
         config: &Config,
         ftps: &FtpsConfig,
         gateway: Arc<Gateway>,
+        admission: Arc<Admission>,
     ) -> Result<FtpsServer, FtpsError> {
         let (control, data) = tls::server_configs(&ftps.certificate, &ftps.private_key)?;
         let shared = Arc::new(Shared {
@@ -76,14 +77,12 @@ impl FtpsServer {
             data_timeout: ftps.data_timeout,
             idle_timeout: config.server.idle_timeout,
             login_grace: config.limits.login_grace,
-            // Its own guard: bans are counted per protocol for now.
-            guard: AuthGuard::new(config.auth.clone()),
+            admission,
         });
         Ok(FtpsServer {
             shared,
             listen: ftps.listen.clone(),
             grace: config.server.shutdown_grace,
-            max_connections: config.limits.max_connections as usize,
         })
     }
 
@@ -109,15 +108,9 @@ impl FtpsServer {
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         let sessions = Arc::new(tokio::sync::Mutex::new(tokio::task::JoinSet::new()));
-        let slots = Arc::new(Semaphore::new(self.max_connections));
         let mut accepts = tokio::task::JoinSet::new();
         for l in listeners {
-            accepts.spawn(accept_loop(
-                l,
-                self.shared.clone(),
-                sessions.clone(),
-                slots.clone(),
-            ));
+            accepts.spawn(accept_loop(l, self.shared.clone(), sessions.clone()));
         }
         shutdown.await;
         accepts.abort_all();
@@ -134,8 +127,8 @@ async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
     sessions: Arc<tokio::sync::Mutex<tokio::task::JoinSet<()>>>,
-    slots: Arc<Semaphore>,
 ) {
+    let mut refusals = RefusalLog::default();
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -145,18 +138,28 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "FTPS connection refused: limits.max_connections reached");
-            continue;
+        let kill = KillSwitch::new();
+        let entry = match shared.admission.enter(peer.ip(), kill.clone()) {
+            Ok(e) => e,
+            Err(refusal) => {
+                refusals.note(peer, &refusal, shared.admission.counts());
+                continue;
+            }
         };
         let _ = tcp.set_nodelay(true);
-        let session = control::Session::new(shared.clone(), tcp, peer);
+        let session = control::Session::new(shared.clone(), tcp, peer, entry);
         let mut set = sessions.lock().await;
         // Finished sessions are reaped here, so the set does not grow.
         while set.try_join_next().is_some() {}
         set.spawn(async move {
-            session.run().await;
-            drop(slot);
+            // Displaced while still logging in (admission): the session is simply dropped;
+            // it holds no upload yet.
+            tokio::select! {
+                () = session.run() => {}
+                () = kill.killed() => {
+                    tracing::info!(%peer, reason = ?kill.reason(), "FTPS connection ended");
+                }
+            }
         });
     }
 }

@@ -3,7 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use russh::keys::PublicKey;
@@ -11,13 +12,13 @@ use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
 use russh::{Channel, ChannelId, MethodKind, MethodSet};
 use zeroize::Zeroizing;
 
-use super::admission::{Admission, Entry};
-use super::guard::{AuthGuard, Method, Verdict};
-use super::killswitch::KillSwitch;
 use super::{handler, requests};
 use crate::config::{Algorithms, LimitsConfig};
+use crate::frontend::admission::{Admission, Entry};
+use crate::frontend::killswitch::KillSwitch;
 use crate::transfer::{
-    AuthOutcome, CertificateAttempt, CertificateInfo, CertificateRefusal, Gateway, Principal,
+    AuthOutcome, CertificateAttempt, CertificateInfo, CertificateRefusal, Gateway, Method,
+    Principal, SessionSlot, Verdict,
 };
 
 /// How a login proved itself, for its audit record.
@@ -44,46 +45,12 @@ pub(super) const MAX_CHANNEL_PACKET: u32 = 32 << 10;
 
 pub(super) struct Shared {
     pub(super) gateway: Arc<Gateway>,
-    pub(super) guard: AuthGuard,
-    pub(super) sessions: Mutex<HashMap<String, u32>>,
-    pub(super) max_sessions: u32,
+    /// SFTP connections logged in (the drain waits for them briefly).
+    pub(super) logged_in: AtomicU32,
     pub(super) max_handles: usize,
     pub(super) algorithms: Algorithms,
     pub(super) admission: Arc<Admission>,
     pub(super) limits: LimitsConfig,
-}
-
-impl Shared {
-    /// Logged-in sessions, all users.
-    pub(super) fn session_count(&self) -> u32 {
-        self.sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .values()
-            .sum()
-    }
-}
-
-/// Holds one of a user's session slots; gives it back when the connection ends.
-struct SessionSlot {
-    shared: Arc<Shared>,
-    user: String,
-}
-
-impl Drop for SessionSlot {
-    fn drop(&mut self) {
-        let mut s = self
-            .shared
-            .sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(n) = s.get_mut(&self.user) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                s.remove(&self.user);
-            }
-        }
-    }
 }
 
 pub(super) struct Connection {
@@ -135,6 +102,9 @@ impl Drop for Connection {
         // The session is over, however it ended: stop its SFTP tasks (their open uploads
         // abort) even if they are waiting on a client that will never answer.
         self.kill.kill("the connection ended");
+        if self.slot.is_some() {
+            self.shared.logged_in.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -177,25 +147,22 @@ impl Connection {
     }
 
     fn admit(&mut self, who: Principal, proof: Proof<'_>) -> Auth {
-        let mut s = self
-            .shared
-            .sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let n = s.entry(who.user.clone()).or_insert(0);
-        if *n >= self.shared.max_sessions {
-            tracing::warn!(user = %who.user, limit = self.shared.max_sessions, "session limit reached; login refused");
-            drop(s);
-            self.record(
-                &who.user,
-                Some(&who.tenant),
-                proof,
-                AuthOutcome::SessionLimit,
-                None,
-            );
-            return Auth::reject();
-        }
-        // No audit record, no session.
+        let gateway = &self.shared.gateway;
+        let slot = match gateway.open_session(&who) {
+            Ok(slot) => slot,
+            Err(full) => {
+                tracing::warn!(user = %who.user, limit = full.limit, "session limit reached; login refused");
+                self.record(
+                    &who.user,
+                    Some(&who.tenant),
+                    proof,
+                    AuthOutcome::SessionLimit,
+                    None,
+                );
+                return Auth::reject();
+            }
+        };
+        // No audit record, no session (the slot goes back as it drops).
         if !self.record(
             &who.user,
             Some(&who.tenant),
@@ -205,15 +172,11 @@ impl Connection {
         ) {
             return Auth::reject();
         }
-        *n += 1;
-        drop(s);
         self.entry.authenticated();
-        self.shared.guard.success(self.ip(), &who.user);
+        gateway.guard().success(self.ip(), &who.user);
         tracing::info!(tenant = %who.tenant, user = %who.user, peer = ?self.peer, "login");
-        self.slot = Some(SessionSlot {
-            shared: self.shared.clone(),
-            user: who.user.clone(),
-        });
+        self.shared.logged_in.fetch_add(1, Ordering::SeqCst);
+        self.slot = Some(slot);
         self.principal = Some(who);
         Auth::Accept
     }
@@ -221,7 +184,8 @@ impl Connection {
     async fn fail(&self, user: &str, method: Method) -> Auth {
         let delay = self
             .shared
-            .guard
+            .gateway
+            .guard()
             .failure(self.ip(), user, method, Instant::now());
         let name = method.name();
         tracing::warn!(user, method = name, peer = ?self.peer, "authentication failed");
@@ -262,10 +226,11 @@ impl Connection {
             return Auth::reject();
         }
         self.key_failure_counted = true;
-        let delay = self
-            .shared
-            .guard
-            .failure(self.ip(), user, Method::Key, Instant::now());
+        let delay =
+            self.shared
+                .gateway
+                .guard()
+                .failure(self.ip(), user, Method::Key, Instant::now());
         tokio::time::sleep(delay).await;
         Auth::reject()
     }
@@ -274,7 +239,8 @@ impl Connection {
     async fn refused(&self, user: &str, method: Method) -> bool {
         match self
             .shared
-            .guard
+            .gateway
+            .guard()
             .check(self.ip(), user, method, Instant::now())
         {
             Verdict::Allowed => false,

@@ -3,15 +3,16 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
 use super::algorithms::log_no_common_algorithm;
 use super::connection::{Connection, ConnectionError, MAX_CHANNEL_PACKET, Shared};
-use super::killswitch::{KillSwitch, Killable};
-use super::{admission, offer};
+use super::offer;
 use crate::config::LimitsConfig;
+use crate::frontend::admission::RefusalLog;
+use crate::frontend::killswitch::{KillSwitch, Killable};
 
 /// `[limits] channel_buffer` in channel packets (russh counts messages, not bytes).
 pub(super) fn channel_buffer_packets(limits: &LimitsConfig) -> usize {
@@ -60,43 +61,6 @@ pub(super) async fn accept_loop(
             shared.clone(),
             stop.clone(),
         ));
-    }
-}
-
-/// Logs refused connections at most once per interval, with how many there were: a flood of
-/// connections must not become a flood of log lines.
-#[derive(Default)]
-struct RefusalLog {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl RefusalLog {
-    const INTERVAL: Duration = Duration::from_secs(10);
-
-    fn note(
-        &mut self,
-        peer: SocketAddr,
-        refusal: &admission::Refusal,
-        (open, logging_in): (u32, u32),
-    ) {
-        let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|t| now.duration_since(t) < Self::INTERVAL)
-        {
-            self.suppressed += 1;
-            return;
-        }
-        tracing::warn!(
-            ?peer,
-            also_refused_since_last_report = self.suppressed,
-            open,
-            logging_in,
-            "connection refused: {refusal}"
-        );
-        self.last = Some(now);
-        self.suppressed = 0;
     }
 }
 

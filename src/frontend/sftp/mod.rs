@@ -2,14 +2,11 @@
 //! compatible set), per-IP and per-user brute-force defence, a session limit per user, and one
 //! [`handler::SftpSession`] per SFTP channel. It knows only `transfer` (and `config` at startup).
 
-mod admission;
 mod algorithms;
 mod connection;
 mod framing;
-pub mod guard;
 pub mod handler;
 mod hostkeys;
-mod killswitch;
 mod listener;
 mod offer;
 mod requests;
@@ -19,7 +16,6 @@ use std::net::SocketAddr;
 
 pub use algorithms::preferred_algorithms;
 pub use connection::ConnectionError;
-pub use guard::{AuthGuard, Method, Verdict};
 pub use hostkeys::load_host_keys;
 pub use server::{SftpServer, ShutdownReport};
 

@@ -17,7 +17,7 @@ use russh_sftp::server::{Handler, StatusReply};
 
 use super::framing::{FramingError, Inbox, Request, data_reply};
 use super::handler::SftpSession;
-use super::killswitch::KillSwitch;
+use crate::frontend::killswitch::KillSwitch;
 
 /// `SSH_FXP_INIT`, the one request without a request id (its version sits there).
 const SSH_FXP_INIT: u8 = 1;

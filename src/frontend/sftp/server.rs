@@ -2,22 +2,21 @@
 //! (stop accepting, give running uploads the grace period, then disconnect and wait for aborts).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use russh::{MethodKind, MethodSet};
 use tokio::net::TcpListener;
 
 use super::FrontendError;
-use super::admission::Admission;
 use super::algorithms::preferred_algorithms;
 use super::connection::{MAX_CHANNEL_PACKET, Shared};
-use super::guard::AuthGuard;
 use super::hostkeys::load_host_keys;
 use super::listener::{accept_loop, channel_buffer_packets};
 use crate::config::Config;
+use crate::frontend::admission::Admission;
 use crate::transfer::Gateway;
 
 /// Everything `serve` needs, built once at startup.
@@ -49,7 +48,12 @@ const SESSION_FLUSH: Duration = Duration::from_secs(2);
 const ABORT_WAIT: Duration = Duration::from_secs(10);
 
 impl SftpServer {
-    pub fn new(config: &Config, gateway: Arc<Gateway>) -> Result<SftpServer, FrontendError> {
+    /// `admission` is shared with the other front ends: its connection caps count them all.
+    pub fn new(
+        config: &Config,
+        gateway: Arc<Gateway>,
+        admission: Arc<Admission>,
+    ) -> Result<SftpServer, FrontendError> {
         let keys = load_host_keys(&config.server.host_keys)?;
         let ssh = russh::server::Config {
             server_id: russh::SshId::Standard(Cow::Borrowed("SSH-2.0-eugate")),
@@ -77,12 +81,10 @@ impl SftpServer {
         };
         let shared = Arc::new(Shared {
             gateway,
-            guard: AuthGuard::new(config.auth.clone()),
-            sessions: Mutex::new(HashMap::new()),
-            max_sessions: config.server.max_sessions_per_user,
+            logged_in: AtomicU32::new(0),
             max_handles: config.server.max_open_handles as usize,
             algorithms: config.server.algorithms,
-            admission: Admission::new(&config.limits),
+            admission,
             limits: config.limits.clone(),
         });
         Ok(SftpServer {
@@ -153,7 +155,7 @@ impl SftpServer {
             // dropped connection. Let clients hang up themselves, briefly.
             let flush = SESSION_FLUSH.min(self.grace.saturating_sub(began.elapsed()));
             let _ = tokio::time::timeout(flush, async {
-                while self.shared.session_count() > 0 {
+                while self.shared.logged_in.load(Ordering::SeqCst) > 0 {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             })

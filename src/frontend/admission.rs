@@ -9,9 +9,10 @@
 //! keeps a single address to a few slots.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::killswitch::KillSwitch;
 use crate::config::LimitsConfig;
@@ -185,6 +186,38 @@ impl Drop for Entry {
             // Absent if it was displaced.
             s.remove_pending(self.ip, self.id);
         }
+    }
+}
+
+/// Logs refused connections at most once per interval, with how many there were: a flood of
+/// connections must not become a flood of log lines.
+#[derive(Default)]
+pub struct RefusalLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RefusalLog {
+    const INTERVAL: Duration = Duration::from_secs(10);
+
+    pub fn note(&mut self, peer: SocketAddr, refusal: &Refusal, (open, logging_in): (u32, u32)) {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Self::INTERVAL)
+        {
+            self.suppressed += 1;
+            return;
+        }
+        tracing::warn!(
+            ?peer,
+            also_refused_since_last_report = self.suppressed,
+            open,
+            logging_in,
+            "connection refused: {refusal}"
+        );
+        self.last = Some(now);
+        self.suppressed = 0;
     }
 }
 
