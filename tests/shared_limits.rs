@@ -10,21 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{BOB_PASSWORD, Gateway, Options, data, eventually, run_ok};
+use common::{BOB_PASSWORD, Gateway, Options, data, eventually, free_port, run_ok};
 
 struct Both {
     g: Gateway,
     ftps_port: u16,
     ca: PathBuf,
     _certs: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A gateway serving SFTP and FTPS, with certificates from `certs/make-demo-ca.sh`.
@@ -74,42 +66,57 @@ impl Held {
     }
 }
 
-fn first_json_line(child: &mut Child) -> serde_json::Value {
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
+impl Held {
+    /// Runs a login-and-hold script; waits for its first JSON line.
+    fn spawn(script: &str, args: &[&str]) -> Held {
+        let mut child = Command::new("python3")
+            .arg(common::scripts().join(script))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let first =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"));
+        Held { child, first }
+    }
 }
 
 impl Both {
     /// bob logs in over FTPS (Python ftplib) and stays logged in.
     fn hold_ftps(&self, password: &str) -> Held {
-        let mut child = Command::new("python3")
-            .arg(common::scripts().join("hold_ftps_login.py"))
-            .args(["--port", &self.ftps_port.to_string(), "--user", "bob"])
-            .args(["--password", password, "--cafile"])
-            .arg(&self.ca)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let first = first_json_line(&mut child);
-        Held { child, first }
+        let port = self.ftps_port.to_string();
+        let ca = self.ca.to_str().unwrap();
+        let args = [
+            "--port",
+            &port,
+            "--user",
+            "bob",
+            "--password",
+            password,
+            "--cafile",
+            ca,
+        ];
+        Held::spawn("hold_ftps_login.py", &args)
     }
 
     /// bob logs in over SFTP (paramiko, password) and stays logged in.
     fn hold_sftp(&self) -> Held {
-        let mut child = Command::new("python3")
-            .arg(common::scripts().join("sftp_client.py"))
-            .args(["hold", "--port", &self.g.port.to_string(), "--user", "bob"])
-            .args(["--password", BOB_PASSWORD])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let first = first_json_line(&mut child);
-        Held { child, first }
+        let port = self.g.port.to_string();
+        let args = [
+            "hold",
+            "--port",
+            &port,
+            "--user",
+            "bob",
+            "--password",
+            BOB_PASSWORD,
+        ];
+        Held::spawn("sftp_client.py", &args)
     }
 
     fn sftp_password_login(&self) -> serde_json::Value {

@@ -40,75 +40,46 @@ impl AuditConfig {
     }
 }
 
-/// `value` if it lies in `range`, else a problem naming `[audit] key` (and the default).
-fn within(
-    value: Option<u64>,
-    key: &str,
-    range: std::ops::RangeInclusive<u64>,
-    default: u64,
-    why: &str,
-    c: &mut Collector,
-) -> u64 {
-    let v = value.unwrap_or(default);
-    if range.contains(&v) {
-        return v;
-    }
-    c.push(
-        format!("audit.{key}"),
-        format!(
-            "must lie between {} and {} ({why}); the default is {default}",
-            range.start(),
-            range.end()
-        ),
-    );
-    default
-}
-
 pub(super) fn audit(
     raw: &RawAudit,
     resolve: &impl Fn(&str) -> PathBuf,
     c: &mut Collector,
 ) -> AuditConfig {
     let d = AuditConfig::defaults(resolve(raw.file.as_deref().unwrap_or("audit.jsonl")));
-    let field = within(
+    let field = c.within(
         raw.max_field_bytes,
-        "max_field_bytes",
+        "audit.max_field_bytes",
         64..=4096,
         d.max_field_bytes as u64,
         "bytes of a user name or path kept in a record; a longer value keeps its SHA-256",
-        c,
     );
-    let rate = within(
+    let rate = c.within(
         raw.auth_records_per_sec.map(u64::from),
-        "auth_records_per_sec",
+        "audit.auth_records_per_sec",
         1..=1000,
         d.auth_records_per_sec.into(),
         "failed-login records per second per source; the rest are counted",
-        c,
     );
-    let burst = within(
+    let burst = c.within(
         raw.auth_records_burst.map(u64::from),
-        "auth_records_burst",
+        "audit.auth_records_burst",
         1..=10_000,
         d.auth_records_burst.into(),
         "failed-login records one source may have written at once",
-        c,
     );
-    let interval = within(
+    let interval = c.within(
         raw.summary_interval_secs,
-        "summary_interval_secs",
+        "audit.summary_interval_secs",
         1..=3600,
         d.summary_interval.as_secs(),
         "seconds between a banned source's records of one name, and between summaries",
-        c,
     );
-    let sources = within(
+    let sources = c.within(
         raw.max_tracked_sources.map(u64::from),
-        "max_tracked_sources",
+        "audit.max_tracked_sources",
         16..=1_000_000,
         d.max_tracked_sources as u64,
         "sources whose refused logins are counted at once",
-        c,
     );
     // Every value was range-checked above.
     let u = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);

@@ -54,51 +54,24 @@ impl Default for LimitsConfig {
     }
 }
 
-/// `value` if it lies in `range`, else a problem naming the key (and the default is used).
-fn within(
-    value: Option<u64>,
-    key: &str,
-    range: std::ops::RangeInclusive<u64>,
-    default: u64,
-    why: &str,
-    c: &mut Collector,
-) -> u64 {
-    let v = value.unwrap_or(default);
-    if range.contains(&v) {
-        v
-    } else {
-        c.push(
-            key,
-            format!(
-                "must lie between {} and {} ({why}); the default is {default}",
-                range.start(),
-                range.end()
-            ),
-        );
-        default
-    }
-}
-
 pub(super) fn limits(raw: &RawLimits, c: &mut Collector) -> LimitsConfig {
     let d = LimitsConfig::default();
     let n = |v: Option<u32>| v.map(u64::from);
-    let max_connections = within(
+    let max_connections = c.within(
         n(raw.max_connections),
         "limits.max_connections",
         1..=1_000_000,
         d.max_connections.into(),
         "each connection holds a file descriptor",
-        c,
     );
-    let max_unauthenticated = within(
+    let max_unauthenticated = c.within(
         n(raw.max_unauthenticated),
         "limits.max_unauthenticated",
         1..=max_connections,
         d.max_unauthenticated.min(max_connections as u32).into(),
         "at most limits.max_connections",
-        c,
     );
-    let per_source = within(
+    let per_source = c.within(
         n(raw.max_unauthenticated_per_source),
         "limits.max_unauthenticated_per_source",
         1..=max_unauthenticated,
@@ -106,23 +79,20 @@ pub(super) fn limits(raw: &RawLimits, c: &mut Collector) -> LimitsConfig {
             .min(max_unauthenticated as u32)
             .into(),
         "at most limits.max_unauthenticated",
-        c,
     );
-    let login_grace = within(
+    let login_grace = c.within(
         raw.login_grace_secs,
         "limits.login_grace_secs",
         1..=600,
         d.login_grace.as_secs(),
         "seconds from connect to login",
-        c,
     );
-    let channels = within(
+    let channels = c.within(
         n(raw.max_channels_per_connection),
         "limits.max_channels_per_connection",
         1..=1000,
         d.max_channels_per_connection.into(),
         "sftp and scp need one",
-        c,
     );
     let channel_buffer = size_or(
         &raw.channel_buffer,
@@ -137,37 +107,33 @@ pub(super) fn limits(raw: &RawLimits, c: &mut Collector) -> LimitsConfig {
             "must lie between 256KiB and 256MiB (a WRITE packet is up to 256 KiB); the default is \"4MiB\"",
         );
     }
-    let reply_timeout = within(
+    let reply_timeout = c.within(
         raw.reply_timeout_secs,
         "limits.reply_timeout_secs",
         1..=3600,
         d.reply_timeout.as_secs(),
         "seconds a client may leave a reply unread",
-        c,
     );
-    let handles_total = within(
+    let handles_total = c.within(
         n(raw.max_handles_total),
         "limits.max_handles_total",
         1..=1_000_000,
         d.max_handles_total.into(),
         "each open upload or listing holds memory and may hold a file descriptor",
-        c,
     );
-    let handles_user = within(
+    let handles_user = c.within(
         n(raw.max_handles_per_user),
         "limits.max_handles_per_user",
         1..=handles_total,
         d.max_handles_per_user.min(handles_total as u32).into(),
         "at most limits.max_handles_total",
-        c,
     );
-    let held = within(
+    let held = c.within(
         n(raw.max_held_writes),
         "limits.max_held_writes",
         1..=1_000_000,
         d.max_held_writes.into(),
         "out-of-order writes held per upload; OpenSSH keeps 64 in flight",
-        c,
     );
     // All values were range-checked against u32 bounds above.
     let u = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);

@@ -137,6 +137,31 @@ impl Collector {
             message: message.into(),
         });
     }
+
+    /// `value` (or `default` if absent) if it lies in `range`; else a problem naming `key`, its
+    /// range and `why`, and `default` is used.
+    fn within(
+        &mut self,
+        value: Option<u64>,
+        key: &str,
+        range: std::ops::RangeInclusive<u64>,
+        default: u64,
+        why: &str,
+    ) -> u64 {
+        let v = value.unwrap_or(default);
+        if range.contains(&v) {
+            return v;
+        }
+        self.push(
+            key,
+            format!(
+                "must lie between {} and {} ({why}); the default is {default}",
+                range.start(),
+                range.end()
+            ),
+        );
+        default
+    }
 }
 
 impl Config {
