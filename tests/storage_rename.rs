@@ -50,6 +50,7 @@ async fn destination(g: &Garage) -> S3Destination {
         &StorageConfig::default(),
         MemoryBudget::new(64 << 20),
         hooks,
+        None,
     )
     .await
     .unwrap();

@@ -81,10 +81,14 @@ pub struct AuditLog {
     path: PathBuf,
     head: Mutex<Head>,
     field_cap: usize,
+    /// `[server] instance_id`: each gateway keeps its own chain, and says whose it is.
+    instance: Option<String>,
 }
 
 #[derive(Serialize)]
 struct Body<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance: Option<&'a str>,
     seq: u64,
     ts: String,
     prev: &'a str,
@@ -135,7 +139,14 @@ impl AuditLog {
                 torn: false,
             }),
             field_cap: super::field::DEFAULT_FIELD_CAP,
+            instance: None,
         }
+    }
+
+    /// Every record names the gateway instance that wrote it.
+    pub fn with_instance(mut self, id: &str) -> AuditLog {
+        self.instance = Some(id.to_string());
+        self
     }
 
     /// Client-supplied fields longer than `bytes` are written as a prefix and a hash
@@ -175,6 +186,7 @@ impl AuditLog {
         }
         let seq = head.seq + 1;
         let body = serde_json::to_string(&Body {
+            instance: self.instance.as_deref(),
             seq,
             ts: rfc3339_now(),
             prev: &head.prev,

@@ -31,6 +31,9 @@ pub(crate) struct ParsedLine {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)] // fields are checked by deserializing them, not read afterwards
 struct Body {
+    /// The gateway instance (absent in records written before instances were named).
+    #[serde(default)]
+    instance: Option<String>,
     seq: u64,
     ts: String,
     prev: String,

@@ -59,6 +59,9 @@ pub fn run(args: DestinationsArgs) -> anyhow::Result<ExitCode> {
                         &config.storage,
                         MemoryBudget::new(16 << 20),
                         hooks,
+                        // Probing uploads nothing: no journal (and no clash with a running
+                        // gateway's lock on it).
+                        None,
                     )
                     .await
                     .map_err(anyhow::Error::from)

@@ -72,7 +72,8 @@ pub(crate) async fn serve(
                     config.audit.file.display()
                 )
             })?
-            .with_field_cap(config.audit.max_field_bytes),
+            .with_field_cap(config.audit.max_field_bytes)
+            .with_instance(&config.server.instance_id),
     );
     {
         let audit = audit.clone();

@@ -219,7 +219,7 @@ impl Config {
         let keys = KeysConfig::new(&raw.keys, &resolve);
         let policy = PolicyConfig::new(&raw.policy, &resolve);
         let audit = audit::audit(&raw.audit, &resolve, c);
-        let storage = s3::storage(&raw.storage, c);
+        let storage = s3::storage(&raw.storage, &resolve, c);
         let limits = limits::limits(&raw.limits, c);
         let ftps = raw.ftps.as_ref().map(|f| ftps::ftps(f, &resolve, c));
         let destinations = destinations::destinations(raw.destinations, &resolve, c);

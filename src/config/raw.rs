@@ -40,6 +40,8 @@ pub struct RawServer {
     pub shutdown_grace_secs: Option<u64>,
     /// `"modern"` (default) or `"compatible"`.
     pub algorithms: Option<String>,
+    /// Names this gateway in audit records and logs; default: the host name.
+    pub instance_id: Option<String>,
 }
 
 /// A size written either as a string with a unit or as a plain integer of bytes.
@@ -132,6 +134,8 @@ pub struct RawStorage {
     pub parts_in_flight: Option<u32>,
     pub request_timeout_secs: Option<u64>,
     pub connect_timeout_secs: Option<u64>,
+    /// The file of multipart uploads this instance has open (`storage::s3::journal`).
+    pub upload_journal: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -15,6 +15,8 @@ pub const DEFAULT_PARTS_IN_FLIGHT: usize = 2;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 5;
 pub const DEFAULT_VERIFY_INTERVAL_SECS: u64 = 300;
+/// Relative to the config file's directory, like every path in it.
+pub const DEFAULT_UPLOAD_JOURNAL: &str = "uploads.journal";
 /// The provider id for stores whose operator declares the country (Garage, MinIO, Ceph…).
 pub const SELF_HOSTED: &str = "self-hosted";
 
@@ -28,6 +30,8 @@ pub struct StorageConfig {
     /// Bound on one S3 request attempt: a frozen store fails an upload instead of hanging it.
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
+    /// The multipart uploads this instance has open, so that a restart aborts exactly those.
+    pub upload_journal: PathBuf,
 }
 
 impl Default for StorageConfig {
@@ -37,6 +41,7 @@ impl Default for StorageConfig {
             parts_in_flight: DEFAULT_PARTS_IN_FLIGHT,
             request_timeout: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
             connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS),
+            upload_journal: PathBuf::from(DEFAULT_UPLOAD_JOURNAL),
         }
     }
 }
@@ -93,7 +98,11 @@ impl S3DestinationConfig {
     }
 }
 
-pub(super) fn storage(raw: &RawStorage, c: &mut Collector) -> StorageConfig {
+pub(super) fn storage(
+    raw: &RawStorage,
+    resolve: &dyn Fn(&str) -> PathBuf,
+    c: &mut Collector,
+) -> StorageConfig {
     let d = StorageConfig::default();
     let memory_budget = size_or(
         &raw.memory_budget,
@@ -139,6 +148,11 @@ pub(super) fn storage(raw: &RawStorage, c: &mut Collector) -> StorageConfig {
         parts_in_flight,
         request_timeout: Duration::from_secs(request_timeout),
         connect_timeout: Duration::from_secs(connect_timeout),
+        upload_journal: resolve(
+            raw.upload_journal
+                .as_deref()
+                .unwrap_or(DEFAULT_UPLOAD_JOURNAL),
+        ),
     }
 }
 

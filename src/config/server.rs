@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// The SSH algorithm set offered to clients.
     pub algorithms: Algorithms,
+    /// This gateway among several: named in every audit record.
+    pub instance_id: String,
 }
 
 /// `[server] algorithms`: which SSH algorithm set the gateway offers (docs/ssh-algorithms.md).
@@ -179,7 +181,9 @@ pub(super) fn server(
             Algorithms::Modern
         }
     };
+    let instance_id = instance_id(raw.instance_id.as_deref(), c);
     ServerConfig {
+        instance_id,
         algorithms,
         shutdown_grace: Duration::from_secs(grace.min(MAX_SHUTDOWN_GRACE_SECS)),
         listen,
@@ -188,6 +192,30 @@ pub(super) fn server(
         max_sessions_per_user,
         reorder_window,
         max_open_handles,
+    }
+}
+
+/// `[server] instance_id`, or the host name: 1-63 letters, digits, `.`, `_`, `-`.
+fn instance_id(raw: Option<&str>, c: &mut Collector) -> String {
+    let valid = |s: &str| {
+        (1..=63).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    };
+    match raw {
+        Some(id) if valid(id) => id.to_string(),
+        Some(id) => {
+            c.push(
+                "server.instance_id",
+                format!("`{id}` is not an instance id: use 1-63 letters, digits, `.`, `_` or `-`, unique among the gateways sharing a store"),
+            );
+            String::new()
+        }
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| valid(h))
+            .unwrap_or_else(|| "eugate".to_string()),
     }
 }
 

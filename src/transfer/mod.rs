@@ -32,7 +32,7 @@ use crate::crypto::{Header, ObjectContext, Sealer};
 use crate::keys::Keyring;
 use crate::policy::{Classification, PolicyStore};
 use crate::storage::fs::FsDestination;
-use crate::storage::s3::{Hooks, S3Destination, StateChange};
+use crate::storage::s3::{Hooks, JournalError, Pending, S3Destination, StateChange, UploadJournal};
 use crate::storage::{Destination, EntryKind, ObjectMeta, Publish, StorageError};
 
 pub use crate::auth::{
@@ -186,6 +186,24 @@ pub enum GatewayError {
     Destination { name: String, source: StorageError },
     #[error("tenant `{tenant}` has no keys in the keyring; run `eugate keys add-tenant {tenant}`")]
     NoKeys { tenant: String },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// The upload journal, if any destination makes multipart uploads, and what an earlier run left
+/// open in it.
+fn open_journal(
+    config: &Config,
+) -> Result<(Option<Arc<UploadJournal>>, Vec<Pending>), JournalError> {
+    let any_s3 = config
+        .destinations
+        .values()
+        .any(|d| matches!(d.kind, DestinationKind::S3(_)));
+    if !any_s3 {
+        return Ok((None, Vec::new()));
+    }
+    let (journal, pending) = UploadJournal::open(&config.storage.upload_journal)?;
+    Ok((Some(journal), pending))
 }
 
 /// The gateway: configuration turned into live routes, plus keyring and policy store.
@@ -238,7 +256,7 @@ impl Gateway {
         policy: Arc<PolicyStore>,
         audit: Arc<AuditLog>,
     ) -> Result<Gateway, GatewayError> {
-        let started = std::time::SystemTime::now();
+        let (journal, mut pending) = open_journal(config)?;
         let mut destinations: HashMap<String, Arc<dyn Destination>> = HashMap::new();
         let mut buckets: Vec<Arc<S3Destination>> = Vec::new();
         // One budget for every upload's part buffers: a full budget is backpressure, not OOM.
@@ -277,6 +295,7 @@ impl Gateway {
                         &config.storage,
                         budget.clone(),
                         hooks.clone(),
+                        journal.clone(),
                     )
                     .await
                     .map_err(|e| GatewayError::Destination {
@@ -323,18 +342,15 @@ impl Gateway {
                 },
             );
         }
-        // Multipart uploads an earlier run left (crash, lost store) are aborted now; a store
-        // that cannot be listed keeps them until its lifecycle rule removes them.
+        // Multipart uploads an earlier run of this instance left (crash, lost store) are
+        // aborted now; other instances' uploads under the same prefixes are not ours to touch.
         for b in &buckets {
-            match b.sweep_stale_uploads(started).await {
-                Ok(0) => {}
-                Ok(n) => {
-                    tracing::warn!(destination = %b.name(), aborted = n, "aborted multipart uploads left by an earlier run")
-                }
-                Err(e) => {
-                    tracing::warn!(destination = %b.name(), error = %e, "could not sweep stale multipart uploads")
-                }
-            }
+            let (mine, rest) = pending.into_iter().partition(|p| p.destination == b.name());
+            pending = rest;
+            b.sweep_unfinished(mine).await;
+        }
+        for p in &pending {
+            tracing::warn!(destination = %p.destination, "the upload journal names a destination that is no longer configured; its entry is kept");
         }
         let auth_throttle = auth_record::throttle(config, &audit);
         let held_budget = client_held_share(&budget);

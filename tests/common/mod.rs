@@ -63,6 +63,8 @@ pub struct Options {
     pub algorithms: Option<&'static str>,
     /// Appended to the generated gateway.toml.
     pub extra_toml: String,
+    /// More `[server]` lines (e.g. `instance_id = "gw-a"`).
+    pub server_toml: String,
     /// `[audit] file` (absolute); `None` leaves `audit.jsonl` in the test directory.
     pub audit_file: Option<PathBuf>,
     /// More lines of the `[audit]` section (e.g. `summary_interval_secs = 1`).
@@ -87,6 +89,7 @@ impl Default for Options {
             shutdown_grace_secs: None,
             algorithms: None,
             extra_toml: String::new(),
+            server_toml: String::new(),
             audit_file: None,
             audit_toml: String::new(),
             extra_keys: Vec::new(),
@@ -189,6 +192,7 @@ reorder_window = "{window}"
 idle_timeout_secs = {idle}
 {grace}
 {algorithms}
+{server_toml}
 
 [auth]
 max_failures = {failures}
@@ -247,6 +251,7 @@ authorized_keys_file = "dave.pub"
                 failures = o.max_failures,
                 ban = o.ban_secs,
                 auth_toml = o.auth_toml,
+                server_toml = o.server_toml,
                 idle = o.idle_timeout_secs,
                 grace = o
                     .shutdown_grace_secs

@@ -82,6 +82,7 @@ impl S3Destination {
         storage: &StorageConfig,
         budget: MemoryBudget,
         hooks: Hooks,
+        journal: Option<Arc<super::UploadJournal>>,
     ) -> Result<S3Destination, S3Error> {
         let settings = super::S3Settings {
             endpoint: cfg.endpoint.clone(),
@@ -118,6 +119,8 @@ impl S3Destination {
                 tls: cfg.tls(),
                 orphans: Arc::default(),
                 active: Arc::default(),
+                name: name.to_string(),
+                journal,
             }),
             hooks,
             state: RwLock::new(Verification::Quarantined {
@@ -164,56 +167,53 @@ impl S3Destination {
         self.inner.verification()
     }
 
-    /// Aborts multipart uploads below the tenant roots that were started before `before` (by an
-    /// earlier run that crashed or lost the store): the gateway is their only writer. Returns
-    /// how many were aborted.
-    pub async fn sweep_stale_uploads(&self, before: SystemTime) -> Result<usize, S3Error> {
-        let roots: Vec<String> = match self.roots.read() {
-            Ok(r) => r.iter().cloned().collect(),
-            Err(_) => return Err(S3Error::Internal("roots lock poisoned".into())),
-        };
+    /// Aborts the multipart uploads an earlier run of this instance left open (its upload
+    /// journal's unfinished entries for this destination), and only those: other instances
+    /// writing below the same prefixes keep theirs. Returns how many were aborted; what cannot
+    /// be aborted now is retried in the background.
+    pub async fn sweep_unfinished(&self, pending: Vec<super::Pending>) -> usize {
         let t = &self.inner.target;
         let mut aborted = 0;
-        let mut key_marker: Option<String> = None;
-        let mut id_marker: Option<String> = None;
-        loop {
-            let out = t
-                .client
-                .list_multipart_uploads()
-                .bucket(&t.bucket)
-                .set_key_marker(key_marker.take())
-                .set_upload_id_marker(id_marker.take())
-                .send()
-                .await
-                .map_err(|e| S3Error::request("ListMultipartUploads", e))?;
-            for u in out.uploads() {
-                let (Some(key), Some(id)) = (u.key(), u.upload_id()) else {
-                    continue;
-                };
-                let ours = roots
-                    .iter()
-                    .any(|r| r.is_empty() || key.starts_with(&format!("{r}/")));
-                let stale = u
-                    .initiated()
-                    .and_then(|d| SystemTime::try_from(*d).ok())
-                    .is_some_and(|at| at < before);
-                if ours && stale {
-                    super::writer::try_abort(t, key, id).await?;
-                    aborted += 1;
-                    tracing::info!(destination = %self.inner.name, "aborted a multipart upload left by an earlier run");
+        for p in pending {
+            let (result, upload) = match &p.upload_id {
+                Some(id) => (
+                    super::writer::try_abort(t, &p.key, id).await.map(|()| 1),
+                    super::OrphanId::Known(id.clone()),
+                ),
+                // The create never answered: any upload of this key it may have made started
+                // after the journal entry did.
+                None => {
+                    let since = p.began - std::time::Duration::from_secs(1);
+                    (
+                        self.inner.abort_unknown_uploads(&p.key, since).await,
+                        super::OrphanId::Lost {
+                            since,
+                            confirmations: LOST_CONFIRMATIONS,
+                        },
+                    )
                 }
-            }
-            if out.is_truncated() == Some(true) {
-                key_marker = out.next_key_marker().map(str::to_string);
-                id_marker = out.next_upload_id_marker().map(str::to_string);
-                if key_marker.is_none() {
-                    break;
+            };
+            match result {
+                Ok(n) => {
+                    aborted += n;
+                    t.journal_end(Some(p.entry));
                 }
-            } else {
-                break;
+                Err(e) => {
+                    tracing::warn!(destination = %self.inner.name, error = %e, "a multipart upload left by an earlier run cannot be aborted yet; retrying in the background");
+                    if let Ok(mut o) = t.orphans.lock() {
+                        o.push(super::Orphan {
+                            key: p.key.clone(),
+                            upload,
+                            entry: Some(p.entry),
+                        });
+                    }
+                }
             }
         }
-        Ok(aborted)
+        if aborted > 0 {
+            tracing::info!(destination = %self.inner.name, aborted, "aborted multipart uploads an earlier run of this instance left");
+        }
+        aborted
     }
 
     /// Multipart uploads whose abort is still pending (store unreachable).
@@ -334,6 +334,7 @@ impl Inner {
                     match super::writer::try_abort(&self.target, &orphan.key, id).await {
                         Ok(()) => {
                             tracing::info!(destination = %self.name, "pending multipart upload aborted");
+                            self.target.journal_end(orphan.entry);
                             None
                         }
                         Err(e) => {
@@ -352,12 +353,16 @@ impl Inner {
                         if n > 0 {
                             tracing::info!(destination = %self.name, aborted = n, "aborted a multipart upload whose creation had timed out");
                         }
+                        if *confirmations >= LOST_CONFIRMATIONS {
+                            self.target.journal_end(orphan.entry);
+                        }
                         (*confirmations < LOST_CONFIRMATIONS).then(|| super::Orphan {
                             key: orphan.key.clone(),
                             upload: super::OrphanId::Lost {
                                 since: *since,
                                 confirmations: confirmations + 1,
                             },
+                            entry: orphan.entry,
                         })
                     }
                     Err(e) => {
@@ -429,6 +434,10 @@ impl From<S3Error> for StorageError {
             },
             S3Error::Unanswered { op, detail } => StorageError::Backend { op, detail },
             S3Error::CommitUnknown(detail) => StorageError::CommitUnknown(detail),
+            S3Error::Journal(e) => StorageError::Backend {
+                op: "upload journal",
+                detail: e.to_string(),
+            },
         }
     }
 }

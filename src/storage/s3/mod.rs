@@ -5,6 +5,7 @@
 mod body;
 mod client;
 mod destination;
+mod journal;
 pub mod location;
 mod ops;
 pub mod parts;
@@ -18,6 +19,7 @@ use std::sync::{Arc, Mutex};
 pub use crate::budget::MemoryBudget;
 pub use client::{CredentialSource, S3Settings, build_client};
 pub use destination::{Hooks, S3Destination, StateChange};
+pub use journal::{JournalError, Pending, UploadJournal};
 pub use ops::{S3Entry, S3Reader};
 pub use probe::probe_region;
 pub use writer::{Committed, S3Writer};
@@ -50,6 +52,10 @@ pub enum S3Error {
     /// Checking after an unanswered commit did not tell either.
     #[error("commit outcome unknown: {0}")]
     CommitUnknown(String),
+    /// The upload could not be written down before it started, so a crash could leave it
+    /// behind unnoticed: refused.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }
 
 impl S3Error {
@@ -168,6 +174,20 @@ pub struct Target {
     pub orphans: Arc<Mutex<Vec<Orphan>>>,
     /// Multipart uploads of this process that are still being written: never swept.
     pub active: Arc<Mutex<std::collections::HashSet<String>>>,
+    /// The destination's name, as the upload journal records it.
+    pub name: String,
+    /// Where this instance writes down the multipart uploads it starts (`None` in tests of
+    /// this module that need no restart).
+    pub journal: Option<Arc<UploadJournal>>,
+}
+
+impl Target {
+    /// The journal entry of an upload is closed: it was completed or aborted.
+    pub(crate) fn journal_end(&self, entry: Option<u64>) {
+        if let (Some(j), Some(n)) = (&self.journal, entry) {
+            j.end(n);
+        }
+    }
 }
 
 /// A multipart upload that must be aborted.
@@ -175,6 +195,8 @@ pub struct Target {
 pub struct Orphan {
     pub key: String,
     pub upload: OrphanId,
+    /// Its upload journal entry, ended once the abort is confirmed.
+    pub entry: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -116,6 +116,8 @@ pub struct S3Writer {
     reserved: usize,
     part_no: u32,
     upload_id: Option<String>,
+    /// The upload journal's entry for the multipart upload, until it is completed or aborted.
+    entry: Option<u64>,
     in_flight: JoinSet<Result<(CompletedPart, u32, usize), S3Error>>,
     done: Vec<(CompletedPart, u32, usize)>,
     written: u64,
@@ -147,6 +149,7 @@ impl S3Writer {
             reserved: 0,
             part_no: 1,
             upload_id: None,
+            entry: None,
             in_flight: JoinSet::new(),
             done: Vec::new(),
             written: 0,
@@ -296,7 +299,12 @@ impl S3Writer {
         }
     }
 
-    async fn create_multipart(&self) -> Result<String, S3Error> {
+    async fn create_multipart(&mut self) -> Result<String, S3Error> {
+        // Written down (synced) before the store hears of it: after a crash, the next start
+        // aborts this upload, and no other instance's.
+        if let Some(j) = &self.target.journal {
+            self.entry = Some(j.begin(&self.target.name, &self.key)?);
+        }
         // While our create is in flight, the lost-upload sweep leaves this key alone: the upload
         // it is about to create is ours, not a leftover.
         let creating = creating_token(&self.key, self as *const S3Writer as usize);
@@ -343,8 +351,12 @@ impl S3Writer {
                                     - std::time::Duration::from_secs(60),
                                 confirmations: 0,
                             },
+                            entry: self.entry.take(),
                         });
                     }
+                } else {
+                    // Refused: there is no upload to clean up.
+                    self.target.journal_end(self.entry.take());
                 }
                 return Err(S3Error::request("CreateMultipartUpload", e));
             }
@@ -352,6 +364,9 @@ impl S3Writer {
         let id = out.upload_id().map(str::to_string).ok_or_else(|| {
             S3Error::Internal("CreateMultipartUpload returned no upload id".into())
         })?;
+        if let (Some(j), Some(n)) = (&self.target.journal, self.entry) {
+            j.created(n, &id);
+        }
         Ok(id)
     }
 
@@ -372,6 +387,8 @@ impl S3Writer {
             // Also when the outcome is unknown: an aborted multipart upload can no longer
             // complete, so an answer still on its way cannot publish the object later.
             self.abort_now().await;
+        } else {
+            self.target.journal_end(self.entry.take());
         }
         self.finished = true;
         result
@@ -512,7 +529,7 @@ impl S3Writer {
         self.in_flight.abort_all();
         while self.in_flight.join_next().await.is_some() {}
         if let Some(id) = self.upload_id.take() {
-            abort_upload(&self.target, &self.key, &id).await;
+            abort_upload(&self.target, &self.key, &id, self.entry.take()).await;
             self.forget(&id);
         }
     }
@@ -533,9 +550,10 @@ impl Drop for S3Writer {
         if let Some(id) = self.upload_id.take() {
             let target = self.target.clone();
             let key = std::mem::take(&mut self.key);
+            let entry = self.entry.take();
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move {
-                    abort_upload(&target, &key, &id).await;
+                    abort_upload(&target, &key, &id, entry).await;
                     if let Ok(mut active) = target.active.lock() {
                         active.remove(&id);
                     }
@@ -564,8 +582,9 @@ pub(super) fn creating(active: &std::collections::HashSet<String>, key: &str) ->
 /// suite (tests/faults.rs, Garage frozen with SIGSTOP) measured that three inline rounds made the
 /// client wait about fifteen request timeouts (30 s at `request_timeout_secs = 2`, minutes at
 /// the default) for an answer the background retry gives it no better.
-pub(super) async fn abort_upload(target: &Target, key: &str, upload_id: &str) {
+pub(super) async fn abort_upload(target: &Target, key: &str, upload_id: &str, entry: Option<u64>) {
     let Err(e) = try_abort(target, key, upload_id).await else {
+        target.journal_end(entry);
         return;
     };
     tracing::warn!(
@@ -577,6 +596,7 @@ pub(super) async fn abort_upload(target: &Target, key: &str, upload_id: &str) {
         orphans.push(super::Orphan {
             key: key.to_string(),
             upload: super::OrphanId::Known(upload_id.to_string()),
+            entry,
         });
     }
 }
