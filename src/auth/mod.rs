@@ -3,6 +3,7 @@
 //! end reaches it through `transfer::Gateway`, so one user logs in the same way everywhere.
 
 mod certificate;
+mod client_certificate;
 mod keys;
 mod password;
 mod source_address;
@@ -17,6 +18,10 @@ use zeroize::Zeroizing;
 use crate::config::{Config, Permissions};
 
 pub use certificate::{CertificateInfo, CertificateRefusal, TrustedCas};
+pub use client_certificate::{
+    ClientCertificate, ClientCertificateMap, ClientCertificateRefusal, Subject, parse_fingerprint,
+    parse_subject,
+};
 
 /// A user the credentials proved, with what the config grants them. Only this module makes
 /// one, so a front end cannot invent a login.
@@ -46,6 +51,7 @@ struct User {
     keys: Vec<PublicKey>,
     password_hash: Option<String>,
     permissions: Permissions,
+    client_certificates: ClientCertificateMap,
 }
 
 /// The users of every tenant, by name (names are unique across tenants), and the CAs trusted
@@ -76,6 +82,7 @@ impl Users {
                         keys: u.authorized_keys.clone(),
                         password_hash: u.password_hash.clone(),
                         permissions: u.permissions,
+                        client_certificates: u.ftps_client_certificates.clone(),
                     },
                 );
             }
@@ -148,6 +155,29 @@ impl Users {
             .get(user)
             .ok_or(CertificateRefusal::UnknownUser)?;
         Ok(self.account(user, u))
+    }
+
+    /// Maps an FTPS client certificate (already verified against `[ftps] client_ca` by TLS)
+    /// to `user`. A certificate another user lists is refused outright; one nobody lists is
+    /// [`ClientCertificateRefusal::NotMapped`], and the login falls back to a password.
+    pub fn by_client_certificate(
+        &self,
+        user: &str,
+        cert: &ClientCertificate,
+    ) -> Result<Account, ClientCertificateRefusal> {
+        if let Some(u) = self.users.get(user)
+            && u.client_certificates.accepts(cert)
+        {
+            return Ok(self.account(user, u));
+        }
+        if self
+            .users
+            .values()
+            .any(|u| u.client_certificates.accepts(cert))
+        {
+            return Err(ClientCertificateRefusal::OtherUser);
+        }
+        Err(ClientCertificateRefusal::NotMapped)
     }
 }
 

@@ -3,7 +3,9 @@
 //! stores, and answers with plaintext views (sizes, bytes) — never with storage details.
 
 mod auth_record;
-pub use auth_record::{CERTIFICATE_METHOD, CertificateAttempt};
+pub use auth_record::{
+    CERTIFICATE_METHOD, CLIENT_CERTIFICATE_METHOD, CertificateAttempt, ClientCertificateAttempt,
+};
 mod buffers;
 mod decide;
 pub mod download;
@@ -35,7 +37,9 @@ use crate::storage::fs::FsDestination;
 use crate::storage::s3::{Hooks, S3Destination, StateChange};
 use crate::storage::{Destination, EntryKind, ObjectMeta, Publish, StorageError};
 
-pub use crate::auth::{CertificateInfo, CertificateRefusal};
+pub use crate::auth::{
+    CertificateInfo, CertificateRefusal, ClientCertificate, ClientCertificateRefusal,
+};
 use decide::Operation;
 pub use download::DownloadHandle;
 pub use handles::{HandleLimits, HandlePermit};
@@ -366,6 +370,17 @@ impl Gateway {
             .by_certificate(user, cert, client, SystemTime::now())
             .map(Principal::from);
         (info, result)
+    }
+
+    /// Maps an FTPS client certificate (verified by TLS against `[ftps] client_ca`) to `user`.
+    pub fn authenticate_client_certificate(
+        &self,
+        user: &str,
+        cert: &ClientCertificate,
+    ) -> Result<Principal, ClientCertificateRefusal> {
+        self.users
+            .by_client_certificate(user, cert)
+            .map(Principal::from)
     }
 
     /// Uploads not yet committed or aborted (for graceful shutdown).

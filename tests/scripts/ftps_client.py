@@ -12,13 +12,120 @@ import ssl
 import sys
 
 
-def connect(a):
+class ImplicitFTP_TLS(ftplib.FTP_TLS):
+    """Implicit FTPS: ftplib has no such mode, so the socket is wrapped at connect, before
+    the greeting. login() then sees a TLS socket and sends no AUTH TLS."""
+
+    def connect(self, host="", port=0, timeout=-999, source_address=None):
+        self.host, self.port = host, port
+        raw = socket.create_connection((host, port), self.timeout)
+        self.af = raw.family
+        self.sock = self.context.wrap_socket(raw, server_hostname=host)
+        self.file = self.sock.makefile("r", encoding=self.encoding)
+        self.welcome = self.getresp()
+        return self.welcome
+
+
+class ResumingFTP_TLS(ftplib.FTP_TLS):
+    """What lftp and curl do and ftplib does not: the data connection resumes the control
+    connection's TLS session."""
+
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+        return conn, size
+
+
+def context(a):
     ctx = ssl.create_default_context(cafile=a.cafile)
-    ftp = ftplib.FTP_TLS(context=ctx, timeout=20)
+    if a.certfile:
+        ctx.load_cert_chain(a.certfile, a.keyfile)
+    return ctx
+
+
+def client(a):
+    ctx = context(a)
+    cls = ImplicitFTP_TLS if a.implicit else ResumingFTP_TLS if a.resume else ftplib.FTP_TLS
+    ftp = cls(context=ctx, timeout=20)
     ftp.connect("127.0.0.1", a.port)
-    ftp.login(a.user, a.password)  # sends AUTH TLS first
+    return ftp
+
+
+def connect(a):
+    ftp = client(a)
+    ftp.login(a.user, a.password)  # sends AUTH TLS first (explicit)
     ftp.prot_p()
     return ftp
+
+
+def cert_login(a):
+    """Log in with the client certificate (--certfile): the USER reply, then a small upload
+    and listing if logged in."""
+    ftp = client(a)
+    if not a.implicit:
+        ftp.auth()
+    out = {}
+    try:
+        out["user"] = ftp.sendcmd(f"USER {a.user}")
+    except ftplib.Error as e:
+        out["user"] = str(e)
+        return out
+    if out["user"].startswith("331"):
+        try:
+            out["pass"] = ftp.sendcmd(f"PASS {a.password}")
+        except ftplib.Error as e:
+            out["pass"] = str(e)
+            return out
+    ftp.prot_p()
+    out["stor"] = ftp.storbinary(f"STOR {a.name}", io.BytesIO(b"by certificate"))
+    out["nlst"] = ftp.nlst()
+    out["quit"] = ftp.quit()
+    return out
+
+
+def handshake(a):
+    """Only the TLS handshake (with --certfile), then QUIT: reports whether it completed."""
+    try:
+        ftp = client(a)
+        if not a.implicit:
+            ftp.auth()
+        out = {"handshake": "ok", "noop": ftp.voidcmd("NOOP")}
+        ftp.quit()
+    except (ssl.SSLError, OSError, EOFError, ftplib.Error) as e:
+        out = {"handshake": f"{type(e).__name__}: {e}"}
+    return out
+
+
+def plain_to_implicit(a):
+    """Plaintext FTP to the implicit port: no greeting, the connection just closes."""
+    s = socket.create_connection(("127.0.0.1", a.port), timeout=20)
+    s.sendall(b"USER bob\r\nPASS x\r\n" + b"\x00" * 4096)
+    got = b""
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    except ConnectionResetError:
+        pass
+    return {"closed": True, "got_greeting": b"220" in got, "first": got[:1].hex()}
+
+
+def auth_on_implicit(a):
+    """AUTH TLS on a connection that is TLS already: refused, and the session goes on."""
+    ftp = client(a)
+    out = {"welcome": ftp.welcome}
+    try:
+        out["auth"] = ftp.sendcmd("AUTH TLS")
+    except ftplib.Error as e:
+        out["auth"] = str(e)
+    out["login"] = ftp.login(a.user, a.password)
+    ftp.prot_p()
+    out["nlst"] = ftp.nlst()
+    ftp.quit()
+    return out
 
 
 def roundtrip(a):
@@ -98,9 +205,7 @@ def rest_stor(a):
 
 def no_prot(a):
     """Logged in over TLS but without PROT P: transfers are refused."""
-    ctx = ssl.create_default_context(cafile=a.cafile)
-    ftp = ftplib.FTP_TLS(context=ctx, timeout=20)
-    ftp.connect("127.0.0.1", a.port)
+    ftp = client(a)
     ftp.login(a.user, a.password)
     out = {}
     try:
@@ -214,6 +319,10 @@ def main():
     p.add_argument("--name", default="f.bin")
     p.add_argument("--rename")
     p.add_argument("--delete", action="store_true")
+    p.add_argument("--certfile")
+    p.add_argument("--keyfile")
+    p.add_argument("--implicit", action="store_true")
+    p.add_argument("--resume", action="store_true")
     a = p.parse_args()
     fn = {
         "roundtrip": roundtrip,
@@ -226,6 +335,10 @@ def main():
         "other_ip": other_ip,
         "garbage": garbage,
         "abort": abort,
+        "cert_login": cert_login,
+        "handshake": handshake,
+        "plain_to_implicit": plain_to_implicit,
+        "auth_on_implicit": auth_on_implicit,
     }[a.scenario]
     try:
         print(json.dumps(fn(a)))

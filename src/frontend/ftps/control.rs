@@ -9,7 +9,9 @@ use std::time::Instant;
 use tokio::io::AsyncWriteExt;
 
 use crate::frontend::sftp::{Method, Verdict};
-use crate::transfer::{AuthOutcome, FileInfo, Principal, TransferError, VirtualPath, WriteMode};
+use crate::transfer::{
+    AuthOutcome, ClientCertificate, FileInfo, Principal, TransferError, VirtualPath, WriteMode,
+};
 
 use super::Shared;
 use super::command::{self, Command};
@@ -19,6 +21,7 @@ use super::listing;
 use super::passive::Passive;
 use super::reply;
 
+mod certificate_login;
 mod transfers;
 use transfers::Format;
 
@@ -55,6 +58,10 @@ pub struct Session {
     passive: Option<Passive>,
     long_lines: u32,
     login_failures: u32,
+    /// Implicit FTPS: TLS from the first byte.
+    implicit: bool,
+    /// The client certificate the TLS handshake verified, if the client sent one.
+    client_cert: Option<ClientCertificate>,
 }
 
 type Reply = (u16, String);
@@ -83,7 +90,12 @@ fn data_refusal(e: DataError) -> Reply {
 }
 
 impl Session {
-    pub fn new(shared: Arc<Shared>, tcp: tokio::net::TcpStream, peer: SocketAddr) -> Session {
+    pub fn new(
+        shared: Arc<Shared>,
+        tcp: tokio::net::TcpStream,
+        peer: SocketAddr,
+        implicit: bool,
+    ) -> Session {
         let local = tcp.local_addr().unwrap_or(peer);
         Session {
             shared,
@@ -101,15 +113,22 @@ impl Session {
             passive: None,
             long_lines: 0,
             login_failures: 0,
+            implicit,
+            client_cert: None,
         }
     }
 
     pub async fn run(mut self) {
-        if self
-            .send(220, "eugate FTPS ready; send AUTH TLS")
-            .await
-            .is_err()
-        {
+        let greeting = if self.implicit {
+            // Plaintext or garbage on an implicit port fails here: the connection just closes.
+            if !self.start_tls().await {
+                return;
+            }
+            "eugate FTPS ready (implicit TLS)"
+        } else {
+            "eugate FTPS ready; send AUTH TLS"
+        };
+        if self.send(220, greeting).await.is_err() {
             return;
         }
         loop {
@@ -207,20 +226,39 @@ impl Session {
         }
         self.send(234, "AUTH TLS accepted; start the TLS handshake")
             .await?;
+        Ok(if self.start_tls().await {
+            Flow::Continue
+        } else {
+            Flow::Quit
+        })
+    }
+
+    /// The TLS handshake on the control connection (after `AUTH TLS`, or first on an implicit
+    /// port); keeps the client certificate it verified. `false`: the connection is done.
+    async fn start_tls(&mut self) -> bool {
         let Control::Plain(tcp) = std::mem::replace(&mut self.control, Control::Gone) else {
-            return Ok(Flow::Quit);
+            return false;
         };
         let handshake = self.shared.acceptor.accept(tcp);
         match tokio::time::timeout(self.shared.data_timeout, handshake).await {
             Ok(Ok(tls)) => {
+                self.client_cert = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(|c| ClientCertificate::from_der(c));
                 self.control = Control::Tls(Box::new(tls));
-                Ok(Flow::Continue)
+                true
             }
             Ok(Err(e)) => {
-                tracing::info!(peer = %self.peer, error = %e, "TLS handshake on the control connection failed");
-                Ok(Flow::Quit)
+                tracing::info!(peer = %self.peer, implicit = self.implicit, error = %e, "TLS handshake on the control connection failed");
+                false
             }
-            Err(_) => Ok(Flow::Quit),
+            Err(_) => {
+                tracing::info!(peer = %self.peer, implicit = self.implicit, "TLS handshake on the control connection timed out");
+                false
+            }
         }
     }
 
@@ -246,7 +284,7 @@ impl Session {
             Command::Pbsz(_) => return r(200, "PBSZ=0"),
             Command::Prot(level) => return self.prot(&level),
             Command::Ccc => return r(534, "CCC refused: the control connection stays encrypted"),
-            Command::User(name) => return self.user(name),
+            Command::User(name) => return self.user(name).await,
             Command::Pass(pw) => return self.pass(pw).await,
             Command::Opts(o) => return opts(&o),
             _ => {}
@@ -274,12 +312,17 @@ impl Session {
         }
     }
 
-    fn user(&mut self, name: String) -> Reply {
+    async fn user(&mut self, name: String) -> Reply {
         if self.who.is_some() {
             return r(
                 503,
                 "already logged in; open a new connection to change user",
             );
+        }
+        if let Some(cert) = self.client_cert.clone()
+            && let Some(reply) = self.certificate_login(&name, &cert).await
+        {
+            return reply;
         }
         self.user = Some(name);
         r(331, "password required")

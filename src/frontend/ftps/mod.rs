@@ -56,6 +56,7 @@ pub(crate) struct Shared {
 pub struct FtpsServer {
     shared: Arc<Shared>,
     listen: Vec<SocketAddr>,
+    implicit_listen: Vec<SocketAddr>,
     grace: Duration,
     max_connections: usize,
 }
@@ -66,7 +67,11 @@ impl FtpsServer {
         ftps: &FtpsConfig,
         gateway: Arc<Gateway>,
     ) -> Result<FtpsServer, FtpsError> {
-        let (control, data) = tls::server_configs(&ftps.certificate, &ftps.private_key)?;
+        let (control, data) = tls::server_configs(
+            &ftps.certificate,
+            &ftps.private_key,
+            ftps.client_ca.as_deref(),
+        )?;
         let shared = Arc::new(Shared {
             gateway,
             acceptor: TlsAcceptor::from(control),
@@ -82,38 +87,32 @@ impl FtpsServer {
         Ok(FtpsServer {
             shared,
             listen: ftps.listen.clone(),
+            implicit_listen: ftps.implicit_listen.clone(),
             grace: config.server.shutdown_grace,
             max_connections: config.limits.max_connections as usize,
         })
     }
 
-    pub async fn bind(&self) -> Result<Vec<TcpListener>, FtpsError> {
-        let mut out = Vec::new();
-        for addr in &self.listen {
-            let l = TcpListener::bind(addr)
-                .await
-                .map_err(|source| FtpsError::Bind {
-                    addr: *addr,
-                    source,
-                })?;
-            out.push(l);
-        }
-        Ok(out)
+    /// The explicit listeners, then the implicit ones.
+    pub async fn bind(&self) -> Result<Listeners, FtpsError> {
+        Ok(Listeners {
+            explicit: bind_all(&self.listen).await?,
+            implicit: bind_all(&self.implicit_listen).await?,
+        })
     }
 
     /// Serves until `shutdown` resolves; then stops accepting, gives running uploads the grace
     /// period, and closes every connection (open uploads abort in `transfer`, nothing published).
-    pub async fn run(
-        &self,
-        listeners: Vec<TcpListener>,
-        shutdown: impl std::future::Future<Output = ()>,
-    ) {
+    pub async fn run(&self, listeners: Listeners, shutdown: impl std::future::Future<Output = ()>) {
         let sessions = Arc::new(tokio::sync::Mutex::new(tokio::task::JoinSet::new()));
         let slots = Arc::new(Semaphore::new(self.max_connections));
         let mut accepts = tokio::task::JoinSet::new();
-        for l in listeners {
+        let explicit = listeners.explicit.into_iter().map(|l| (l, false));
+        let implicit = listeners.implicit.into_iter().map(|l| (l, true));
+        for (l, implicit) in explicit.chain(implicit) {
             accepts.spawn(accept_loop(
                 l,
+                implicit,
                 self.shared.clone(),
                 sessions.clone(),
                 slots.clone(),
@@ -130,8 +129,29 @@ impl FtpsServer {
     }
 }
 
+/// Bound listening sockets: explicit FTPS (`AUTH TLS`) and implicit (TLS from the first byte).
+pub struct Listeners {
+    pub explicit: Vec<TcpListener>,
+    pub implicit: Vec<TcpListener>,
+}
+
+async fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, FtpsError> {
+    let mut out = Vec::new();
+    for addr in addrs {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|source| FtpsError::Bind {
+                addr: *addr,
+                source,
+            })?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
 async fn accept_loop(
     listener: TcpListener,
+    implicit: bool,
     shared: Arc<Shared>,
     sessions: Arc<tokio::sync::Mutex<tokio::task::JoinSet<()>>>,
     slots: Arc<Semaphore>,
@@ -150,7 +170,7 @@ async fn accept_loop(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let session = control::Session::new(shared.clone(), tcp, peer);
+        let session = control::Session::new(shared.clone(), tcp, peer, implicit);
         let mut set = sessions.lock().await;
         // Finished sessions are reaped here, so the set does not grow.
         while set.try_join_next().is_some() {}
