@@ -113,6 +113,65 @@ def plain_to_implicit(a):
     return {"closed": True, "got_greeting": b"220" in got, "first": got[:1].hex()}
 
 
+def data_refused(a):
+    """NLST and STOR whose data connections the server may refuse after the TLS handshake
+    (require_ssl_reuse): the control replies to each, and whether the session goes on."""
+    ftp = connect(a)
+    out = {}
+    for key, run in [
+        ("nlst", lambda: ftp.retrlines("NLST", lambda _: None)),
+        ("stor", lambda: ftp.storbinary(f"STOR {a.name}", io.BytesIO(b"z" * 100000))),
+    ]:
+        try:
+            out[key] = run()
+        except (ftplib.Error, ssl.SSLError, OSError, EOFError) as e:
+            out[key + "_error"] = f"{type(e).__name__}: {e}"
+            if not isinstance(e, ftplib.Error):
+                try:
+                    out[key] = ftp.getresp()
+                except ftplib.Error as e2:
+                    out[key] = str(e2)
+    out["noop"] = ftp.voidcmd("NOOP")
+    ftp.quit()
+    return out
+
+
+def foreign_session(a):
+    """Client B's data connection resumes client A's TLS session (same context, so Python
+    allows it): the server must tell the two apart."""
+    ctx = context(a)
+    ftp_a = ftplib.FTP_TLS(context=ctx, timeout=20)
+    ftp_a.connect("127.0.0.1", a.port)
+    ftp_a.login(a.user, a.password)
+    ftp_a.prot_p()
+    ftp_a.voidcmd("NOOP")  # reads the TLS 1.3 tickets that follow the handshake
+    stolen = ftp_a.sock.session
+    ftp_b = ftplib.FTP_TLS(context=ctx, timeout=20)
+    ftp_b.connect("127.0.0.1", a.port)
+    ftp_b.login(a.user, a.password)
+    ftp_b.prot_p()
+    raw, _ = ftplib.FTP.ntransfercmd(ftp_b, "NLST")
+    out = {"stolen_session": stolen is not None}
+    try:
+        conn = ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=stolen)
+        out["reused"] = conn.session_reused
+        try:
+            conn.recv(100)
+        except (ssl.SSLError, OSError):
+            pass
+        conn.close()
+    except (ssl.SSLError, OSError) as e:
+        out["handshake"] = str(e)
+    try:
+        out["reply"] = ftp_b.getresp()
+    except ftplib.Error as e:
+        out["reply"] = str(e)
+    out["noop"] = ftp_b.voidcmd("NOOP")
+    ftp_a.quit()
+    ftp_b.quit()
+    return out
+
+
 def auth_on_implicit(a):
     """AUTH TLS on a connection that is TLS already: refused, and the session goes on."""
     ftp = client(a)
@@ -339,6 +398,8 @@ def main():
         "handshake": handshake,
         "plain_to_implicit": plain_to_implicit,
         "auth_on_implicit": auth_on_implicit,
+        "data_refused": data_refused,
+        "foreign_session": foreign_session,
     }[a.scenario]
     try:
         print(json.dumps(fn(a)))

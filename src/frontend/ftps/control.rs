@@ -62,6 +62,9 @@ pub struct Session {
     implicit: bool,
     /// The client certificate the TLS handshake verified, if the client sent one.
     client_cert: Option<ClientCertificate>,
+    /// Random, written into this control connection's TLS session tickets: a data connection
+    /// that resumes a session carrying it resumes this connection's (`require_ssl_reuse`).
+    tls_token: [u8; 16],
 }
 
 type Reply = (u16, String);
@@ -86,6 +89,8 @@ fn data_refusal(e: DataError) -> Reply {
         DataError::Truncated | DataError::Timeout(_) | DataError::Io(_) => r(426, e.to_string()),
         // The 426 for the transfer is sent; this answers the ABOR itself.
         DataError::Aborted => r(226, "ABOR done"),
+        // vsftpd's reply for its require_ssl_reuse.
+        DataError::NotReused(_) => r(522, e.to_string()),
     }
 }
 
@@ -115,6 +120,7 @@ impl Session {
             login_failures: 0,
             implicit,
             client_cert: None,
+            tls_token: rand::random(),
         }
     }
 
@@ -239,7 +245,11 @@ impl Session {
         let Control::Plain(tcp) = std::mem::replace(&mut self.control, Control::Gone) else {
             return false;
         };
-        let handshake = self.shared.acceptor.accept(tcp);
+        let token = self.tls_token;
+        let handshake = self
+            .shared
+            .acceptor
+            .accept_with(tcp, |c| c.set_resumption_data(&token));
         match tokio::time::timeout(self.shared.data_timeout, handshake).await {
             Ok(Ok(tls)) => {
                 self.client_cert = tls

@@ -51,6 +51,7 @@ pub(crate) struct Shared {
     idle_timeout: Duration,
     login_grace: Duration,
     guard: AuthGuard,
+    require_ssl_reuse: bool,
 }
 
 pub struct FtpsServer {
@@ -83,6 +84,7 @@ impl FtpsServer {
             login_grace: config.limits.login_grace,
             // Its own guard: bans are counted per protocol for now.
             guard: AuthGuard::new(config.auth.clone()),
+            require_ssl_reuse: ftps.require_ssl_reuse,
         });
         Ok(FtpsServer {
             shared,

@@ -12,7 +12,10 @@ use rustls::server::danger::ClientCertVerifier;
 
 use super::FtpsError;
 
-/// The control and the data configuration. Data connections get no TLS 1.3 session tickets:
+/// The control and the data configuration, sharing one session cache and one ticket key, so a
+/// data connection can resume the control connection's TLS session (what clients such as lftp
+/// and curl do, and `require_ssl_reuse` demands). Tickets are stateless, so one ticket resumes
+/// every data connection of a session. Data connections get no TLS 1.3 session tickets:
 /// a client that never reads them (curl, ftplib: they only send) closes with unread data, so
 /// its kernel sends a reset instead of a FIN, and the reset can destroy its last bytes and its
 /// close_notify in our receive queue, which makes a complete upload look cut.
@@ -21,7 +24,13 @@ pub fn server_configs(
     key: &Path,
     client_ca: Option<&Path>,
 ) -> Result<(Arc<ServerConfig>, Arc<ServerConfig>), FtpsError> {
-    let control = server_config(cert, key, client_ca)?;
+    let mut control = server_config(cert, key, client_ca)?;
+    control.ticketer =
+        rustls::crypto::ring::Ticketer::new().map_err(|e| FtpsError::Certificate {
+            path: cert.display().to_string(),
+            reason: format!("cannot make a TLS session ticket key: {e}"),
+        })?;
+    let control = Arc::new(control);
     let mut data = (*control).clone();
     data.send_tls13_tickets = 0;
     Ok((control, Arc::new(data)))
@@ -69,7 +78,7 @@ fn server_config(
     cert: &Path,
     key: &Path,
     client_ca: Option<&Path>,
-) -> Result<Arc<ServerConfig>, FtpsError> {
+) -> Result<ServerConfig, FtpsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|e| FtpsError::Certificate {
@@ -99,7 +108,7 @@ fn server_config(
             path: cert.display().to_string(),
             reason: format!("certificate and key do not form a usable TLS identity: {e}"),
         })?;
-    Ok(Arc::new(config))
+    Ok(config)
 }
 
 #[cfg(test)]

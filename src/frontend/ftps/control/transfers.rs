@@ -104,10 +104,12 @@ impl Session {
         self.send(150, &format!("opening TLS data connection for {what}"))
             .await
             .map_err(|e| r(426, e.to_string()))?;
+        let reuse = self.shared.require_ssl_reuse.then_some(&self.tls_token[..]);
         data::open(
             passive,
             &self.shared.data_acceptor,
             self.shared.data_timeout,
+            reuse,
         )
         .await
         .map_err(data_refusal)
