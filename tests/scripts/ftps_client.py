@@ -7,9 +7,11 @@ import argparse
 import ftplib
 import io
 import json
+import os
 import socket
 import ssl
 import sys
+import time
 
 
 class ImplicitFTP_TLS(ftplib.FTP_TLS):
@@ -170,6 +172,82 @@ def foreign_session(a):
     ftp_a.quit()
     ftp_b.quit()
     return out
+
+
+def abort_listing(a):
+    """LIST/MLSD (--command) of a large directory (--name), with ABOR sent as soon as the 150
+    arrives (before the data connection's TLS handshake, so it is waiting when the listing
+    starts): the listing must stop (426, then 226) and the session go on. Reports the listing
+    bytes that arrived anyway."""
+    ftp = connect(a)
+    host, port = ftp.makepasv()
+    s = socket.create_connection((host, port), timeout=20)
+    out = {"start": ftp.sendcmd(f"{a.command} {a.name}")}
+    ftp.sock.sendall(b"ABOR\r\n")
+    conn = ftp.context.wrap_socket(s, server_hostname="127.0.0.1")
+    got = 0
+    try:
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            got += len(chunk)
+    except (ssl.SSLError, OSError):
+        pass
+    conn.close()
+    out["received"] = got
+    out["abort"] = ftp.getline()
+    out["after"] = ftp.getline()
+    out["noop"] = ftp.voidcmd("NOOP")
+    out["pwd"] = ftp.pwd()
+    out["nlst"] = ftp.nlst()
+    ftp.quit()
+    return out
+
+
+def active_mode(a):
+    """PORT and EPRT naming a third-party address (--host, --third-port), before and after
+    login, each followed by a transfer: every reply, in order."""
+    h, p = a.host, a.third_port
+    port_cmd = "PORT " + ",".join(h.split(".") + [str(p >> 8), str(p & 0xFF)])
+    eprt_cmd = f"EPRT |1|{h}|{p}|"
+    s = socket.create_connection(("127.0.0.1", a.port), timeout=20)
+    out = {"greeting": lines_of(s).decode().strip()}
+    for cmd in [port_cmd, eprt_cmd]:
+        s.sendall(cmd.encode() + b"\r\n")
+        out["plain " + cmd.split()[0]] = lines_of(s).decode().strip()
+    s.close()
+    ftp = connect(a)
+    for cmd in [port_cmd, eprt_cmd]:
+        for c in [cmd, f"STOR {a.name}", "LIST"]:
+            try:
+                out[f"tls {cmd.split()[0]} {c.split()[0]}"] = ftp.sendcmd(c)
+            except ftplib.Error as e:
+                out[f"tls {cmd.split()[0]} {c.split()[0]}"] = str(e)
+    out["noop"] = ftp.voidcmd("NOOP")
+    ftp.quit()
+    return out
+
+
+def gated_stor(a):
+    """STOR half of --local, print {"holding": true}, wait (bounded) for the --gate file, send
+    the rest and close cleanly: prints the reply. With --hold N, never finish: sleep N s."""
+    data = open(a.local, "rb").read()
+    ftp = connect(a)
+    conn = ftp.transfercmd(f"STOR {a.name}")
+    conn.sendall(data[: len(data) // 2])
+    print(json.dumps({"holding": True}), flush=True)
+    deadline = time.monotonic() + (a.hold or 120)
+    while time.monotonic() < deadline and not (a.gate and os.path.exists(a.gate)):
+        time.sleep(0.05)
+    if a.hold:
+        return {"held": True}
+    try:
+        conn.sendall(data[len(data) // 2 :])
+        conn.unwrap().close()
+        return {"ok": True, "reply": ftp.voidresp()}
+    except (ftplib.Error, ssl.SSLError, OSError, EOFError) as e:
+        return {"ok": False, "error": f"{type(e).__name__}: {e}"}
 
 
 def auth_on_implicit(a):
@@ -382,6 +460,11 @@ def main():
     p.add_argument("--keyfile")
     p.add_argument("--implicit", action="store_true")
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--command", default="MLSD")
+    p.add_argument("--host", default="127.0.0.3")
+    p.add_argument("--third-port", type=int, default=0)
+    p.add_argument("--gate")
+    p.add_argument("--hold", type=int, default=0)
     a = p.parse_args()
     fn = {
         "roundtrip": roundtrip,
@@ -399,6 +482,9 @@ def main():
         "plain_to_implicit": plain_to_implicit,
         "auth_on_implicit": auth_on_implicit,
         "data_refused": data_refused,
+        "abort_listing": abort_listing,
+        "active_mode": active_mode,
+        "gated_stor": gated_stor,
         "foreign_session": foreign_session,
     }[a.scenario]
     try:
