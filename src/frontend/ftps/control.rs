@@ -65,6 +65,8 @@ pub struct Session {
     /// Random, written into this control connection's TLS session tickets: a data connection
     /// that resumes a session carrying it resumes this connection's (`require_ssl_reuse`).
     tls_token: [u8; 16],
+    /// Held from a STOR's start until its reply is sent (graceful shutdown waits for it).
+    stor_reply: Option<super::StorReply>,
 }
 
 type Reply = (u16, String);
@@ -121,6 +123,7 @@ impl Session {
             implicit,
             client_cert: None,
             tls_token: rand::random(),
+            stor_reply: None,
         }
     }
 
@@ -204,6 +207,7 @@ impl Session {
         }
         let (code, text) = self.dispatch(cmd).await;
         self.send(code, &text).await?;
+        self.stor_reply = None;
         if code == 421 {
             return Ok(Flow::Quit);
         }

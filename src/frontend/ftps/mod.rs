@@ -52,7 +52,30 @@ pub(crate) struct Shared {
     login_grace: Duration,
     guard: AuthGuard,
     require_ssl_reuse: bool,
+    /// STORs from their start until their reply is sent (see [`StorReply`]).
+    stors: tokio::sync::watch::Sender<usize>,
 }
+
+/// Counts one STOR until its reply is on the wire: an upload counts as finished in `transfer`
+/// when its commit is done, a moment before the 226, and a shutdown must not cut the control
+/// connection in between (a client that succeeded would see a failure and upload again).
+pub(crate) struct StorReply(Arc<Shared>);
+
+impl StorReply {
+    pub(crate) fn new(shared: &Arc<Shared>) -> StorReply {
+        shared.stors.send_modify(|n| *n += 1);
+        StorReply(shared.clone())
+    }
+}
+
+impl Drop for StorReply {
+    fn drop(&mut self) {
+        self.0.stors.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// After the running uploads are done, how long STOR replies may take to go out.
+const STOR_FLUSH: Duration = Duration::from_secs(5);
 
 pub struct FtpsServer {
     shared: Arc<Shared>,
@@ -85,6 +108,7 @@ impl FtpsServer {
             // Its own guard: bans are counted per protocol for now.
             guard: AuthGuard::new(config.auth.clone()),
             require_ssl_reuse: ftps.require_ssl_reuse,
+            stors: tokio::sync::watch::Sender::new(0),
         });
         Ok(FtpsServer {
             shared,
@@ -124,7 +148,15 @@ impl FtpsServer {
         accepts.abort_all();
         while accepts.join_next().await.is_some() {}
         let gw = &self.shared.gateway;
-        let _ = tokio::time::timeout(self.grace, gw.wait_uploads_idle()).await;
+        let began = tokio::time::Instant::now();
+        if tokio::time::timeout(self.grace, gw.wait_uploads_idle())
+            .await
+            .is_ok()
+        {
+            let flush = STOR_FLUSH.min(self.grace.saturating_sub(began.elapsed()));
+            let mut stors = self.shared.stors.subscribe();
+            let _ = tokio::time::timeout(flush, stors.wait_for(|n| *n == 0)).await;
+        }
         let mut sessions = sessions.lock().await;
         sessions.abort_all();
         while sessions.join_next().await.is_some() {}

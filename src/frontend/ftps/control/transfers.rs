@@ -116,6 +116,7 @@ impl Session {
     }
 
     pub(super) async fn stor(&mut self, who: &Principal, raw: &str) -> Reply {
+        self.stor_reply = Some(super::super::StorReply::new(&self.shared));
         let passive = match self.data_ready() {
             Ok(p) => p,
             Err(e) => return e,
