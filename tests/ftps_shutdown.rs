@@ -6,6 +6,8 @@
 mod common;
 #[path = "ftps_support/mod.rs"]
 mod ftps_support;
+#[path = "garage/mod.rs"]
+mod garage;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
@@ -29,10 +31,14 @@ fn start(grace: u64) -> Ftps {
 
 /// tests/scripts/ftps_client.py gated_stor in the background; its JSON lines from the reader.
 fn spawn_stor(f: &Ftps, args: &[&str]) -> (Child, BufReader<ChildStdout>) {
+    spawn_stor_as(f, "bob", args)
+}
+
+fn spawn_stor_as(f: &Ftps, user: &str, args: &[&str]) -> (Child, BufReader<ChildStdout>) {
     let mut child = Command::new("python3")
         .arg(common::scripts().join("ftps_client.py"))
         .arg("gated_stor")
-        .args(["--port", &f.port.to_string(), "--user", "bob"])
+        .args(["--port", &f.port.to_string(), "--user", user])
         .args(["--password", BOB_PASSWORD])
         .arg("--cafile")
         .arg(&f.ca)
@@ -144,6 +150,73 @@ fn upload_still_open_at_the_deadline_is_aborted_and_leaves_nothing() {
             s["unfinished"].as_u64()
         ),
         (Some(1), Some(0), Some(1), Some(0)),
+        "{s}"
+    );
+    f.g.assert_audit_verifies();
+    let _ = client.kill();
+    let _ = client.wait();
+}
+
+/// The same on an S3 store (Garage): the upload held open at the deadline is a multipart
+/// upload in the bucket, and the gateway exits only after aborting it there.
+#[test]
+fn s3_multipart_upload_open_at_the_deadline_is_aborted_in_the_store_before_exit() {
+    const BUCKET: &str = "eugate-ftps-shutdown";
+    let g = garage::Garage::start("eu-central-1", &[BUCKET]);
+    let store = g.store();
+    let mut f = start_with(
+        make_certs("demo-client"),
+        FtpsOptions {
+            users_toml: "[tenants.s3co.users.fay]\npassword_hash = \"{hash}\"\n".into(),
+            gateway: Options {
+                shutdown_grace_secs: Some(1),
+                extra_toml: format!(
+                    "{}{}",
+                    garage::destination_toml("eu-s3", &g.endpoint(), BUCKET, "eu-central-1", "DE"),
+                    garage::tenant_toml("s3co", "eu-s3", &[]),
+                ),
+                extra_tenants: vec!["s3co"],
+                env: garage::gateway_env(),
+                ..Options::default()
+            },
+            ..FtpsOptions::default()
+        },
+    );
+    std::fs::write(f.g.path("big.bin"), data(48 << 20, 53)).unwrap();
+    let (mut client, mut out) = spawn_stor_as(
+        &f,
+        "fay",
+        &["--local", "big.bin", "--name", "big.bin", "--hold", "600"],
+    );
+    assert_eq!(read_json(&mut out)["holding"], true);
+    f.g.wait_until("the multipart upload is open in Garage", || {
+        store.uploads(BUCKET).iter().any(|k| k == "s3co/big.bin")
+    });
+    f.g.signal("TERM");
+    let status = f.g.wait_exit();
+    assert!(status.success(), "{status}\n{}", f.g.log());
+    // No waiting: the exit itself comes after the abort.
+    assert!(
+        store.uploads(BUCKET).is_empty(),
+        "exited with a multipart upload open: {:?}\n{}",
+        store.uploads(BUCKET),
+        f.g.log()
+    );
+    assert!(
+        store.objects(BUCKET).is_empty(),
+        "{:?}",
+        store.objects(BUCKET)
+    );
+    assert_eq!(
+        f.g.events("aborted").len(),
+        1,
+        "{:?}",
+        f.g.events("aborted")
+    );
+    let s = shutdown_record(&f);
+    assert_eq!(
+        (s["aborted"].as_u64(), s["unfinished"].as_u64()),
+        (Some(1), Some(0)),
         "{s}"
     );
     f.g.assert_audit_verifies();

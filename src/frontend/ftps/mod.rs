@@ -74,6 +74,9 @@ impl Drop for StorReply {
     }
 }
 
+/// After the sessions are closed, how long their uploads may take to abort.
+const ABORT_WAIT: Duration = Duration::from_secs(30);
+
 /// After the running uploads are done, how long STOR replies may take to go out.
 const STOR_FLUSH: Duration = Duration::from_secs(5);
 
@@ -160,6 +163,17 @@ impl FtpsServer {
         let mut sessions = sessions.lock().await;
         sessions.abort_all();
         while sessions.join_next().await.is_some() {}
+        // The uploads those sessions held abort in `transfer` (an S3 multipart upload is
+        // aborted in the store): the process must not exit before that is done.
+        if tokio::time::timeout(ABORT_WAIT, gw.wait_uploads_idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                remaining = gw.uploads_in_flight(),
+                "FTPS uploads still aborting at shutdown deadline"
+            );
+        }
     }
 }
 
