@@ -262,3 +262,41 @@ fn certificates_of_other_users_other_cas_or_expired_are_refused_and_unmapped_fal
     );
     assert!(v["pass"].as_str().unwrap().starts_with("230"), "{v}");
 }
+
+#[test]
+fn lftp_logs_in_with_ssl_cert_and_key_files() {
+    let c = start();
+    let f = &c.f;
+    std::fs::write(f.g.path("l.txt"), b"lftp with a client certificate").unwrap();
+    let script = format!(
+        "set ftp:ssl-force true; set ftp:ssl-protect-data true; set ssl:ca-file {ca}; \
+         set ssl:cert-file {cert}; set ssl:key-file {key}; \
+         set net:max-retries 1; set net:timeout 20; \
+         open -u carla,x ftp://127.0.0.1:{port}; put l.txt -o l.txt; cls -1; bye",
+        ca = f.ca.display(),
+        cert = c.carla.0.display(),
+        key = c.carla.1.display(),
+        port = f.port,
+    );
+    let out = std::process::Command::new("lftp")
+        .args(["-c", &script])
+        .current_dir(f.g.dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}\n{}", f.g.log());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("l.txt"),
+        "{out:?}"
+    );
+    assert_eq!(
+        f.g.decrypt(&f.stored("l.txt")),
+        b"lftp with a client certificate"
+    );
+    assert!(
+        f.g.events("auth")
+            .iter()
+            .any(|a| a["user"] == "carla" && a["method"] == "ftps certificate"),
+        "{:?}",
+        f.g.events("auth")
+    );
+}
