@@ -1,7 +1,8 @@
 //! FTPS client certificates (mutual TLS, `[ftps] client_ca`): a certificate mapped to a user
 //! by fingerprint or subject logs that user in without a password (232), one mapped to another
 //! user is refused, an unmapped one falls back to the password, and expired certificates or
-//! certificates of another CA fail the handshake. Clients: Python ssl/ftplib and curl.
+//! certificates of another CA fail the handshake. Clients: Python ssl/ftplib,
+//! curl (`--cert/--key`) and lftp (`ssl:cert-file`).
 
 mod common;
 #[path = "ftps_support/mod.rs"]
