@@ -343,6 +343,35 @@ mod tests {
         assert_eq!(parse_subject("2.5.4.3=a").unwrap().0[0].0, "CN");
     }
 
+    /// `openssl req -x509 -utf8 -subj "/C=DE/O=Partner, Inc/OU=Ops/CN=alice bot/emailAddress=a@example.org"`
+    const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIICHDCCAcOgAwIBAgIUSrsfmnCMQCkKM03pea0YIE9NM4MwCgYIKoZIzj0EAwIw\nZDELMAkGA1UEBhMCREUxFTATBgNVBAoMDFBhcnRuZXIsIEluYzEMMAoGA1UECwwD\nT3BzMRIwEAYDVQQDDAlhbGljZSBib3QxHDAaBgkqhkiG9w0BCQEWDWFAZXhhbXBs\nZS5vcmcwHhcNMjYxMjAzMTEwNTEzWhcNMzYxMTMwMTEwNTEzWjBkMQswCQYDVQQG\nEwJERTEVMBMGA1UECgwMUGFydG5lciwgSW5jMQwwCgYDVQQLDANPcHMxEjAQBgNV\nBAMMCWFsaWNlIGJvdDEcMBoGCSqGSIb3DQEJARYNYUBleGFtcGxlLm9yZzBZMBMG\nByqGSM49AgEGCCqGSM49AwEHA0IABBQBxRzER0fdy5Pf183KVn/C0PdXWiM7iHFJ\nmY5k58Cnq4XxyH+28jGLSJu314l8mvdx4wJ0gVkma5TzJcD00rWjUzBRMB0GA1Ud\nDgQWBBRRHY/trwiMVmYScYaiKSyQXVxz8TAfBgNVHSMEGDAWgBRRHY/trwiMVmYS\ncYaiKSyQXVxz8TAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0cAMEQCIFr6\n7Q3GVIqSown3AGkEuLdVjjjFcsODavBS1KgarNp1AiAIyTQUN8p3fJJ4nRUxPEm+\nUgZAbiDVt/vTvJDzUO/SQw==\n-----END CERTIFICATE-----";
+
+    #[test]
+    fn a_real_certificate_gives_its_subject_in_order_and_its_fingerprint() {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let der = CertificateDer::from_pem_slice(PEM.as_bytes()).unwrap();
+        let c = ClientCertificate::from_der(&der);
+        assert_eq!(
+            c.subject_text(),
+            "C=DE,O=Partner\\, Inc,OU=Ops,CN=alice bot,EMAILADDRESS=a@example.org"
+        );
+        assert_eq!(
+            c.fingerprint(),
+            "sha256:3B:C5:35:FD:A6:50:4A:92:74:57:40:58:11:02:87:06:41:C6:4E:06:81:F1:F3:D6:38:02:73:4A:BA:E3:BB:B6"
+        );
+        let mut map = ClientCertificateMap::default();
+        map.subjects.push(
+            parse_subject("E=a@example.org, CN=alice bot, OU=Ops, O=Partner\\, Inc, C=DE").unwrap(),
+        );
+        assert!(map.accepts(&c));
+        map.subjects[0].0.pop();
+        assert!(
+            !map.accepts(&c),
+            "a subset of the attributes is not the subject"
+        );
+    }
+
     #[test]
     fn malformed_der_has_no_subject_and_never_panics() {
         for bad in [
@@ -353,6 +382,18 @@ mod tests {
         ] {
             assert_eq!(subject_of(bad), None);
             let _ = ClientCertificate::from_der(bad).fingerprint();
+        }
+        // Every truncation and every single-byte change of a real certificate.
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let der = CertificateDer::from_pem_slice(PEM.as_bytes())
+            .unwrap()
+            .to_vec();
+        for n in 0..der.len() {
+            let _ = subject_of(&der[..n]);
+            let mut bent = der.clone();
+            bent[n] ^= 0xff;
+            let _ = subject_of(&bent);
         }
     }
 }
