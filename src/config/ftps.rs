@@ -1,4 +1,5 @@
-//! `[ftps]`: the explicit FTPS front end (README "FTPS"). Absent means FTPS is off.
+//! `[ftps]`: the FTPS front end, explicit (`listen`) and implicit (`implicit_listen`), with
+//! optional client certificates (README "FTPS"). Absent means FTPS is off.
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;

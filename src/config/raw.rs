@@ -169,7 +169,7 @@ pub struct RawUser {
     pub ftps_client_subjects: Vec<String>,
 }
 
-/// `[ftps]`: the explicit FTPS front end (`super::ftps`).
+/// `[ftps]`: the FTPS front end, explicit and implicit (`super::ftps`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawFtps {

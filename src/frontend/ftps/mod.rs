@@ -1,5 +1,7 @@
-//! The FTPS front end: explicit FTPS (`AUTH TLS`) on tokio-rustls, passive data connections
-//! only, every data connection encrypted. It knows only `transfer` (and `config` at startup).
+//! The FTPS front end: explicit FTPS (`AUTH TLS`) and implicit FTPS (TLS from the first byte)
+//! on tokio-rustls, optional client certificates (mutual TLS), passive data connections only,
+//! every data connection encrypted (and, with `require_ssl_reuse`, resuming the control
+//! connection's TLS session). It knows only `transfer` (and `config` at startup).
 //!
 //! Written here rather than on libunftp, whose known problems break our requirements: a failed
 //! TLS handshake on a data connection panics a task, it never sends TLS close_notify (so Python
