@@ -30,6 +30,7 @@ fn verify_passes_on_intact_log_and_names_first_bad_line() {
             method: "publickey".into(),
             outcome: "accepted".into(),
             certificate: None,
+            tls_certificate: None,
             reason: None,
         })
         .unwrap();

@@ -28,6 +28,9 @@ pub enum AuditEvent {
         /// in records written before this field existed).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         certificate: Option<CertificateRecord>,
+        /// The X.509 client certificate of an FTPS login by certificate (mutual TLS).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tls_certificate: Option<TlsCertificateRecord>,
         /// Why a login was refused, where the gateway knows more than `outcome` says.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
@@ -143,6 +146,16 @@ pub struct CertificateRecord {
     pub serial: u64,
     /// SHA-256 fingerprint of the signing CA's key (`SHA256:…`).
     pub ca: String,
+}
+
+/// An X.509 client certificate (FTPS mutual TLS), as a login record names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsCertificateRecord {
+    /// `sha256:AB:CD:…` of the certificate's DER.
+    pub sha256: String,
+    /// Its subject, e.g. `O=Partner,CN=alice`.
+    pub subject: String,
 }
 
 fn upload_operation() -> String {

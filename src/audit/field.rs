@@ -52,11 +52,16 @@ impl AuditEvent {
                 source,
                 method,
                 certificate,
+                tls_certificate,
                 ..
             } => {
                 c(user);
                 c(source);
                 c(method);
+                // A client CA's holder writes the subject.
+                if let Some(t) = tls_certificate {
+                    c(&mut t.subject);
+                }
                 // The CA wrote the key id, but any holder of a CA key can make it long.
                 if let Some(cert) = certificate {
                     c(&mut cert.key_id);

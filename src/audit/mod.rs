@@ -22,7 +22,7 @@ mod log;
 mod throttle;
 mod verify;
 
-pub use event::{AuditEvent, CertificateRecord};
+pub use event::{AuditEvent, CertificateRecord, TlsCertificateRecord};
 pub use field::DEFAULT_FIELD_CAP;
 pub use log::{AuditError, AuditLog};
 pub use throttle::{Admission, AttemptKind, AuthThrottle, ThrottleConfig};

@@ -285,6 +285,7 @@ fn long_client_fields_are_capped_with_their_hash() {
             method: "password".into(),
             outcome: "rejected".into(),
             certificate: None,
+            tls_certificate: None,
             reason: None,
         })
         .unwrap();
@@ -325,6 +326,7 @@ fn auth_records_name_certificates_and_old_records_still_verify() {
         method: "publickey".into(),
         outcome: "accepted".into(),
         certificate: None,
+        tls_certificate: None,
         reason: None,
     };
     log.append(&old).unwrap();
@@ -339,6 +341,7 @@ fn auth_records_name_certificates_and_old_records_still_verify() {
             serial: 42,
             ca: "SHA256:abc".into(),
         }),
+        tls_certificate: None,
         reason: Some("certificate expired".into()),
     })
     .unwrap();
@@ -357,6 +360,7 @@ fn auth_records_name_certificates_and_old_records_still_verify() {
         parsed,
         AuditEvent::Auth {
             certificate: None,
+            tls_certificate: None,
             reason: None,
             ..
         }

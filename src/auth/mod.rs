@@ -5,6 +5,7 @@
 //! protocols.
 
 mod certificate;
+mod client_certificate;
 pub mod guard;
 mod keys;
 mod password;
@@ -21,6 +22,10 @@ use zeroize::Zeroizing;
 use crate::config::{Config, Permissions};
 
 pub use certificate::{CertificateInfo, CertificateRefusal, TrustedCas};
+pub use client_certificate::{
+    ClientCertificate, ClientCertificateMap, ClientCertificateRefusal, Subject, parse_fingerprint,
+    parse_subject,
+};
 pub use guard::{AuthGuard, Method, Verdict};
 pub use sessions::{SessionLimitReached, SessionLimits, SessionSlot};
 
@@ -52,6 +57,7 @@ struct User {
     keys: Vec<PublicKey>,
     password_hash: Option<String>,
     permissions: Permissions,
+    client_certificates: ClientCertificateMap,
 }
 
 /// The users of every tenant, by name (names are unique across tenants), and the CAs trusted
@@ -82,6 +88,7 @@ impl Users {
                         keys: u.authorized_keys.clone(),
                         password_hash: u.password_hash.clone(),
                         permissions: u.permissions,
+                        client_certificates: u.ftps_client_certificates.clone(),
                     },
                 );
             }
@@ -154,6 +161,29 @@ impl Users {
             .get(user)
             .ok_or(CertificateRefusal::UnknownUser)?;
         Ok(self.account(user, u))
+    }
+
+    /// Maps an FTPS client certificate (already verified against `[ftps] client_ca` by TLS)
+    /// to `user`. A certificate another user lists is refused outright; one nobody lists is
+    /// [`ClientCertificateRefusal::NotMapped`], and the login falls back to a password.
+    pub fn by_client_certificate(
+        &self,
+        user: &str,
+        cert: &ClientCertificate,
+    ) -> Result<Account, ClientCertificateRefusal> {
+        if let Some(u) = self.users.get(user)
+            && u.client_certificates.accepts(cert)
+        {
+            return Ok(self.account(user, u));
+        }
+        if self
+            .users
+            .values()
+            .any(|u| u.client_certificates.accepts(cert))
+        {
+            return Err(ClientCertificateRefusal::OtherUser);
+        }
+        Err(ClientCertificateRefusal::NotMapped)
     }
 }
 

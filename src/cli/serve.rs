@@ -119,8 +119,19 @@ pub(crate) async fn serve(
         Some(f) => {
             let ftps = FtpsServer::new(&config, f, gateway.clone(), admission.clone())?;
             let listeners = ftps.bind().await?;
-            for a in listeners.iter().filter_map(|l| l.local_addr().ok()) {
+            for a in listeners
+                .explicit
+                .iter()
+                .filter_map(|l| l.local_addr().ok())
+            {
                 tracing::info!(address = %a, "listening for FTPS");
+            }
+            for a in listeners
+                .implicit
+                .iter()
+                .filter_map(|l| l.local_addr().ok())
+            {
+                tracing::info!(address = %a, "listening for implicit FTPS");
             }
             Some((ftps, listeners))
         }

@@ -1,8 +1,9 @@
-//! `[ftps]`: the explicit FTPS front end (README "FTPS"). Absent means FTPS is off.
+//! `[ftps]`: the FTPS front end, explicit (`listen`) and implicit (`implicit_listen`), with
+//! optional client certificates (README "FTPS"). Absent means FTPS is off.
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::Collector;
@@ -24,6 +25,13 @@ pub struct FtpsConfig {
     pub passive_address: Option<IpAddr>,
     /// How long a data connection may take to arrive, and to move any bytes once open.
     pub data_timeout: Duration,
+    /// Implicit FTPS listeners: TLS from the first byte (the old port 990 convention).
+    pub implicit_listen: Vec<SocketAddr>,
+    /// PEM bundle of the CAs whose client certificates may log users in; checked readable
+    /// and well-formed here, so a broken file stops the start.
+    pub client_ca: Option<PathBuf>,
+    /// Data connections must resume the control connection's TLS session.
+    pub require_ssl_reuse: bool,
 }
 
 pub(super) fn ftps(
@@ -31,22 +39,26 @@ pub(super) fn ftps(
     resolve: &dyn Fn(&str) -> PathBuf,
     c: &mut Collector,
 ) -> FtpsConfig {
-    let mut listen = Vec::new();
-    if raw.listen.is_empty() {
+    if raw.listen.is_empty() && raw.implicit_listen.is_empty() {
         c.push(
             "ftps.listen",
-            "no listen address; add one, e.g. listen = [\"0.0.0.0:21\"], or remove [ftps] to turn FTPS off",
+            "no listen address; add one, e.g. listen = [\"0.0.0.0:21\"] (or implicit_listen = [\"0.0.0.0:990\"]), or remove [ftps] to turn FTPS off",
         );
     }
-    for (i, addr) in raw.listen.iter().enumerate() {
-        match addr.parse::<SocketAddr>() {
-            Ok(a) => listen.push(a),
-            Err(_) => c.push(
-                format!("ftps.listen[{i}]"),
-                format!("`{addr}` is not an IP:port socket address; write e.g. \"0.0.0.0:21\""),
-            ),
+    let listen = addresses("ftps.listen", &raw.listen, "0.0.0.0:21", c);
+    let implicit_listen = addresses(
+        "ftps.implicit_listen",
+        &raw.implicit_listen,
+        "0.0.0.0:990",
+        c,
+    );
+    let client_ca = raw.client_ca.as_deref().map(|p| {
+        let path = resolve(p);
+        if let Err(e) = client_ca_roots(&path) {
+            c.push("ftps.client_ca", e);
         }
-    }
+        path
+    });
     let passive_ports = match raw.passive_ports.as_deref() {
         None => DEFAULT_PASSIVE_PORTS,
         Some(text) => port_range(text).unwrap_or_else(|| {
@@ -81,7 +93,51 @@ pub(super) fn ftps(
         passive_ports,
         passive_address,
         data_timeout: Duration::from_secs(secs.clamp(1, 3600)),
+        implicit_listen,
+        client_ca,
+        require_ssl_reuse: raw.require_ssl_reuse.unwrap_or(false),
     }
+}
+
+fn addresses(key: &str, raw: &[String], example: &str, c: &mut Collector) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for (i, addr) in raw.iter().enumerate() {
+        match addr.parse::<SocketAddr>() {
+            Ok(a) => out.push(a),
+            Err(_) => c.push(
+                format!("{key}[{i}]"),
+                format!("`{addr}` is not an IP:port socket address; write e.g. \"{example}\""),
+            ),
+        }
+    }
+    out
+}
+
+/// The trust anchors of a client CA bundle: every CERTIFICATE block must be a usable CA
+/// certificate, and there must be at least one (an empty bundle would trust nobody silently).
+pub fn client_ca_roots(path: &Path) -> Result<rustls::RootCertStore, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read {} as PEM certificates: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{} holds no CERTIFICATE block; put the PEM certificate of the CA that issues client certificates there",
+            path.display()
+        ));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for (i, cert) in certs.into_iter().enumerate() {
+        roots.add(cert).map_err(|e| {
+            format!(
+                "{}: certificate #{} is not a usable CA certificate ({e})",
+                path.display(),
+                i + 1
+            )
+        })?;
+    }
+    Ok(roots)
 }
 
 /// `"50000-50100"` (or a single port) → the range, if both ends are unprivileged and ordered.
@@ -94,8 +150,6 @@ fn port_range(text: &str) -> Option<RangeInclusive<u16>> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::super::{Config, ConfigError};
     use super::*;
 
@@ -150,6 +204,81 @@ master_key_file = "master.key"
                 "ftps.data_timeout_secs"
             ]
         );
+    }
+
+    const MIN: &str = "[ftps]\ncertificate = \"c.pem\"\nprivate_key = \"k.pem\"\n";
+
+    fn problems(text: &str) -> Vec<(String, String)> {
+        match parse(text) {
+            Err(ConfigError::Invalid { problems, .. }) => {
+                problems.into_iter().map(|p| (p.key, p.message)).collect()
+            }
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn implicit_listen_alone_is_enough_and_is_checked() {
+        let f = parse(&format!("{MIN}implicit_listen = [\"127.0.0.1:990\"]"))
+            .unwrap()
+            .ftps
+            .unwrap();
+        assert!(f.listen.is_empty());
+        assert_eq!(f.implicit_listen, ["127.0.0.1:990".parse().unwrap()]);
+        assert!(!f.require_ssl_reuse);
+        let p = problems(MIN);
+        assert_eq!(p[0].0, "ftps.listen", "{p:?}");
+        let p = problems(&format!("{MIN}implicit_listen = [\"990\"]"));
+        assert_eq!(p[0].0, "ftps.implicit_listen[0]", "{p:?}");
+    }
+
+    #[test]
+    fn client_ca_fails_closed_when_unreadable_or_not_a_ca_bundle() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificates here\n").unwrap();
+        let bad = dir.path().join("bad.pem");
+        std::fs::write(
+            &bad,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        for (file, words) in [
+            (&missing, "cannot read"),
+            (&empty, "no CERTIFICATE block"),
+            (&bad, "not a usable CA certificate"),
+        ] {
+            let p = problems(&format!(
+                "{MIN}listen = [\"127.0.0.1:21\"]\nclient_ca = \"{}\"",
+                file.display()
+            ));
+            assert_eq!(p.len(), 1, "{p:?}");
+            assert_eq!(p[0].0, "ftps.client_ca");
+            assert!(p[0].1.contains(words), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn client_certificate_mappings_are_checked_and_need_a_client_ca() {
+        let users = "[destinations.local]\nkind = \"fs\"\nroot = \"s\"\ncountry = \"DE\"\n\
+            [tenants.acme]\nroute = { destination = \"local\", prefix = \"acme/\" }\n\
+            [tenants.acme.users.carla]\nftps_client_certificates = [\"sha256:AB\"]\n\
+            ftps_client_subjects = [\"CN=carla\", \"XX=1\"]\n";
+        let p = problems(&format!("{MIN}listen = [\"127.0.0.1:21\"]\n{users}"));
+        let keys: Vec<&str> = p.iter().map(|p| p.0.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "tenants.acme.users.carla.ftps_client_certificates[0]",
+                "tenants.acme.users.carla.ftps_client_subjects[1]",
+                "tenants.acme.users.carla",
+                "tenants.acme.users.carla",
+            ],
+            "{p:?}"
+        );
+        assert!(p[2].1.contains("client_ca"), "{p:?}");
+        assert!(p[3].1.contains("no way to log in"), "{p:?}");
     }
 
     #[test]

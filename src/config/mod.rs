@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub use audit::AuditConfig;
 pub use destinations::{DestinationConfig, DestinationKind};
-pub use ftps::FtpsConfig;
+pub use ftps::{FtpsConfig, client_ca_roots};
 pub use limits::LimitsConfig;
 pub use s3::{S3Credentials, S3DestinationConfig, SELF_HOSTED, StorageConfig};
 pub use server::{
@@ -224,7 +224,8 @@ impl Config {
         let ftps = raw.ftps.as_ref().map(|f| ftps::ftps(f, &resolve, c));
         let destinations = destinations::destinations(raw.destinations, &resolve, c);
         let tenants = tenants::tenants(raw.tenants, &destinations, &resolve, c);
-        users::check_login_methods(&tenants, !auth.user_ca_keys.is_empty(), c);
+        let client_ca = ftps.as_ref().is_some_and(|f| f.client_ca.is_some());
+        users::check_login_methods(&tenants, !auth.user_ca_keys.is_empty(), client_ca, c);
         Config {
             file: file.to_path_buf(),
             server,

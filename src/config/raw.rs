@@ -165,12 +165,19 @@ pub struct RawUser {
     /// Accepted only to refuse it with a useful message: plaintext passwords never live in config.
     pub password: Option<toml::Value>,
     pub permissions: Option<Vec<String>>,
+    /// FTPS client certificates (mutual TLS) that log this user in: `sha256:AB:CD:…`.
+    #[serde(default)]
+    pub ftps_client_certificates: Vec<String>,
+    /// ... or by subject, `CN=alice,O=Partner` (attributes in any order).
+    #[serde(default)]
+    pub ftps_client_subjects: Vec<String>,
 }
 
-/// `[ftps]`: the explicit FTPS front end (`super::ftps`).
+/// `[ftps]`: the FTPS front end, explicit and implicit (`super::ftps`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawFtps {
+    #[serde(default)]
     pub listen: Vec<String>,
     pub certificate: String,
     pub private_key: String,
@@ -178,4 +185,11 @@ pub struct RawFtps {
     pub passive_ports: Option<String>,
     pub passive_address: Option<String>,
     pub data_timeout_secs: Option<u64>,
+    /// Implicit FTPS (TLS from the first byte) listen addresses, e.g. `["0.0.0.0:990"]`.
+    #[serde(default)]
+    pub implicit_listen: Vec<String>,
+    /// PEM bundle of the CAs whose client certificates may log users in (mutual TLS).
+    pub client_ca: Option<String>,
+    /// Data connections must resume the control connection's TLS session (vsftpd's option).
+    pub require_ssl_reuse: Option<bool>,
 }

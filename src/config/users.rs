@@ -9,6 +9,7 @@ use russh::keys::PublicKey;
 use super::raw::RawUser;
 use super::tenants::TenantConfig;
 use super::{Collector, valid_name};
+use crate::auth::{ClientCertificateMap, parse_fingerprint, parse_subject};
 
 #[derive(Clone)]
 pub struct UserConfig {
@@ -18,6 +19,9 @@ pub struct UserConfig {
     /// argon2id PHC string (never a plaintext password).
     pub password_hash: Option<String>,
     pub permissions: Permissions,
+    /// FTPS client certificates that log this user in (`ftps_client_certificates`,
+    /// `ftps_client_subjects`); they count only when `[ftps] client_ca` is set.
+    pub ftps_client_certificates: ClientCertificateMap,
 }
 
 impl fmt::Debug for UserConfig {
@@ -29,6 +33,7 @@ impl fmt::Debug for UserConfig {
             .field("authorized_keys", &self.authorized_keys.len())
             .field("password", &self.password_hash.is_some())
             .field("permissions", &self.permissions)
+            .field("ftps_client_certificates", &self.ftps_client_certificates)
             .finish()
     }
 }
@@ -71,13 +76,33 @@ pub(super) fn user(
     let password_hash = password_hash(&ukey, &u, c);
     let authorized_keys = authorized_keys(&ukey, &u, resolve, c);
     let permissions = permissions(&ukey, u.permissions.as_deref(), c);
+    let ftps_client_certificates = client_certificates(&ukey, &u, c);
     UserConfig {
         name: uname,
         tenant: tenant.to_string(),
         authorized_keys,
         password_hash,
         permissions,
+        ftps_client_certificates,
     }
+}
+
+/// `ftps_client_certificates` (fingerprints) and `ftps_client_subjects`.
+fn client_certificates(ukey: &str, u: &RawUser, c: &mut Collector) -> ClientCertificateMap {
+    let mut map = ClientCertificateMap::default();
+    for (i, f) in u.ftps_client_certificates.iter().enumerate() {
+        match parse_fingerprint(f) {
+            Ok(d) => map.fingerprints.push(d),
+            Err(e) => c.push(format!("{ukey}.ftps_client_certificates[{i}]"), e),
+        }
+    }
+    for (i, s) in u.ftps_client_subjects.iter().enumerate() {
+        match parse_subject(s) {
+            Ok(s) => map.subjects.push(s),
+            Err(e) => c.push(format!("{ukey}.ftps_client_subjects[{i}]"), e),
+        }
+    }
+    map
 }
 
 /// The argon2id hash, if any; a plaintext `password` is refused without being echoed.
@@ -198,23 +223,34 @@ pub fn parse_authorized_key(line: &str) -> Result<Option<PublicKey>, String> {
     })
 }
 
-/// Every user needs a way to log in: a key, a password hash, or, when `[auth] user_ca_keys`
-/// trusts a CA, a certificate (checked here, after `[auth]` and the tenants are both read).
+/// Every user needs a way to log in: a key, a password hash, a mapped FTPS client certificate
+/// or, when `[auth] user_ca_keys` trusts a CA, an SSH certificate (checked here, after `[auth]`,
+/// `[ftps]` and the tenants are all read). Client certificate mappings need `[ftps] client_ca`.
 pub(super) fn check_login_methods(
     tenants: &BTreeMap<String, TenantConfig>,
     certificates: bool,
+    client_ca: bool,
     c: &mut Collector,
 ) {
-    if certificates {
-        return;
-    }
     for (tname, t) in tenants {
         for (uname, u) in &t.users {
+            let mapped = !u.ftps_client_certificates.is_empty();
+            if mapped && !client_ca {
+                c.push(
+                    format!("tenants.{tname}.users.{uname}"),
+                    "ftps_client_certificates/ftps_client_subjects need [ftps] client_ca, the CA \
+                     that issues those certificates",
+                );
+            }
+            if certificates || (mapped && client_ca) {
+                continue;
+            }
             if u.authorized_keys.is_empty() && u.password_hash.is_none() {
                 c.push(
                     format!("tenants.{tname}.users.{uname}"),
                     "no way to log in; add authorized_keys, authorized_keys_file or password_hash \
-                     (or trust a CA in [auth] user_ca_keys for certificate logins)",
+                     (or trust a CA in [auth] user_ca_keys for certificate logins, or map FTPS \
+                     client certificates with [ftps] client_ca set)",
                 );
             }
         }

@@ -8,8 +8,11 @@ use std::time::{Instant, SystemTime};
 use super::{AuthOutcome, Gateway};
 use crate::audit::{
     AttemptKind, AuditEvent, AuditLog, AuthThrottle, CertificateRecord, ThrottleConfig,
+    TlsCertificateRecord,
 };
-use crate::auth::{CertificateInfo, CertificateRefusal};
+use crate::auth::{
+    CertificateInfo, CertificateRefusal, ClientCertificate, ClientCertificateRefusal,
+};
 
 /// The method name a certificate login is audited under.
 pub const CERTIFICATE_METHOD: &str = "publickey-certificate";
@@ -23,6 +26,17 @@ pub struct CertificateAttempt<'a> {
     pub info: &'a CertificateInfo,
 }
 use crate::config::Config;
+
+/// The method name an FTPS client certificate login is audited under.
+pub const CLIENT_CERTIFICATE_METHOD: &str = "ftps certificate";
+
+/// Who presented an FTPS client certificate, from where, and the certificate.
+pub struct ClientCertificateAttempt<'a> {
+    pub user: &'a str,
+    pub tenant: Option<&'a str>,
+    pub source: &'a str,
+    pub cert: &'a ClientCertificate,
+}
 
 impl AuthOutcome {
     fn attempt_kind(self) -> AttemptKind {
@@ -94,7 +108,7 @@ impl Gateway {
         method: &str,
         outcome: AuthOutcome,
     ) -> bool {
-        self.record_auth(user, tenant, source, method, outcome, None, None)
+        self.record_auth(user, tenant, source, method, outcome, None, None, None)
     }
 
     /// [`Gateway::audit_auth`] for a login by OpenSSH user certificate: the record also names
@@ -117,11 +131,35 @@ impl Gateway {
                 serial: info.serial,
                 ca: info.ca.clone(),
             }),
+            None,
             reason.map(ToString::to_string),
         )
     }
 
-    #[allow(clippy::too_many_arguments)] // one record's fields, named at the two callers above
+    /// [`Gateway::audit_auth`] for an FTPS login by X.509 client certificate: method
+    /// `ftps certificate`, with the certificate's fingerprint and subject.
+    pub fn audit_auth_client_certificate(
+        &self,
+        attempt: &ClientCertificateAttempt<'_>,
+        outcome: AuthOutcome,
+        reason: Option<&ClientCertificateRefusal>,
+    ) -> bool {
+        self.record_auth(
+            attempt.user,
+            attempt.tenant,
+            attempt.source,
+            CLIENT_CERTIFICATE_METHOD,
+            outcome,
+            None,
+            Some(TlsCertificateRecord {
+                sha256: attempt.cert.fingerprint(),
+                subject: attempt.cert.subject_text(),
+            }),
+            reason.map(ToString::to_string),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)] // one record's fields, named at the callers above
     fn record_auth(
         &self,
         user: &str,
@@ -130,6 +168,7 @@ impl Gateway {
         method: &str,
         outcome: AuthOutcome,
         certificate: Option<CertificateRecord>,
+        tls_certificate: Option<TlsCertificateRecord>,
         reason: Option<String>,
     ) -> bool {
         let admission = self.auth_throttle.admit(
@@ -150,6 +189,7 @@ impl Gateway {
             method: method.to_string(),
             outcome: outcome.as_str().to_string(),
             certificate,
+            tls_certificate,
             reason,
         }) {
             Ok(_) => true,

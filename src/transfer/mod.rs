@@ -3,7 +3,9 @@
 //! stores, and answers with plaintext views (sizes, bytes) — never with storage details.
 
 mod auth_record;
-pub use auth_record::{CERTIFICATE_METHOD, CertificateAttempt};
+pub use auth_record::{
+    CERTIFICATE_METHOD, CLIENT_CERTIFICATE_METHOD, CertificateAttempt, ClientCertificateAttempt,
+};
 mod buffers;
 mod decide;
 pub mod download;
@@ -36,8 +38,8 @@ use crate::storage::s3::{Hooks, JournalError, Pending, S3Destination, StateChang
 use crate::storage::{Destination, EntryKind, ObjectMeta, Publish, StorageError};
 
 pub use crate::auth::{
-    AuthGuard, CertificateInfo, CertificateRefusal, Method, SessionLimitReached, SessionSlot,
-    Verdict,
+    AuthGuard, CertificateInfo, CertificateRefusal, ClientCertificate, ClientCertificateRefusal,
+    Method, SessionLimitReached, SessionSlot, Verdict,
 };
 use decide::Operation;
 pub use download::DownloadHandle;
@@ -427,6 +429,17 @@ impl Gateway {
             .by_certificate(user, cert, client, SystemTime::now())
             .map(Principal::from);
         (info, result)
+    }
+
+    /// Maps an FTPS client certificate (verified by TLS against `[ftps] client_ca`) to `user`.
+    pub fn authenticate_client_certificate(
+        &self,
+        user: &str,
+        cert: &ClientCertificate,
+    ) -> Result<Principal, ClientCertificateRefusal> {
+        self.users
+            .by_client_certificate(user, cert)
+            .map(Principal::from)
     }
 
     /// Uploads not yet committed or aborted (for graceful shutdown).

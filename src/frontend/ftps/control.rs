@@ -10,8 +10,8 @@ use tokio::io::AsyncWriteExt;
 
 use crate::frontend::admission::Entry;
 use crate::transfer::{
-    AuthOutcome, FileInfo, Method, Principal, Protocol, SessionSlot, TransferError, Verdict,
-    VirtualPath, WriteMode,
+    AuthOutcome, ClientCertificate, FileInfo, Method, Principal, Protocol, SessionSlot,
+    TransferError, Verdict, VirtualPath, WriteMode,
 };
 
 use super::Shared;
@@ -22,6 +22,7 @@ use super::listing;
 use super::passive::Passive;
 use super::reply;
 
+mod certificate_login;
 mod transfers;
 use transfers::Format;
 
@@ -62,6 +63,15 @@ pub struct Session {
     entry: Entry,
     /// The user's session slot (shared with SFTP), once logged in.
     slot: Option<SessionSlot>,
+    /// Implicit FTPS: TLS from the first byte.
+    implicit: bool,
+    /// The client certificate the TLS handshake verified, if the client sent one.
+    client_cert: Option<ClientCertificate>,
+    /// Random, written into this control connection's TLS session tickets: a data connection
+    /// that resumes a session carrying it resumes this connection's (`require_ssl_reuse`).
+    tls_token: [u8; 16],
+    /// Held from a STOR's start until its reply is sent (graceful shutdown waits for it).
+    stor_reply: Option<super::StorReply>,
 }
 
 type Reply = (u16, String);
@@ -86,6 +96,8 @@ fn data_refusal(e: DataError) -> Reply {
         DataError::Truncated | DataError::Timeout(_) | DataError::Io(_) => r(426, e.to_string()),
         // The 426 for the transfer is sent; this answers the ABOR itself.
         DataError::Aborted => r(226, "ABOR done"),
+        // vsftpd's reply for its require_ssl_reuse.
+        DataError::NotReused(_) => r(522, e.to_string()),
     }
 }
 
@@ -94,6 +106,7 @@ impl Session {
         shared: Arc<Shared>,
         tcp: tokio::net::TcpStream,
         peer: SocketAddr,
+        implicit: bool,
         entry: Entry,
     ) -> Session {
         let local = tcp.local_addr().unwrap_or(peer);
@@ -115,15 +128,24 @@ impl Session {
             login_failures: 0,
             entry,
             slot: None,
+            implicit,
+            client_cert: None,
+            tls_token: rand::random(),
+            stor_reply: None,
         }
     }
 
     pub async fn run(mut self) {
-        if self
-            .send(220, "eugate FTPS ready; send AUTH TLS")
-            .await
-            .is_err()
-        {
+        let greeting = if self.implicit {
+            // Plaintext or garbage on an implicit port fails here: the connection just closes.
+            if !self.start_tls().await {
+                return;
+            }
+            "eugate FTPS ready (implicit TLS)"
+        } else {
+            "eugate FTPS ready; send AUTH TLS"
+        };
+        if self.send(220, greeting).await.is_err() {
             return;
         }
         loop {
@@ -193,6 +215,7 @@ impl Session {
         }
         let (code, text) = self.dispatch(cmd).await;
         self.send(code, &text).await?;
+        self.stor_reply = None;
         if code == 421 {
             return Ok(Flow::Quit);
         }
@@ -221,20 +244,43 @@ impl Session {
         }
         self.send(234, "AUTH TLS accepted; start the TLS handshake")
             .await?;
+        Ok(if self.start_tls().await {
+            Flow::Continue
+        } else {
+            Flow::Quit
+        })
+    }
+
+    /// The TLS handshake on the control connection (after `AUTH TLS`, or first on an implicit
+    /// port); keeps the client certificate it verified. `false`: the connection is done.
+    async fn start_tls(&mut self) -> bool {
         let Control::Plain(tcp) = std::mem::replace(&mut self.control, Control::Gone) else {
-            return Ok(Flow::Quit);
+            return false;
         };
-        let handshake = self.shared.acceptor.accept(tcp);
+        let token = self.tls_token;
+        let handshake = self
+            .shared
+            .acceptor
+            .accept_with(tcp, |c| c.set_resumption_data(&token));
         match tokio::time::timeout(self.shared.data_timeout, handshake).await {
             Ok(Ok(tls)) => {
+                self.client_cert = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(|c| ClientCertificate::from_der(c));
                 self.control = Control::Tls(Box::new(tls));
-                Ok(Flow::Continue)
+                true
             }
             Ok(Err(e)) => {
-                tracing::info!(peer = %self.peer, error = %e, "TLS handshake on the control connection failed");
-                Ok(Flow::Quit)
+                tracing::info!(peer = %self.peer, implicit = self.implicit, error = %e, "TLS handshake on the control connection failed");
+                false
             }
-            Err(_) => Ok(Flow::Quit),
+            Err(_) => {
+                tracing::info!(peer = %self.peer, implicit = self.implicit, "TLS handshake on the control connection timed out");
+                false
+            }
         }
     }
 
@@ -260,7 +306,7 @@ impl Session {
             Command::Pbsz(_) => return r(200, "PBSZ=0"),
             Command::Prot(level) => return self.prot(&level),
             Command::Ccc => return r(534, "CCC refused: the control connection stays encrypted"),
-            Command::User(name) => return self.user(name),
+            Command::User(name) => return self.user(name).await,
             Command::Pass(pw) => return self.pass(pw).await,
             Command::Opts(o) => return opts(&o),
             _ => {}
@@ -288,12 +334,17 @@ impl Session {
         }
     }
 
-    fn user(&mut self, name: String) -> Reply {
+    async fn user(&mut self, name: String) -> Reply {
         if self.who.is_some() {
             return r(
                 503,
                 "already logged in; open a new connection to change user",
             );
+        }
+        if let Some(cert) = self.client_cert.clone()
+            && let Some(reply) = self.certificate_login(&name, &cert).await
+        {
+            return reply;
         }
         self.user = Some(name);
         r(331, "password required")
@@ -322,7 +373,16 @@ impl Session {
             }
         }
         match gw.authenticate_password(&user, pw).await {
-            Some(who) => self.login(who.over(Protocol::Ftps), "ftps password"),
+            Some(who) => {
+                let tenant = who.tenant.clone();
+                let record = |outcome| {
+                    gw.audit_auth(&user, Some(&tenant), &source, "ftps password", outcome)
+                };
+                match self.login(who, record) {
+                    Ok(()) => r(230, "logged in"),
+                    Err(refused) => refused,
+                }
+            }
             None => {
                 let delay = guard.failure(ip, &user, Method::Password, Instant::now());
                 gw.audit_auth(&user, None, &source, "ftps password", AuthOutcome::Rejected);
@@ -336,40 +396,30 @@ impl Session {
         }
     }
 
-    /// Starts the session of a user whose credential was proved by `method`: takes a session
-    /// slot (shared with SFTP) and writes the audit record, or refuses.
-    fn login(&mut self, who: Principal, method: &str) -> Reply {
+    /// Starts the session of a user whose credential is proved: takes a session slot (shared
+    /// with SFTP) and writes the audit record with `record`, or says why not.
+    fn login(&mut self, who: Principal, record: impl Fn(AuthOutcome) -> bool) -> Result<(), Reply> {
         let gw = self.shared.gateway.clone();
-        let source = self.peer.to_string();
         let slot = match gw.open_session(&who) {
             Ok(slot) => slot,
             Err(full) => {
                 tracing::warn!(user = %who.user, limit = full.limit, "session limit reached; FTPS login refused");
-                gw.audit_auth(
-                    &who.user,
-                    Some(&who.tenant),
-                    &source,
-                    method,
-                    AuthOutcome::SessionLimit,
-                );
-                return r(530, full.to_string());
+                record(AuthOutcome::SessionLimit);
+                return Err(r(530, full.to_string()));
             }
         };
-        if !gw.audit_auth(
-            &who.user,
-            Some(&who.tenant),
-            &source,
-            method,
-            AuthOutcome::Accepted,
-        ) {
-            return r(421, "the audit log is unavailable, so no session can start");
+        if !record(AuthOutcome::Accepted) {
+            return Err(r(
+                421,
+                "the audit log is unavailable, so no session can start",
+            ));
         }
         self.entry.authenticated();
         gw.guard().success(Some(self.peer.ip()), &who.user);
         tracing::info!(user = %who.user, peer = %self.peer, "FTPS login");
         self.slot = Some(slot);
-        self.who = Some(who);
-        r(230, "logged in")
+        self.who = Some(who.over(Protocol::Ftps));
+        Ok(())
     }
 
     async fn command(&mut self, cmd: Command, who: Principal) -> Reply {

@@ -47,24 +47,39 @@ pub enum DataError {
     Transfer(TransferError),
     #[error("aborted by ABOR")]
     Aborted,
+    #[error(
+        "TLS session reuse required: the data connection {0} the control connection's TLS session (require_ssl_reuse is on); use a client that resumes TLS sessions, such as lftp or curl"
+    )]
+    NotReused(&'static str),
 }
 
-/// Accepts the client's data connection and completes the TLS handshake (`PROT P`).
+/// Accepts the client's data connection and completes the TLS handshake (`PROT P`). With
+/// `reuse`, the handshake must have resumed the session whose resumption data is `reuse`: the
+/// control connection's own random token, so no other connection's session will do.
 pub async fn open(
     passive: Passive,
     acceptor: &TlsAcceptor,
     timeout: Duration,
+    reuse: Option<&[u8]>,
 ) -> Result<DataStream, DataError> {
     let tcp = passive
         .accept(timeout)
         .await
         .ok_or(DataError::NoConnection)?;
     drop(passive);
-    match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(DataError::Handshake(e.to_string())),
-        Err(_) => Err(DataError::Handshake("timed out".into())),
+    let stream = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(DataError::Handshake(e.to_string())),
+        Err(_) => return Err(DataError::Handshake("timed out".into())),
+    };
+    if let Some(token) = reuse {
+        match stream.get_ref().1.received_resumption_data() {
+            Some(t) if t == token => {}
+            Some(_) => return Err(DataError::NotReused("resumed a TLS session other than")),
+            None => return Err(DataError::NotReused("did not resume")),
+        }
     }
+    Ok(stream)
 }
 
 /// Streams the data connection into `upload` until the client's close_notify; returns the

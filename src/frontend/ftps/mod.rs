@@ -1,5 +1,7 @@
-//! The FTPS front end: explicit FTPS (`AUTH TLS`) on tokio-rustls, passive data connections
-//! only, every data connection encrypted. It knows only `transfer` (and `config` at startup).
+//! The FTPS front end: explicit FTPS (`AUTH TLS`) and implicit FTPS (TLS from the first byte)
+//! on tokio-rustls, optional client certificates (mutual TLS), passive data connections only,
+//! every data connection encrypted (and, with `require_ssl_reuse`, resuming the control
+//! connection's TLS session). It knows only `transfer` (and `config` at startup).
 //!
 //! Written here rather than on libunftp, whose known problems break our requirements: a failed
 //! TLS handshake on a data connection panics a task, it never sends TLS close_notify (so Python
@@ -52,11 +54,39 @@ pub(crate) struct Shared {
     login_grace: Duration,
     /// Shared with SFTP: the connection caps count both protocols.
     admission: Arc<Admission>,
+    require_ssl_reuse: bool,
+    /// STORs from their start until their reply is sent (see [`StorReply`]).
+    stors: tokio::sync::watch::Sender<usize>,
 }
+
+/// Counts one STOR until its reply is on the wire: an upload counts as finished in `transfer`
+/// when its commit is done, a moment before the 226, and a shutdown must not cut the control
+/// connection in between (a client that succeeded would see a failure and upload again).
+pub(crate) struct StorReply(Arc<Shared>);
+
+impl StorReply {
+    pub(crate) fn new(shared: &Arc<Shared>) -> StorReply {
+        shared.stors.send_modify(|n| *n += 1);
+        StorReply(shared.clone())
+    }
+}
+
+impl Drop for StorReply {
+    fn drop(&mut self) {
+        self.0.stors.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// After the sessions are closed, how long their uploads may take to abort.
+const ABORT_WAIT: Duration = Duration::from_secs(30);
+
+/// After the running uploads are done, how long STOR replies may take to go out.
+const STOR_FLUSH: Duration = Duration::from_secs(5);
 
 pub struct FtpsServer {
     shared: Arc<Shared>,
     listen: Vec<SocketAddr>,
+    implicit_listen: Vec<SocketAddr>,
     grace: Duration,
 }
 
@@ -67,7 +97,11 @@ impl FtpsServer {
         gateway: Arc<Gateway>,
         admission: Arc<Admission>,
     ) -> Result<FtpsServer, FtpsError> {
-        let (control, data) = tls::server_configs(&ftps.certificate, &ftps.private_key)?;
+        let (control, data) = tls::server_configs(
+            &ftps.certificate,
+            &ftps.private_key,
+            ftps.client_ca.as_deref(),
+        )?;
         let shared = Arc::new(Shared {
             gateway,
             acceptor: TlsAcceptor::from(control),
@@ -78,53 +112,93 @@ impl FtpsServer {
             idle_timeout: config.server.idle_timeout,
             login_grace: config.limits.login_grace,
             admission,
+            require_ssl_reuse: ftps.require_ssl_reuse,
+            stors: tokio::sync::watch::Sender::new(0),
         });
         Ok(FtpsServer {
             shared,
             listen: ftps.listen.clone(),
+            implicit_listen: ftps.implicit_listen.clone(),
             grace: config.server.shutdown_grace,
         })
     }
 
-    pub async fn bind(&self) -> Result<Vec<TcpListener>, FtpsError> {
-        let mut out = Vec::new();
-        for addr in &self.listen {
-            let l = TcpListener::bind(addr)
-                .await
-                .map_err(|source| FtpsError::Bind {
-                    addr: *addr,
-                    source,
-                })?;
-            out.push(l);
-        }
-        Ok(out)
+    /// The explicit listeners, then the implicit ones.
+    pub async fn bind(&self) -> Result<Listeners, FtpsError> {
+        Ok(Listeners {
+            explicit: bind_all(&self.listen).await?,
+            implicit: bind_all(&self.implicit_listen).await?,
+        })
     }
 
     /// Serves until `shutdown` resolves; then stops accepting, gives running uploads the grace
     /// period, and closes every connection (open uploads abort in `transfer`, nothing published).
-    pub async fn run(
-        &self,
-        listeners: Vec<TcpListener>,
-        shutdown: impl std::future::Future<Output = ()>,
-    ) {
+    pub async fn run(&self, listeners: Listeners, shutdown: impl std::future::Future<Output = ()>) {
         let sessions = Arc::new(tokio::sync::Mutex::new(tokio::task::JoinSet::new()));
         let mut accepts = tokio::task::JoinSet::new();
-        for l in listeners {
-            accepts.spawn(accept_loop(l, self.shared.clone(), sessions.clone()));
+        let explicit = listeners.explicit.into_iter().map(|l| (l, false));
+        let implicit = listeners.implicit.into_iter().map(|l| (l, true));
+        for (l, implicit) in explicit.chain(implicit) {
+            accepts.spawn(accept_loop(
+                l,
+                implicit,
+                self.shared.clone(),
+                sessions.clone(),
+            ));
         }
         shutdown.await;
         accepts.abort_all();
         while accepts.join_next().await.is_some() {}
         let gw = &self.shared.gateway;
-        let _ = tokio::time::timeout(self.grace, gw.wait_uploads_idle()).await;
+        let began = tokio::time::Instant::now();
+        if tokio::time::timeout(self.grace, gw.wait_uploads_idle())
+            .await
+            .is_ok()
+        {
+            let flush = STOR_FLUSH.min(self.grace.saturating_sub(began.elapsed()));
+            let mut stors = self.shared.stors.subscribe();
+            let _ = tokio::time::timeout(flush, stors.wait_for(|n| *n == 0)).await;
+        }
         let mut sessions = sessions.lock().await;
         sessions.abort_all();
         while sessions.join_next().await.is_some() {}
+        // The uploads those sessions held abort in `transfer` (an S3 multipart upload is
+        // aborted in the store): the process must not exit before that is done.
+        if tokio::time::timeout(ABORT_WAIT, gw.wait_uploads_idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                remaining = gw.uploads_in_flight(),
+                "FTPS uploads still aborting at shutdown deadline"
+            );
+        }
     }
+}
+
+/// Bound listening sockets: explicit FTPS (`AUTH TLS`) and implicit (TLS from the first byte).
+pub struct Listeners {
+    pub explicit: Vec<TcpListener>,
+    pub implicit: Vec<TcpListener>,
+}
+
+async fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, FtpsError> {
+    let mut out = Vec::new();
+    for addr in addrs {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|source| FtpsError::Bind {
+                addr: *addr,
+                source,
+            })?;
+        out.push(l);
+    }
+    Ok(out)
 }
 
 async fn accept_loop(
     listener: TcpListener,
+    implicit: bool,
     shared: Arc<Shared>,
     sessions: Arc<tokio::sync::Mutex<tokio::task::JoinSet<()>>>,
 ) {
@@ -147,7 +221,7 @@ async fn accept_loop(
             }
         };
         let _ = tcp.set_nodelay(true);
-        let session = control::Session::new(shared.clone(), tcp, peer, entry);
+        let session = control::Session::new(shared.clone(), tcp, peer, implicit, entry);
         let mut set = sessions.lock().await;
         // Finished sessions are reaped here, so the set does not grow.
         while set.try_join_next().is_some() {}

@@ -104,16 +104,19 @@ impl Session {
         self.send(150, &format!("opening TLS data connection for {what}"))
             .await
             .map_err(|e| r(426, e.to_string()))?;
+        let reuse = self.shared.require_ssl_reuse.then_some(&self.tls_token[..]);
         data::open(
             passive,
             &self.shared.data_acceptor,
             self.shared.data_timeout,
+            reuse,
         )
         .await
         .map_err(data_refusal)
     }
 
     pub(super) async fn stor(&mut self, who: &Principal, raw: &str) -> Reply {
+        self.stor_reply = Some(super::super::StorReply::new(&self.shared));
         let passive = match self.data_ready() {
             Ok(p) => p,
             Err(e) => return e,
@@ -274,27 +277,46 @@ impl Session {
             Err(e) => return e,
         };
         let timeout = self.shared.data_timeout;
-        if let Some(i) = single
-            && let Err(e) = data::send(&mut stream, format.line(&i).as_bytes(), timeout).await
-        {
+        // ABOR first: a listing can be written whole in one poll (it fits the socket buffer),
+        // and an ABOR already waiting must still stop it.
+        let sent = tokio::select! {
+            biased;
+            () = self.until_abort() => Err(DataError::Aborted),
+            r = send_listing(&mut stream, single.as_ref(), listing.as_mut(), format, timeout) => r,
+        };
+        if let Err(e) = sent {
             return data_refusal(e);
-        }
-        while let Some(l) = listing.as_mut() {
-            let page = match l.next_page(PAGE_ENTRIES, PAGE_NAME_BYTES).await {
-                Ok(Some(page)) => page,
-                Ok(None) => break,
-                Err(e) => return refusal(e),
-            };
-            let text: String = page.iter().map(|i| format.line(i)).collect();
-            if let Err(e) = data::send(&mut stream, text.as_bytes(), timeout).await {
-                return data_refusal(e);
-            }
         }
         match data::finish(stream, timeout).await {
             Ok(()) => r(226, "listing sent"),
             Err(e) => data_refusal(e),
         }
     }
+}
+
+/// Writes a listing (one file's line, or a directory page by page) to the data connection.
+async fn send_listing(
+    stream: &mut data::DataStream,
+    single: Option<&FileInfo>,
+    mut listing: Option<&mut crate::transfer::DirListing>,
+    format: Format,
+    timeout: std::time::Duration,
+) -> Result<(), DataError> {
+    if let Some(i) = single {
+        data::send(stream, format.line(i).as_bytes(), timeout).await?;
+    }
+    while let Some(l) = listing.as_deref_mut() {
+        let Some(page) = l
+            .next_page(PAGE_ENTRIES, PAGE_NAME_BYTES)
+            .await
+            .map_err(DataError::Transfer)?
+        else {
+            break;
+        };
+        let text: String = page.iter().map(|i| format.line(i)).collect();
+        data::send(stream, text.as_bytes(), timeout).await?;
+    }
+    Ok(())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
