@@ -514,5 +514,27 @@ fn a_second_run_reuses_the_ca_and_refuses_unsafe_modes() {
     // A password file that no longer matches the config's hash is refused too.
     std::fs::write(dir.join("demo_user_password"), "not-the-password\n").unwrap();
     let err = refused(cwd.path());
-    assert!(err.contains("does not match password_hash"), "{err}");
+    assert!(err.contains("no longer matches password_hash"), "{err}");
+    // Missing altogether: a new one is made, and the demo says the config's hash must follow it.
+    std::fs::remove_file(dir.join("demo_user_password")).unwrap();
+    let err = refused(cwd.path());
+    assert!(err.contains("was missing"), "{err}");
+    assert_eq!(mode(&dir.join("demo_user_password")), 0o600);
+    // The fix it names works: hash the file into gateway.toml, and the demo serves again.
+    let hash = run_with_stdin(
+        Command::new(bin()).arg("passwd"),
+        &std::fs::read(dir.join("demo_user_password")).unwrap(),
+    );
+    let hash = String::from_utf8(hash.stdout).unwrap();
+    let toml = std::fs::read_to_string(dir.join("gateway.toml")).unwrap();
+    let old = toml
+        .lines()
+        .find(|l| l.starts_with("password_hash = "))
+        .unwrap();
+    let toml = toml.replace(old, &format!("password_hash = \"{}\"", hash.trim()));
+    std::fs::write(dir.join("gateway.toml"), toml).unwrap();
+    let demo = start(cwd.path());
+    let (curl, url) = demo.curl_parts();
+    let out = demo.sh(&format!("{curl} {url}"), b"");
+    assert_ok("curl list with the new password", &out, &demo);
 }

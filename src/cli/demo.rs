@@ -121,6 +121,8 @@ fn check_password(dir: &Path, config: &Config) -> anyhow::Result<()> {
     else {
         return Ok(());
     };
+    let file = dir.join(files::PASSWORD_FILE);
+    let made_now = !file.exists();
     let password = files::password(dir)?;
     let matches = argon2::PasswordHash::new(hash).is_ok_and(|h| {
         argon2::Argon2::default()
@@ -128,11 +130,16 @@ fn check_password(dir: &Path, config: &Config) -> anyhow::Result<()> {
             .is_ok()
     });
     if !matches {
+        let what = if made_now {
+            "was missing; a new password is now in it, but it"
+        } else {
+            "no longer"
+        };
         anyhow::bail!(
-            "{} does not match password_hash of user demo in gateway.toml; put the output of \
-             `eugate passwd < {}` there, or delete both the file and that line",
-            dir.join(files::PASSWORD_FILE).display(),
-            dir.join(files::PASSWORD_FILE).display()
+            "{f} {what} matches password_hash of user demo in {cfg}; set password_hash to the output of \
+             `eugate passwd < {f}`, or move {cfg} away to have the demo write a new one",
+            f = file.display(),
+            cfg = config.file.display()
         );
     }
     Ok(())
