@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""End-to-end SFTP benchmark: eugate vs `rclone serve sftp` (crypt over S3) vs OpenSSH sftp-server.
+"""End-to-end SFTP benchmark: eugate vs `rclone serve sftp` (crypt over S3) vs OpenSSH sftp-server,
+and eugate's FTPS front end beside its SFTP one.
 
 Started by benches/e2e.sh (which installs the tools and builds eugate). Everything runs on
 loopback ports inside one temp dir and is torn down on exit, also on Ctrl-C / SIGTERM.
@@ -15,6 +16,16 @@ What is measured, per peer, with the OpenSSH `sftp` client (`-b` batch, cipher p
     target (peak RSS <= 512 MiB for 32 concurrent uploads); printed as its own line after the table,
     `eugate 32x64MiB concurrent: <MB/s> MB/s, peak RSS <N> MiB, <n>/32 ok`. --no-concurrent skips it too.
 Garage's own CPU is reported beside the S3-backed peers: it is work the S3 server does, not the peer.
+
+FTPS row (peer `eugate-ftps`, on by default): a second eugate process, configured like the first
+(same destination, same Garage or tmpfs, its own tenant prefix) but uploaded to with
+`curl --ssl-reqd` over explicit FTPS (AUTH TLS, PROT P) instead of sftp, TLS 1.3 pinned to
+AES-128-GCM (--ftps-tls13-ciphers) as sftp is pinned to aes128-gcm; the server certificate comes from
+a throwaway CA made by certs/make-demo-ca.sh and curl verifies it. Its own process, so its peak RSS
+is not the SFTP runs' leftover. The same single uploads (interleaved with the SFTP peers), the same
+--concurrent step and the download, measured the same way; after the table one line,
+`ftps: eugate-ftps <CPU-s/GiB> CPU-s/GiB, peak RSS <N> MiB; FTPS/SFTP CPU <r>, RSS <r>`,
+the ratios to eugate's SFTP figures of the same run.
 
 S3 transport. Every real S3 provider is HTTPS-only, and eugate skips SigV4 payload signing only over
 TLS (over plain HTTP it SHA-256s every byte), so by default the S3 peers talk TLS: a throwaway CA and a
@@ -81,7 +92,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, proc, name, timeout=60):
+def wait_port(port, proc, name, timeout=60, banner=b"SSH-"):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -89,7 +100,7 @@ def wait_port(port, proc, name, timeout=60):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
                 s.settimeout(5)
-                if s.recv(7).startswith(b"SSH-"):
+                if s.recv(7).startswith(banner):
                     return
         except OSError:
             pass
@@ -250,6 +261,8 @@ class Peer:
         self.remote_dir, self.uses_garage = remote_dir, uses_garage
         self.pid = proc.pid
         self.base_procs = 1
+        # FTPS peers: the CA file curl trusts and the user's password (None: an SFTP peer).
+        self.ca = self.password = None
 
     def remote(self, name):
         return f"{self.remote_dir.rstrip('/')}/{name}" if self.remote_dir else name
@@ -481,8 +494,11 @@ key = {d}/server.key
         return counts
 
     # ------------------------------------------------------------ eugate
-    def start_eugate(self):
-        d = self.path("eugate")
+    def start_eugate(self, ftps=False):
+        """eugate serving SFTP; with ftps=True the `eugate-ftps` peer: the same configuration plus
+        [ftps] (certificate from certs/make-demo-ca.sh, a random password), its own tenant prefix."""
+        name = "eugate-ftps" if ftps else "eugate"
+        d = self.path(name)
         os.makedirs(d, mode=0o700)
         eug = self.a.eugate
         self.keygen(os.path.join(d, "host_ed25519"), "host")
@@ -507,12 +523,29 @@ credentials = {{ env = "EUGATE_S3_EU" }}
             env["EUGATE_S3_EU_ACCESS_KEY_ID"] = GARAGE_KEY_ID
             env["EUGATE_S3_EU_SECRET_ACCESS_KEY"] = self.s3_secret
         else:
-            store = os.path.join(self.shm, "eugate-store")
+            store = os.path.join(self.shm, f"{name}-store")
             os.makedirs(store, mode=0o700)
             dest = f"""[destinations.eu]
 kind = "fs"
 root = "{store}"
 country = "DE"
+"""
+        ftps_toml, user_toml, ftps_port = "", "", None
+        if ftps:
+            certs = os.path.join(d, "certs")
+            subprocess.run([os.path.join(REPO, "certs", "make-demo-ca.sh"), certs], check=True,
+                           stdout=subprocess.DEVNULL)
+            password = os.urandom(16).hex()
+            phc = subprocess.run([eug, "passwd"], input=password + "\n", check=True, capture_output=True,
+                                 text=True).stdout.strip()
+            user_toml = f'password_hash = "{phc}"\n'
+            ftps_port, pasv = free_port(), min(free_port(), 65535 - 64)
+            ftps_toml = f"""
+[ftps]
+listen = ["127.0.0.1:{ftps_port}"]
+certificate = "certs/server.pem"
+private_key = "certs/server.key"
+passive_ports = "{max(pasv, 1024)}-{max(pasv, 1024) + 64}"
 """
         conf = os.path.join(d, "gateway.toml")
         with open(conf, "w") as f:
@@ -528,18 +561,24 @@ master_key_file = "master.key"
 
 {dest}
 [tenants.bench]
-route = {{ destination = "eu", prefix = "bench/" }}
+route = {{ destination = "eu", prefix = "{'bench-ftps' if ftps else 'bench'}/" }}
 classification = "personal"
 
 [tenants.bench.users.bench]
 authorized_keys_file = "user.pub"
 permissions = ["read", "write", "delete"]
+{user_toml}{ftps_toml}
 {self.a.eugate_toml}
 """)
         subprocess.run([eug, "config", "check", conf], check=True, stdout=sys.stderr)
         p = self.spawn("eugate", [eug, "serve", "--config", conf], env=env, cwd=d)
-        wait_port(port, p, "eugate")
-        return Peer("eugate", p, port, "bench", os.path.join(d, "user"), "", self.a.eugate_dest == "s3")
+        wait_port(port, p, name)
+        if not ftps:
+            return Peer("eugate", p, port, "bench", os.path.join(d, "user"), "", self.a.eugate_dest == "s3")
+        wait_port(ftps_port, p, name, banner=b"220")
+        peer = Peer(name, p, ftps_port, "bench", None, "", self.a.eugate_dest == "s3")
+        peer.ca, peer.password = os.path.join(d, "certs", "ca.pem"), password
+        return peer
 
     # ------------------------------------------------------------ rclone serve sftp (crypt over S3)
     def start_rclone(self):
@@ -628,6 +667,43 @@ Subsystem sftp {sftp_server}
         return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 cwd=self.shm), batch
 
+    def curl(self, peer, args, verbose=False):
+        """curl over explicit FTPS to an FTPS peer, verifying its certificate against the peer's CA."""
+        argv = ["curl", "-v" if verbose else "-sS", "--ssl-reqd", "--cacert", peer.ca,
+                "--tls13-ciphers", self.a.ftps_tls13_ciphers, "--user", f"{peer.user}:{peer.password}", *args]
+        return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                cwd=self.shm), ""
+
+    def url(self, peer, name=""):
+        return f"ftp://127.0.0.1:{peer.port}/{name}"
+
+    def start_transfer(self, peer, op, local, remote):
+        """Starts one `put` or `get` with the peer's client (sftp, or curl for FTPS); returns
+        (process, text for its stdin)."""
+        if peer.password is None:
+            return self.sftp(peer, f"{op} {local} {remote}\n" if op == "put" else f"get {remote} {local}\n")
+        return self.curl(peer, ["-T", local, self.url(peer, remote)] if op == "put"
+                         else [self.url(peer, remote), "-o", local])
+
+    def transfer(self, peer, op, local, remote):
+        p, stdin = self.start_transfer(peer, op, local, remote)
+        _, err = p.communicate(stdin.encode())
+        if p.returncode != 0:
+            raise RuntimeError(f"{peer.name}: {op} failed ({p.returncode}): {err.decode(errors='replace')[-2000:]}")
+
+    def negotiated(self, peer):
+        """The cipher the client negotiated, from its verbose output on a tiny session."""
+        if peer.password is None:
+            err = self.sftp_run(peer, "pwd\n", verbose=True)
+            m = re.search(r"kex: server->client cipher: (\S+)", err)
+            return m.group(1) if m else "?"
+        p, _ = self.curl(peer, [self.url(peer)], verbose=True)
+        _, err = p.communicate()
+        if p.returncode != 0:
+            raise RuntimeError(f"{peer.name}: curl listing failed ({p.returncode}): {err.decode(errors='replace')[-2000:]}")
+        m = re.search(r"SSL connection using (\S+) / (\S+)", err.decode(errors="replace"))
+        return f"{m.group(1)} {m.group(2)}" if m else "?"
+
     def sftp_run(self, peer, batch, verbose=False):
         p, batch = self.sftp(peer, batch, verbose)
         out, err = p.communicate(batch.encode())
@@ -657,7 +733,7 @@ def check_disk_space(a, peers_wanted):
     """Garage keeps every uploaded byte under /tmp until the run ends. A full disk shows up
     as failed CLOSEs and collapsing throughput late in a run, so refuse to start instead."""
     s3_peers = [p for p in peers_wanted
-                if p == "rclone-crypt" or (p == "eugate" and a.eugate_dest == "s3")]
+                if p == "rclone-crypt" or (p in ("eugate", "eugate-ftps") and a.eugate_dest == "s3")]
     need = 0
     for p in s3_peers:
         need += a.size * a.runs
@@ -679,7 +755,9 @@ def main():
     ap.add_argument("--runs", type=int, default=3, help="single-upload runs per peer (default 3)")
     ap.add_argument("--eugate-dest", choices=["s3", "fs"], default="s3",
                     help="eugate's destination: s3 on the same Garage (default) or fs on tmpfs")
-    ap.add_argument("--peers", default="eugate,rclone-crypt,openssh")
+    ap.add_argument("--peers", default="eugate,eugate-ftps,rclone-crypt,openssh",
+                    help="eugate (SFTP), eugate-ftps (a second eugate, uploaded to with curl over FTPS), "
+                         "rclone-crypt, openssh")
     ap.add_argument("--concurrent", type=int, default=16)
     ap.add_argument("--concurrent-size", type=parse_size, default=64 * MIB)
     ap.add_argument("--no-concurrent", action="store_true",
@@ -694,6 +772,8 @@ def main():
     ap.add_argument("--cipher", default="aes128-gcm@openssh.com",
                     help="pinned with sftp -c; aes128-gcm is the AES-GCM cipher all three peers offer")
     ap.add_argument("--requests", type=int, default=64, help="sftp -R (outstanding requests)")
+    ap.add_argument("--ftps-tls13-ciphers", default="TLS_AES_128_GCM_SHA256",
+                    help="curl --tls13-ciphers for the FTPS row (AES-128-GCM, like the sftp cipher)")
     ap.add_argument("--eugate", default=os.path.join(REPO, "target", "release", "eugate"))
     ap.add_argument("--garage", default=os.environ.get("GARAGE", "/opt/eugate-tools/bin/garage"))
     ap.add_argument("--eugate-toml", default="",
@@ -713,7 +793,8 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     results = {}
     try:
-        need_garage = "rclone-crypt" in peers_wanted or ("eugate" in peers_wanted and a.eugate_dest == "s3")
+        need_garage = "rclone-crypt" in peers_wanted or (
+            {"eugate", "eugate-ftps"} & set(peers_wanted) and a.eugate_dest == "s3")
         if need_garage:
             b.start_garage()
             if not a.s3_plain_http:
@@ -721,7 +802,8 @@ def main():
             log(f"S3 transport: {transport(a, b)}")
         peers = []
         for name in peers_wanted:
-            start = {"eugate": b.start_eugate, "rclone-crypt": b.start_rclone, "openssh": b.start_openssh}[name]
+            start = {"eugate": b.start_eugate, "eugate-ftps": lambda: b.start_eugate(ftps=True),
+                     "rclone-crypt": b.start_rclone, "openssh": b.start_openssh}[name]
             peers.append(start())
         for p in peers:
             # Per-connection helpers (sshd children) come and go; the idle tree is the baseline.
@@ -739,14 +821,11 @@ def main():
         for p in peers:
             results[p.name] = {"up": [], "cipher": None, "conc": None, "down": None, "rss_conc": None,
                                "garage": p.uses_garage, "stunnel": p.uses_garage and bool(b.tls_port)}
-            # Negotiated cipher, from the client's -v output on a tiny session.
-            err = b.sftp_run(p, "pwd\n", verbose=True)
-            m = re.search(r"kex: server->client cipher: (\S+)", err)
-            results[p.name]["cipher"] = m.group(1) if m else "?"
+            results[p.name]["cipher"] = b.negotiated(p)
 
         for run in range(a.runs):
             for p in peers:
-                r = measure(p, b.aux(p), lambda p=p: b.sftp_run(p, f"put {src} {p.remote('up.bin')}\n"),
+                r = measure(p, b.aux(p), lambda p=p: b.transfer(p, "put", src, p.remote("up.bin")),
                             b.s3_ports(p))
                 results[p.name]["up"].append(r)
                 log(f"run {run + 1}/{a.runs} {p.name}: {a.size / 1e6 / r['wall']:.1f} MB/s, "
@@ -754,7 +833,7 @@ def main():
 
         if not a.no_concurrent:
             def conc(p, n, stem):
-                procs = [b.sftp(p, f"put {csrc} {p.remote(f'{stem}{i}.bin')}\n") for i in range(n)]
+                procs = [b.start_transfer(p, "put", csrc, p.remote(f"{stem}{i}.bin")) for i in range(n)]
                 for proc, batch in procs:
                     proc.stdin.write(batch.encode())
                     proc.stdin.close()
@@ -785,7 +864,7 @@ def main():
         if not a.no_download:
             for p in peers:
                 dst = os.path.join(b.shm, f"down-{p.name}.bin")
-                r = measure(p, b.aux(p), lambda p=p, dst=dst: b.sftp_run(p, f"get {p.remote('up.bin')} {dst}\n"),
+                r = measure(p, b.aux(p), lambda p=p, dst=dst: b.transfer(p, "get", dst, p.remote("up.bin")),
                             b.s3_ports(p))
                 r["extra"] = sha256(dst) == src_sha
                 os.unlink(dst)
@@ -854,7 +933,7 @@ def report(a, results, transport_text):
             (u["cpu"] + u.get("garage_cpu", 0.0) + u.get("stunnel_cpu", 0.0) + u.get("client_cpu", 0.0))
             / size_gib for u in r["up"])
         row = {
-            "peer": name + (f" ({a.eugate_dest})" if name == "eugate" else ""),
+            "peer": name + (f" ({a.eugate_dest})" if name.startswith("eugate") else ""),
             "upload MB/s med [range]": fmt_range(mbs),
             "CPU-s/GiB": fmt_range(cpu, "{:.2f}"),
             "peak RSS MiB": f"{rss:.0f}",
@@ -892,6 +971,9 @@ def report(a, results, transport_text):
     print(f"# e2e: {a.size / MIB:.0f} MiB x {a.runs} run(s), sftp -c {a.cipher} -R {a.requests}, "
           f"{a.concurrent}x{a.concurrent_size >> 20} MiB concurrent, MB = 10^6 bytes")
     print(f"# S3 transport: {transport_text}")
+    if "eugate-ftps" in results:
+        print(f"# eugate-ftps: curl --ssl-reqd (explicit FTPS, PROT P, passive) --tls13-ciphers "
+              f"{a.ftps_tls13_ciphers}, server certificate verified against a throwaway CA")
     print("| " + " | ".join(cols) + " |")
     print("|" + "|".join("---" for _ in cols) + "|")
     for row in rows:
@@ -922,6 +1004,14 @@ def report(a, results, transport_text):
         print(f"eugate {n}x{a.concurrent_size >> 20}MiB concurrent: {total / 1e6 / rc['wall']:.1f} MB/s, "
               f"peak RSS {rc['rss_mib']:.0f} MiB, {n - rc['extra']}/{n} ok "
               f"({rc['cpu'] / (total / GIB):.2f} CPU-s/GiB{extra})")
+
+    if "eugate-ftps" in summary:
+        f_, e = summary["eugate-ftps"], summary.get("eugate")
+        ratios = (f"FTPS/SFTP CPU {f_[1] / e[1]:.2f}, RSS {f_[2] / e[2]:.2f}" if e and e[1] > 0 and e[2] > 0
+                  else "no SFTP figure in this run")
+        print(f"ftps: eugate-ftps {f_[1]:.2f} CPU-s/GiB, peak RSS {f_[2]:.0f} MiB, {f_[0]:.1f} MB/s; "
+              f"eugate (SFTP) {e[1]:.2f} CPU-s/GiB, peak RSS {e[2]:.0f} MiB; {ratios}" if e else
+              f"ftps: eugate-ftps {f_[1]:.2f} CPU-s/GiB, peak RSS {f_[2]:.0f} MiB; {ratios}")
 
     ratio = (f"{summary['eugate'][0] / summary['rclone-crypt'][0]:.2f}"
              if "eugate" in summary and "rclone-crypt" in summary else "n/a")

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # End-to-end SFTP benchmark: eugate vs `rclone serve sftp` (crypt over S3) vs OpenSSH sftp-server,
+# plus an FTPS row (eugate uploaded to with `curl --ssl-reqd`, ratio to its SFTP figures),
 # all on loopback, one Garage as the S3 server. Usage:
-#   benches/e2e.sh [--size 1G] [--runs 3] [--eugate-dest s3|fs] [--peers eugate,rclone-crypt,openssh]
+#   benches/e2e.sh [--size 1G] [--runs 3] [--eugate-dest s3|fs]
+#                  [--peers eugate,eugate-ftps,rclone-crypt,openssh]
 #                  [--s3-plain-http] [--rss-concurrent 32] [--keep]
 # (see `benches/e2e.py --help`). S3 goes over TLS by default (stunnel in front of Garage, a throwaway CA).
-# Installs rclone / openssh-server / the sftp client / stunnel4 / openssl if missing,
+# Installs rclone / openssh-server / the sftp client / stunnel4 / openssl / curl if missing,
 # builds eugate (release), and runs benches/e2e.py, which starts every server in a temp dir,
 # measures, tears everything down (also on Ctrl-C) and prints a table ending in the `e2e:` line.
 set -euo pipefail
@@ -16,6 +18,7 @@ command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server
 command -v rclone >/dev/null || need_apt+=(rclone)
 command -v stunnel >/dev/null || command -v stunnel4 >/dev/null || need_apt+=(stunnel4)
 command -v openssl >/dev/null || need_apt+=(openssl)
+command -v curl >/dev/null || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "[e2e] installing ${need_apt[*]}" >&2
     sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"

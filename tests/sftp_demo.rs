@@ -25,6 +25,8 @@ impl Drop for Demo {
 fn start(cwd: &std::path::Path, port: u16) -> Demo {
     let mut child = Command::new(bin())
         .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        // Not the default 2121: tests run side by side (tests/demo_ftps.rs covers FTPS).
+        .args(["--ftps-listen", &format!("127.0.0.1:{}", free_port())])
         .current_dir(cwd)
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
@@ -52,6 +54,14 @@ fn start(cwd: &std::path::Path, port: u16) -> Demo {
         sftp,
         decrypt,
     }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Runs the printed command, made non-interactive (`-b -`, BatchMode).

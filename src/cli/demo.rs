@@ -1,9 +1,14 @@
 //! `eugate demo`: a working gateway on a fresh machine, no cloud account needed.
 //!
 //! Creates (if absent) `./eugate-demo/` with a host key, a keyring and master key, a tenant
-//! `demo` whose user `demo` logs in with `./eugate-demo/demo_user_key`, and a local
-//! destination folder; then serves on 127.0.0.1:2222 and prints the `sftp` command.
-//! A second run reuses everything that exists.
+//! `demo` whose user `demo` logs in with `./eugate-demo/demo_user_key` over SFTP or with the
+//! generated password in `./eugate-demo/demo_user_password` over FTPS, the demo CA and FTPS
+//! server certificate (`demo/tls.rs`), and a local destination folder; then serves SFTP on
+//! 127.0.0.1:2222 and explicit FTPS on 127.0.0.1:2121 and prints the `sftp`, `curl` and `lftp`
+//! commands. A second run reuses everything that exists.
+
+mod files;
+mod tls;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -25,6 +30,9 @@ pub struct DemoArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:2222", value_name = "ADDR")]
     pub listen: SocketAddr,
+    /// Address to listen on for explicit FTPS (AUTH TLS).
+    #[arg(long, default_value = "127.0.0.1:2121", value_name = "ADDR")]
+    pub ftps_listen: SocketAddr,
     /// Directory holding the demo's keys, config and store.
     #[arg(long, default_value = "eugate-demo", value_name = "DIR")]
     pub dir: PathBuf,
@@ -32,23 +40,33 @@ pub struct DemoArgs {
 
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = &args.dir;
-    let config_file = prepare(dir, args.listen)?;
+    if args.ftps_listen.port() == 0 {
+        anyhow::bail!("--ftps-listen needs a fixed port (the printed commands name it)");
+    }
+    let config_file = prepare(dir, args.listen, args.ftps_listen)?;
     let mut config = Config::load(&config_file)?;
     config.server.listen = vec![args.listen];
+    let ftps = match config.ftps.as_mut() {
+        Some(f) => {
+            f.listen = vec![args.ftps_listen];
+            check_password(dir, &config)?;
+            Some(args.ftps_listen)
+        }
+        None => None,
+    };
     let shown = shown_dir(dir);
-    let keyring = format!("{shown}/keyring");
-    let master = format!("{shown}/master.key");
     super::serve::runtime()?.block_on(super::serve::serve(config, |addrs| {
         let Some(addr) = addrs.first() else { return };
-        let host = match addr.ip() {
-            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-            ip => ip.to_string(),
-        };
-        println!("eugate demo is listening on {addr}. Connect with:\n");
-        println!(
-            "  sftp -i {shown}/demo_user_key -P {} -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={shown}/known_hosts demo@{host}\n",
-            addr.port()
-        );
+        print_sftp(&shown, *addr);
+        match ftps {
+            Some(ftps) => print_ftps(&shown, ftps),
+            None => println!(
+                "FTPS is off: {shown}/gateway.toml was made by an older eugate and has no [ftps] section.\n\
+                 Move it away (keys and store stay) and run `eugate demo` again to get one.\n"
+            ),
+        }
+        let keyring = format!("{shown}/keyring");
+        let master = format!("{shown}/master.key");
         println!("Uploads are sealed into {shown}/store/demo/ (ciphertext only). To check one:");
         println!(
             "  eugate decrypt {shown}/store/demo/FILE FILE.plain --keyring {keyring} --master-key-file {master}\n"
@@ -56,6 +74,75 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("Stop with Ctrl-C.");
     }))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `[::1]` or `127.0.0.1`, as URLs and `user@host` want it.
+fn host(addr: SocketAddr) -> String {
+    match addr.ip() {
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    }
+}
+
+fn print_sftp(shown: &str, addr: SocketAddr) {
+    println!("eugate demo is listening on {addr}. Connect with:\n");
+    println!(
+        "  sftp -i {shown}/demo_user_key -P {} -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={shown}/known_hosts demo@{}\n",
+        addr.port(),
+        host(addr)
+    );
+}
+
+/// The password stays in its file: the commands read it with `$(cat …)`, so it appears neither
+/// here nor in a log (curl then blanks it from its own argv; lftp takes it from the environment).
+fn print_ftps(shown: &str, addr: SocketAddr) {
+    let (ca, pw) = (
+        format!("{shown}/{}", tls::CA_CERT),
+        format!("{shown}/{}", files::PASSWORD_FILE),
+    );
+    let url = format!("ftp://{}:{}", host(addr), addr.port());
+    println!(
+        "FTPS (explicit, AUTH TLS) on {addr}: user demo, password in {pw}, server certificate from the demo CA {ca}:\n"
+    );
+    println!("  curl --ssl-reqd --cacert {ca} --user \"demo:$(cat {pw})\" -T FILE {url}/\n");
+    println!(
+        "  LFTP_PASSWORD=\"$(cat {pw})\" lftp --env-password -u demo -e \"set ftp:ssl-force true; set ftp:ssl-protect-data true; set ssl:ca-file {ca}\" {url}\n"
+    );
+}
+
+/// The password file must still match the config's hash (one of them may have been replaced).
+fn check_password(dir: &Path, config: &Config) -> anyhow::Result<()> {
+    use argon2::password_hash::PasswordVerifier;
+    let Some(hash) = config
+        .tenants
+        .get("demo")
+        .and_then(|t| t.users.get("demo"))
+        .and_then(|u| u.password_hash.as_deref())
+    else {
+        return Ok(());
+    };
+    let file = dir.join(files::PASSWORD_FILE);
+    let made_now = !file.exists();
+    let password = files::password(dir)?;
+    let matches = argon2::PasswordHash::new(hash).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    });
+    if !matches {
+        let what = if made_now {
+            "was missing; a new password is now in it, but it"
+        } else {
+            "no longer"
+        };
+        anyhow::bail!(
+            "{f} {what} matches password_hash of user demo in {cfg}; set password_hash to the output of \
+             `eugate passwd < {f}`, or move {cfg} away to have the demo write a new one",
+            f = file.display(),
+            cfg = config.file.display()
+        );
+    }
+    Ok(())
 }
 
 /// `./eugate-demo` as the user typed it, for copy-paste commands.
@@ -69,18 +156,22 @@ fn shown_dir(dir: &Path) -> String {
 }
 
 /// Creates whatever is missing; returns the config file.
-fn prepare(dir: &Path, listen: SocketAddr) -> anyhow::Result<PathBuf> {
+fn prepare(dir: &Path, listen: SocketAddr, ftps_listen: SocketAddr) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("chmod 700 {}", dir.display()))?;
 
     let host_key = dir.join("host_ed25519");
-    if !host_key.exists() {
+    if host_key.exists() {
+        files::check_secret(&host_key)?;
+    } else {
         let key = new_ed25519("eugate-demo-host")?;
         write_private_key(&key, &host_key)?;
     }
     let user_key = dir.join("demo_user_key");
-    if !user_key.exists() {
+    if user_key.exists() {
+        files::check_secret(&user_key)?;
+    } else {
         let key = new_ed25519("demo@eugate-demo")?;
         write_private_key(&key, &user_key)?;
         let public = key
@@ -104,8 +195,14 @@ fn prepare(dir: &Path, listen: SocketAddr) -> anyhow::Result<PathBuf> {
     }
     std::fs::create_dir_all(dir.join("store")).context("creating the demo store")?;
 
+    tls::ensure(dir)?;
+
     let config_file = dir.join("gateway.toml");
     if !config_file.exists() {
+        // The password is made with the config that holds its hash (or read, if only the
+        // config was deleted).
+        let password_hash = super::passwd::hash(files::password(dir)?.as_bytes())?;
+        let (ftps_cert, ftps_key) = (tls::SERVER_CERT, tls::SERVER_KEY);
         let text = format!(
             r#"# eugate demo configuration (created by `eugate demo`; edit freely).
 [server]
@@ -126,12 +223,21 @@ kind = "fs"
 root = "store"
 country = "DE"
 
+# Explicit FTPS (AUTH TLS). The certificate is signed by the demo CA in ftps-ca.pem.
+[ftps]
+listen = ["{ftps_listen}"]
+certificate = "{ftps_cert}"
+private_key = "{ftps_key}"
+passive_ports = "50000-50100"
+
 [tenants.demo]
 route = {{ destination = "local", prefix = "demo/" }}
 classification = "personal"
 
 [tenants.demo.users.demo]
 authorized_keys = ["{user_public}"]
+# argon2id of the password in demo_user_password (FTPS logins).
+password_hash = "{password_hash}"
 permissions = ["read", "write", "delete"]
 "#
         );
@@ -154,15 +260,5 @@ fn write_private_key(key: &PrivateKey, path: &Path) -> anyhow::Result<()> {
     let pem = key
         .to_openssh(LineEnding::LF)
         .context("encoding an OpenSSH private key")?;
-    let mut opts = std::fs::OpenOptions::new();
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    std::io::Write::write_all(&mut f, pem.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.sync_all().ok();
-    Ok(())
+    files::write_secret(path, pem.as_bytes())
 }
