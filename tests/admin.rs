@@ -171,11 +171,15 @@ fn value(samples: &[serde_json::Value], name: &str, labels: &[(&str, &str)]) -> 
 }
 
 fn ftps_put(a: &Admin, local: &str, name: &str) -> serde_json::Value {
+    ftps_put_as(a, BOB_PASSWORD, local, name)
+}
+
+fn ftps_put_as(a: &Admin, password: &str, local: &str, name: &str) -> serde_json::Value {
     let out = Command::new("python3")
         .arg(common::scripts().join("ftps_client.py"))
         .arg("put")
         .args(["--port", &a.ftps_port.to_string()])
-        .args(["--user", "bob", "--password", BOB_PASSWORD])
+        .args(["--user", "bob", "--password", password])
         .arg("--cafile")
         .arg(a.ca.join("ca.pem"))
         .args(["--local", local, "--name", name])
@@ -308,6 +312,55 @@ fn livez_readyz_and_metrics_count_known_uploads_without_client_names() {
             &s,
             "eugate_build_info",
             &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
+}
+
+/// Wrong passwords are counted by outcome, and the ban they cause shows as a gauge, without
+/// the user name they were tried for.
+#[test]
+fn refused_logins_and_the_ban_they_cause_are_counted() {
+    let a = start(Setup {
+        options: Options {
+            max_failures: 3,
+            ..Options::default()
+        },
+        ..Setup::default()
+    });
+    std::fs::write(a.g.path("f.bin"), b"x").unwrap();
+    let bans = |s: &[serde_json::Value]| {
+        value(s, "eugate_auth_active_bans", &[("scope", "user_at_source")])
+    };
+    assert_eq!(bans(&a.metrics()), 0.0);
+    for _ in 0..3 {
+        let r = ftps_put_as(&a, "wrong-password-for-bob", "f.bin", "f.bin");
+        assert!(r["exception"].is_string(), "{r}");
+    }
+    let s = a.metrics();
+    let ftps_pw = |outcome| {
+        value(
+            &s,
+            "eugate_auth_attempts_total",
+            &[
+                ("protocol", "ftps"),
+                ("method", "password"),
+                ("outcome", outcome),
+            ],
+        )
+    };
+    assert_eq!(ftps_pw("rejected"), 3.0);
+    assert_eq!(ftps_pw("accepted"), 0.0);
+    assert_eq!(bans(&s), 1.0);
+    // Banned now: even the right password is refused unheard, and counted so.
+    let r = ftps_put(&a, "f.bin", "f.bin");
+    assert!(r["exception"].is_string(), "{r}");
+    let s = a.metrics();
+    assert_eq!(
+        value(
+            &s,
+            "eugate_auth_attempts_total",
+            &[("protocol", "ftps"), ("outcome", "banned")]
         ),
         1.0
     );

@@ -95,6 +95,11 @@ struct AuthLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BanLabels {
+    scope: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DestinationLabels {
     destination: String,
     state: &'static str,
@@ -130,6 +135,7 @@ pub struct Metrics {
     upload_seconds: Family<DurationLabels, Histogram, fn() -> Histogram>,
     decisions: Family<DecisionLabels, Counter>,
     auth: Family<AuthLabels, Counter>,
+    bans: Family<BanLabels, Gauge>,
     sessions: Gauge,
     budget_in_use: Gauge,
     budget_limit: Gauge,
@@ -161,6 +167,7 @@ impl Metrics {
             upload_seconds: Family::new_with_constructor(duration_histogram),
             decisions: Family::default(),
             auth: Family::default(),
+            bans: Family::default(),
             sessions: Gauge::default(),
             budget_in_use: Gauge::default(),
             budget_limit: Gauge::default(),
@@ -207,6 +214,11 @@ impl Metrics {
             "eugate_auth_attempts",
             "Authentication attempts by protocol, method and outcome (banned: refused unheard)",
             self.auth.clone(),
+        );
+        r.register(
+            "eugate_auth_active_bans",
+            "Brute-force bans in force, of whole sources and of one user name from one source",
+            self.bans.clone(),
         );
         r.register(
             "eugate_sessions_open",
@@ -355,6 +367,12 @@ impl Metrics {
     /// The gauges, read from the gateway just before a scrape.
     pub fn set_state(&self, state: &GaugeState<'_>) {
         self.sessions.set(i64::from(state.sessions));
+        for (scope, n) in [
+            ("source", state.bans.sources),
+            ("user_at_source", state.bans.pairs),
+        ] {
+            self.bans.get_or_create(&BanLabels { scope }).set(to_i64(n));
+        }
         self.budget_in_use.set(to_i64(state.budget_in_use));
         self.budget_limit.set(to_i64(state.budget_limit));
         for (name, current) in state.destinations {
@@ -396,6 +414,7 @@ impl Metrics {
 #[derive(Debug)]
 pub struct GaugeState<'a> {
     pub sessions: u32,
+    pub bans: crate::auth::ActiveBans,
     pub budget_in_use: usize,
     pub budget_limit: usize,
     /// Destination name and its verification state name.

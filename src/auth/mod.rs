@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 use crate::config::{Config, Permissions};
 
 pub use certificate::{CertificateInfo, CertificateRefusal, TrustedCas};
-pub use guard::{AuthGuard, Method, Verdict};
+pub use guard::{ActiveBans, AuthGuard, Method, Verdict};
 pub use sessions::{SessionLimitReached, SessionLimits, SessionSlot};
 
 /// A user the credentials proved, with what the config grants them. Only this module makes

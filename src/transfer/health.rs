@@ -88,6 +88,7 @@ impl Gateway {
         let bundle = self.policy.current();
         self.metrics.set_state(&GaugeState {
             sessions: self.sessions.total(),
+            bans: self.guard.active_bans(std::time::Instant::now()),
             budget_in_use: self
                 .budget
                 .total_bytes()

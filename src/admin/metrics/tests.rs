@@ -19,6 +19,10 @@ fn sample(m: &Metrics) -> String {
     m.auth_attempt("alice' OR 1=1 --", AuthOutcome::Banned);
     m.set_state(&GaugeState {
         sessions: 3,
+        bans: crate::auth::ActiveBans {
+            sources: 2,
+            pairs: 5,
+        },
         budget_in_use: 2 << 20,
         budget_limit: 256 << 20,
         destinations: &[("eu-store".into(), "verified")],
@@ -44,6 +48,8 @@ fn families_carry_the_expected_label_sets() {
         r#"eugate_auth_attempts_total{protocol="ftps",method="password",outcome="accepted"} 1"#,
         r#"eugate_auth_attempts_total{protocol="other",method="other",outcome="banned"} 1"#,
         "eugate_sessions_open 3",
+        r#"eugate_auth_active_bans{scope="source"} 2"#,
+        r#"eugate_auth_active_bans{scope="user_at_source"} 5"#,
         "eugate_memory_budget_in_use_bytes 2097152",
         "eugate_memory_budget_limit_bytes 268435456",
         r#"eugate_destination_state{destination="eu-store",state="verified"} 1"#,
@@ -74,6 +80,10 @@ fn a_reloaded_bundle_replaces_the_old_hash() {
     let m = Metrics::new();
     let mut state = GaugeState {
         sessions: 0,
+        bans: crate::auth::ActiveBans {
+            sources: 0,
+            pairs: 0,
+        },
         budget_in_use: 0,
         budget_limit: 1,
         destinations: &[],
