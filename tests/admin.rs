@@ -230,7 +230,10 @@ fn livez_readyz_and_metrics_count_known_uploads_without_client_names() {
 
     let plain = data(300_000, 7);
     std::fs::write(a.g.path("patient-4711.bin"), &plain).unwrap();
-    a.g.sftp_ok("alice", "put patient-4711.bin /patient-4711.bin\n");
+    a.g.sftp_ok(
+        "alice",
+        "put patient-4711.bin /patient-4711.bin\nget /patient-4711.bin patient-4711.back\n",
+    );
     let put = ftps_put(&a, "patient-4711.bin", "ftps-dossier.bin");
     assert!(
         put["stor"].as_str().unwrap_or("").starts_with("226"),
@@ -250,6 +253,19 @@ fn livez_readyz_and_metrics_count_known_uploads_without_client_names() {
                 ("protocol", "sftp"),
                 ("tenant", "acme"),
                 ("direction", "in")
+            ]
+        ),
+        plain.len() as f64
+    );
+    assert_eq!(value(&s, "eugate_downloads_started_total", &acme_sftp), 1.0);
+    assert_eq!(
+        value(
+            &s,
+            "eugate_transfer_bytes_total",
+            &[
+                ("protocol", "sftp"),
+                ("tenant", "acme"),
+                ("direction", "out")
             ]
         ),
         plain.len() as f64
