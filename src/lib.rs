@@ -5,6 +5,7 @@
 //! streamed to storage. See `../shared/DESIGN.md` for the architecture and its invariants.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod budget;
@@ -15,4 +16,5 @@ pub mod frontend;
 pub mod keys;
 pub mod policy;
 pub mod storage;
+pub mod tls;
 pub mod transfer;

@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     ) {
         pin_malloc_mmap_threshold();
     }
-    eugate::cli::init_tracing(cli.verbose);
+    eugate::cli::init_tracing(cli.verbose, cli.log_format);
     match eugate::cli::run(cli) {
         Ok(code) => code,
         Err(err) => {

@@ -40,6 +40,13 @@ impl Method {
     }
 }
 
+/// How many bans are in force ([`AuthGuard::active_bans`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveBans {
+    pub sources: usize,
+    pub pairs: usize,
+}
+
 /// What the caller should do about one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -115,6 +122,10 @@ impl<K: Hash + Eq + Copy> Table<K> {
 
     fn banned(&self, k: &K, now: Instant) -> bool {
         self.entries.get(k).is_some_and(|e| e.banned(now))
+    }
+
+    fn bans(&self, now: Instant) -> usize {
+        self.entries.values().filter(|e| e.banned(now)).count()
     }
 
     fn live(&self, k: &K, now: Instant, forget: Duration) -> u32 {
@@ -282,6 +293,16 @@ impl AuthGuard {
                 s.warn_full(now);
                 self.cfg.max_delay
             }
+        }
+    }
+
+    /// Bans in force now: of whole sources, and of one user name from one source (for the
+    /// metrics; a scan of bounded tables).
+    pub fn active_bans(&self, now: Instant) -> ActiveBans {
+        let s = lock(&self.state);
+        ActiveBans {
+            sources: s.sources.bans(now),
+            pairs: s.pairs.bans(now),
         }
     }
 

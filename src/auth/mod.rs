@@ -26,7 +26,7 @@ pub use client_certificate::{
     ClientCertificate, ClientCertificateMap, ClientCertificateRefusal, Subject, parse_fingerprint,
     parse_subject,
 };
-pub use guard::{AuthGuard, Method, Verdict};
+pub use guard::{ActiveBans, AuthGuard, Method, Verdict};
 pub use sessions::{SessionLimitReached, SessionLimits, SessionSlot};
 
 /// A user the credentials proved, with what the config grants them. Only this module makes

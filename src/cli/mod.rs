@@ -22,6 +22,10 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// Log lines as text (default) or as one JSON object per line, for log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -51,8 +55,16 @@ pub enum Command {
     Destinations(destinations::DestinationsArgs),
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message`, and each event's
+    /// fields at the top level (e.g. `event`, `outcome`, `tenant`, `protocol`).
+    Json,
+}
+
 /// Logs go to stderr so that commands writing data to stdout stay pipeable.
-pub fn init_tracing(verbose: u8) {
+pub fn init_tracing(verbose: u8, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
         0 => "info",
@@ -63,11 +75,19 @@ pub fn init_tracing(verbose: u8) {
     // Colour only for a person at a terminal: log files and journals get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none();
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.with_ansi(ansi).try_init(),
+        // Flattened: an event's fields sit beside `message`, where shippers index them.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// Runs one command; the exit code is the command's own (e.g. `policy explain` exits 3 on deny).

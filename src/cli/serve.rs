@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
+use crate::admin::{AdminServer, AdminState, Readiness};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::config::Config;
 use crate::frontend::admission::Admission;
@@ -137,16 +138,34 @@ pub(crate) async fn serve(
         }
         None => None,
     };
+    let readiness = Arc::new(Readiness::default());
+    let admin = start_admin(&config, &gateway, &readiness).await?;
     ready(&addrs);
-    // One signal stops both front ends.
+    // One signal stops both front ends: /readyz turns 503 first, and the listeners stay open
+    // for `[admin] drain_delay_secs`, so a balancer stops sending before anyone is refused.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
+    let drain_delay = config
+        .admin
+        .as_ref()
+        .map_or(std::time::Duration::ZERO, |a| a.drain_delay);
+    {
+        let readiness = readiness.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            readiness.begin_draining();
+            if !drain_delay.is_zero() {
+                tracing::info!(
+                    delay_secs = drain_delay.as_secs(),
+                    "shutting down: /readyz answers 503; the listeners close after the drain delay"
+                );
+                tokio::time::sleep(drain_delay).await;
+            }
+            let _ = stop_tx.send(true);
+        });
+    }
     let ftps_run = async {
         if let Some((ftps, listeners)) = ftps {
             ftps.run(listeners, stopped(stop_rx.clone())).await;
@@ -185,8 +204,33 @@ pub(crate) async fn serve(
             tracing::error!(error = %e, "cannot record the shutdown in the audit log");
         }
     }
+    if let Some(task) = admin {
+        task.abort();
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds and starts the admin listener if `[admin]` is configured. It answers until the end of
+/// the shutdown (then its task is aborted), so `/readyz` says 503 throughout the grace period.
+async fn start_admin(
+    config: &Config,
+    gateway: &Arc<Gateway>,
+    readiness: &Arc<Readiness>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(admin) = &config.admin else {
+        return Ok(None);
+    };
+    let state = Arc::new(AdminState {
+        gateway: gateway.clone(),
+        readiness: readiness.clone(),
+    });
+    let server = AdminServer::new(admin, state).context("cannot start the admin listener")?;
+    let listeners = server.bind().await?;
+    for a in listeners.iter().filter_map(|l| l.local_addr().ok()) {
+        tracing::info!(address = %a, "listening for admin HTTPS (/livez, /readyz, /metrics)");
+    }
+    Ok(Some(tokio::spawn(server.run(listeners))))
 }
 
 /// Ctrl-C (SIGINT) or SIGTERM. SIGHUP stays with the policy reloader.

@@ -4,6 +4,7 @@
 //! then [`Config::from_raw`] checks meaning (addresses, paths, key lines, password hashes, routes)
 //! and collects *all* problems, so an operator fixes a file in one pass.
 
+mod admin;
 mod audit;
 mod destinations;
 mod ftps;
@@ -18,6 +19,7 @@ mod users;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use admin::{AdminConfig, DEFAULT_DRAIN_DELAY_SECS};
 pub use audit::AuditConfig;
 pub use destinations::{DestinationConfig, DestinationKind};
 pub use ftps::{FtpsConfig, client_ca_roots};
@@ -46,6 +48,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `None`: no `[ftps]` section, FTPS is off.
     pub ftps: Option<FtpsConfig>,
+    /// `None`: no `[admin]` section, no admin listener.
+    pub admin: Option<AdminConfig>,
     pub destinations: BTreeMap<String, DestinationConfig>,
     pub tenants: BTreeMap<String, TenantConfig>,
 }
@@ -222,6 +226,7 @@ impl Config {
         let storage = s3::storage(&raw.storage, &resolve, c);
         let limits = limits::limits(&raw.limits, c);
         let ftps = raw.ftps.as_ref().map(|f| ftps::ftps(f, &resolve, c));
+        let admin = raw.admin.as_ref().map(|a| admin::admin(a, &resolve, c));
         let destinations = destinations::destinations(raw.destinations, &resolve, c);
         let tenants = tenants::tenants(raw.tenants, &destinations, &resolve, c);
         let client_ca = ftps.as_ref().is_some_and(|f| f.client_ca.is_some());
@@ -236,6 +241,7 @@ impl Config {
             storage,
             limits,
             ftps,
+            admin,
             destinations,
             tenants,
         }

@@ -22,6 +22,8 @@ pub struct RawConfig {
     pub limits: RawLimits,
     /// `[ftps]`: absent means the FTPS front end is off.
     pub ftps: Option<RawFtps>,
+    /// `[admin]`: absent means no admin listener.
+    pub admin: Option<RawAdmin>,
     #[serde(default)]
     pub destinations: BTreeMap<String, RawDestination>,
     #[serde(default)]
@@ -192,4 +194,16 @@ pub struct RawFtps {
     pub client_ca: Option<String>,
     /// Data connections must resume the control connection's TLS session (vsftpd's option).
     pub require_ssl_reuse: Option<bool>,
+}
+
+/// `[admin]`: the HTTPS admin listener (`super::admin`); absent means no admin listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: Vec<String>,
+    pub certificate: String,
+    pub private_key: String,
+    /// PEM CA certificates: when set, clients must present a certificate they signed.
+    pub client_ca: Option<String>,
+    pub drain_delay_secs: Option<u64>,
 }

@@ -171,6 +171,17 @@ impl Gateway {
         tls_certificate: Option<TlsCertificateRecord>,
         reason: Option<String>,
     ) -> bool {
+        // Every attempt is counted and logged, also those the throttle keeps out of the audit log.
+        self.metrics.auth_attempt(method, outcome);
+        tracing::info!(
+            event = "auth",
+            outcome = outcome.as_str(),
+            method,
+            user,
+            tenant = tenant.unwrap_or(""),
+            source,
+            "authentication attempt"
+        );
         let admission = self.auth_throttle.admit(
             source,
             outcome.attempt_kind(),

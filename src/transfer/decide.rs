@@ -89,6 +89,11 @@ impl Gateway {
                     .into(),
             ));
         }
+        self.metrics.decision(
+            op.as_str(),
+            decision.allowed,
+            decision.policies.first().map(String::as_str),
+        );
         tracing::info!(
             tenant = %who.tenant,
             user = %who.user,

@@ -2,6 +2,7 @@
 //! it overlaps. The last opened segment is kept, because clients read sequentially in pieces
 //! smaller than a segment.
 
+use prometheus_client::metrics::counter::Counter;
 use zeroize::Zeroizing;
 
 use super::TransferError;
@@ -15,6 +16,8 @@ pub struct DownloadHandle {
     plaintext_len: u64,
     segments: u64,
     cache: Option<(u64, Zeroizing<Vec<u8>>)>,
+    /// Plaintext bytes sent to clients (`eugate_transfer_bytes{direction="out"}`).
+    bytes_out: Counter,
 }
 
 impl std::fmt::Debug for DownloadHandle {
@@ -30,6 +33,7 @@ impl DownloadHandle {
         reader: Box<dyn ObjectReader>,
         header_len: u64,
         key: ObjectKey,
+        bytes_out: Counter,
     ) -> Result<DownloadHandle, TransferError> {
         let sealed = reader.sealed_len();
         let plaintext_len = crate::crypto::plaintext_len(header_len, sealed)
@@ -43,6 +47,7 @@ impl DownloadHandle {
             plaintext_len,
             segments,
             cache: None,
+            bytes_out,
         })
     }
 
@@ -78,6 +83,7 @@ impl DownloadHandle {
             out.extend_from_slice(&plain[start..stop]);
             pos += (stop - start) as u64;
         }
+        self.bytes_out.inc_by(out.len() as u64);
         Ok(Some(out))
     }
 

@@ -10,6 +10,7 @@ mod buffers;
 mod decide;
 pub mod download;
 mod handles;
+mod health;
 mod in_flight;
 mod listing;
 mod namespace;
@@ -44,6 +45,7 @@ pub use crate::auth::{
 use decide::Operation;
 pub use download::DownloadHandle;
 pub use handles::{HandleLimits, HandlePermit};
+pub use health::HealthCheck;
 pub use in_flight::InFlightSnapshot;
 pub use listing::DirListing;
 pub use path::{PathError, VirtualPath};
@@ -239,6 +241,11 @@ pub struct Gateway {
     handles: HandleLimits,
     uploads: Arc<in_flight::InFlight>,
     buffers: buffers::BufferPool,
+    /// Every configured destination (for readiness and the state gauge).
+    destinations: Vec<Arc<dyn Destination>>,
+    /// The budget for every upload's part buffers (its use is a gauge).
+    budget: MemoryBudget,
+    metrics: Arc<crate::admin::Metrics>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -374,6 +381,9 @@ impl Gateway {
             handles: HandleLimits::new(&config.limits),
             uploads: Arc::new(in_flight::InFlight::default()),
             buffers: buffers::BufferPool::new(IDLE_PART_BUFFERS),
+            destinations: destinations.into_values().collect(),
+            budget,
+            metrics: Arc::new(crate::admin::Metrics::new()),
         })
     }
 
@@ -581,9 +591,22 @@ impl Gateway {
             key_version: active.version,
             policies: grant.policies().to_vec(),
             bundle: grant.bundle_hash().to_string(),
+            metrics: self.metrics.clone(),
+            opened: std::time::Instant::now(),
         };
         let upload = dest.begin(grant, &key, publish, meta).await?;
-        tracing::info!(tenant = %who.tenant, user = %who.user, object_id = %hex::encode(object_id), "upload started");
+        self.metrics
+            .upload_started(who.protocol, &who.tenant, dest.name());
+        tracing::info!(
+            event = "upload",
+            outcome = "started",
+            protocol = who.protocol.as_str(),
+            tenant = %who.tenant,
+            user = %who.user,
+            destination = %dest.name(),
+            object_id = %hex::encode(object_id),
+            "upload started"
+        );
         Ok(UploadHandle::start(
             sealer,
             self.buffers.clone(),
@@ -622,7 +645,10 @@ impl Gateway {
         let key = header
             .unlock(&kek)
             .map_err(|e| TransferError::Failure(format!("object failed verification: {e}")))?;
-        DownloadHandle::new(reader, header.encoded_len() as u64, key)
+        let bytes_out =
+            self.metrics
+                .download_started(who.protocol, &who.tenant, route.destination.name());
+        DownloadHandle::new(reader, header.encoded_len() as u64, key, bytes_out)
     }
 
     pub async fn stat(

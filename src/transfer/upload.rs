@@ -6,6 +6,7 @@
 //! durable commit. Dropping the handle without a commit aborts: nothing is published.
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
@@ -14,6 +15,7 @@ use super::buffers::BufferPool;
 use super::in_flight::{InFlight, InFlightGuard};
 use super::reorder::{Reorder, ReorderLimits};
 use super::{Protocol, TransferError};
+use crate::admin::{AbortReason, Metrics};
 use crate::audit::{AuditError, AuditEvent, AuditLog};
 use crate::crypto::{CryptoError, PartSealer, SEGMENT_SIZE, Sealer};
 use crate::storage::{Destination, StorageError, Upload};
@@ -70,8 +72,8 @@ enum Msg {
         blake3: String,
         reply: oneshot::Sender<Result<u64, TransferError>>,
     },
-    /// Sealing failed: abort, recording this cause.
-    Abort(String),
+    /// The upload cannot go on: abort, recording this cause.
+    Abort(AbortReason, String),
 }
 
 /// What the audit trail records about one upload, whichever way it ends.
@@ -90,6 +92,9 @@ pub(crate) struct UploadRecord {
     /// The rules that allowed the upload, and their bundle (from the Grant).
     pub policies: Vec<String>,
     pub bundle: String,
+    pub metrics: Arc<Metrics>,
+    /// When the upload was opened (for the duration histogram).
+    pub opened: Instant,
 }
 
 impl UploadRecord {
@@ -109,7 +114,29 @@ impl UploadRecord {
             bundle: self.bundle.clone(),
             protocol: Some(self.protocol.as_str().to_string()),
         };
-        self.log.append(&event).map(|_| ())
+        self.log.append(&event)?;
+        let elapsed = self.opened.elapsed();
+        tracing::info!(
+            event = "upload",
+            outcome = "committed",
+            protocol = self.protocol.as_str(),
+            tenant = %self.tenant,
+            user = %self.user,
+            destination = %self.destination,
+            object_id = %self.object_id,
+            plaintext_bytes = plaintext,
+            sealed_bytes = sealed,
+            duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            "upload committed"
+        );
+        self.metrics.upload_committed(
+            self.protocol,
+            &self.tenant,
+            &self.destination,
+            plaintext,
+            elapsed,
+        );
+        Ok(())
     }
 
     /// A stored object the audit log could not record must not stay: an unrecorded transfer is
@@ -131,7 +158,20 @@ impl UploadRecord {
         }
     }
 
-    fn aborted(&self, cause: &str) {
+    fn aborted(&self, why: AbortReason, cause: &str) {
+        tracing::info!(
+            event = "upload",
+            outcome = why.as_str(),
+            protocol = self.protocol.as_str(),
+            tenant = %self.tenant,
+            user = %self.user,
+            destination = %self.destination,
+            object_id = %self.object_id,
+            cause,
+            "upload aborted"
+        );
+        self.metrics
+            .upload_aborted(self.protocol, &self.tenant, &self.destination, why);
         let event = AuditEvent::Aborted {
             tenant: self.tenant.clone(),
             user: self.user.clone(),
@@ -244,7 +284,10 @@ impl UploadHandle {
                     &failed,
                     TransferError::Failure("encryption setup failed".into()),
                 );
-                let _ = tx.try_send(Msg::Abort(format!("sealing setup failed: {e}")));
+                let _ = tx.try_send(Msg::Abort(
+                    AbortReason::Crypto,
+                    format!("sealing setup failed: {e}"),
+                ));
                 None
             }
         };
@@ -338,7 +381,10 @@ impl UploadHandle {
         ));
         set_failed(&self.failed, spoiled);
         self.sealing = None;
-        self.stop_storage(format!("write at offset {offset} refused: {refusal}"));
+        self.stop_storage(
+            AbortReason::Refused,
+            format!("write at offset {offset} refused: {refusal}"),
+        );
         refusal
     }
 
@@ -352,10 +398,10 @@ impl UploadHandle {
 
     /// Tells the storage task to abort, recording `cause`. It may be waiting on a full
     /// queue; it learns of the abort from this message when it catches up.
-    fn stop_storage(&mut self, cause: String) {
+    fn stop_storage(&mut self, why: AbortReason, cause: String) {
         if let Some(tx) = self.tx.take() {
             tokio::spawn(async move {
-                let _ = tx.send(Msg::Abort(cause)).await;
+                let _ = tx.send(Msg::Abort(why, cause)).await;
             });
         }
     }
@@ -380,7 +426,7 @@ impl UploadHandle {
             &self.failed,
             TransferError::Failure("encryption failed".into()),
         );
-        self.stop_storage(format!("sealing failed: {e}"));
+        self.stop_storage(AbortReason::Crypto, format!("sealing failed: {e}"));
     }
 
     async fn send(&mut self, msg: Msg) -> Result<(), TransferError> {
@@ -406,7 +452,7 @@ impl UploadHandle {
         }
         if self.replaces_existing && !self.wrote_any {
             self.sealing = None;
-            self.stop_storage(UNCHANGED_CAUSE.to_string());
+            self.stop_storage(AbortReason::Unchanged, UNCHANGED_CAUSE.to_string());
             self.storage_done().await;
             return Ok(None);
         }
@@ -418,7 +464,7 @@ impl UploadHandle {
                 self.reorder.pending_writes()
             );
             self.sealing = None;
-            self.stop_storage(gap.clone());
+            self.stop_storage(AbortReason::Gap, gap.clone());
             self.storage_done().await;
             return Err(TransferError::Failure(gap));
         }
@@ -437,7 +483,10 @@ impl UploadHandle {
                 tracing::error!(error = %e, "sealing the final segment failed");
                 let e2 = TransferError::Failure("encryption failed".into());
                 set_failed(&self.failed, e2.clone());
-                self.stop_storage(format!("sealing the final segment failed: {e}"));
+                self.stop_storage(
+                    AbortReason::Crypto,
+                    format!("sealing the final segment failed: {e}"),
+                );
                 self.storage_done().await;
                 return Err(e2);
             }
@@ -469,7 +518,7 @@ async fn store(
     failed: Arc<Mutex<Option<TransferError>>>,
     guard: InFlightGuard,
 ) {
-    let cause = loop {
+    let (why, cause) = loop {
         match rx.recv().await {
             Some(Msg::Part(part)) => {
                 if let Err(e) = upload.write(part).await {
@@ -478,7 +527,7 @@ async fn store(
                         &failed,
                         TransferError::Failure(format!("storing failed: {e}")),
                     );
-                    break format!("storage write failed: {e}");
+                    break (AbortReason::Storage, format!("storage write failed: {e}"));
                 }
             }
             Some(Msg::Finish {
@@ -491,40 +540,45 @@ async fn store(
                 match &result {
                     Ok(sealed) => match record.committed(plaintext, *sealed, blake3) {
                         Ok(()) => {
-                            tracing::info!(plaintext, sealed, "upload committed");
                             guard.0.record_commit();
                         }
                         Err(e) => {
                             let told = record.retract(e).await;
                             set_failed(&failed, told.clone());
-                            record.aborted(&told.to_string());
+                            record.aborted(AbortReason::Audit, &told.to_string());
                             guard.0.record_abort();
                             result = Err(told);
                         }
                     },
                     Err(e) => {
                         set_failed(&failed, e.clone());
-                        record.aborted(&e.to_string());
+                        record.aborted(AbortReason::Storage, &e.to_string());
                         guard.0.record_abort();
                     }
                 }
                 let _ = reply.send(result.map(|_| plaintext));
                 return;
             }
-            Some(Msg::Abort(cause)) => break cause,
+            Some(Msg::Abort(why, cause)) => break (why, cause),
             None if guard.0.draining() => {
                 tracing::info!("upload cut off by the shutdown: aborted, nothing published");
-                break "gateway shutdown: the grace period ended before the client closed the file"
-                    .to_string();
+                break (
+                    AbortReason::Shutdown,
+                    "gateway shutdown: the grace period ended before the client closed the file"
+                        .to_string(),
+                );
             }
             None => {
                 tracing::info!("upload abandoned without close: aborted, nothing published");
-                break "the client went away without closing the file".to_string();
+                break (
+                    AbortReason::ClientGone,
+                    "the client went away without closing the file".to_string(),
+                );
             }
         }
     };
     upload.abort().await;
-    record.aborted(&cause);
+    record.aborted(why, &cause);
     // Counted before `guard` drops, so a shutdown that saw the count reach zero reads final totals.
     guard.0.record_abort();
 }
@@ -598,6 +652,8 @@ mod tests {
             key_version: 1,
             policies: vec!["p".into()],
             bundle: "b".into(),
+            metrics: Arc::new(Metrics::new()),
+            opened: Instant::now(),
         };
         let mut u = UploadHandle::start(
             sealer,

@@ -76,6 +76,39 @@ fn a_source_is_banned_across_user_names() {
     assert_eq!(g.check(ip("192.0.2.2"), "u0", KEY, t0), Verdict::Allowed);
 }
 
+#[test]
+fn active_bans_are_counted_until_they_expire() {
+    let g = AuthGuard::new(cfg());
+    let t0 = Instant::now();
+    let none = ActiveBans {
+        sources: 0,
+        pairs: 0,
+    };
+    assert_eq!(g.active_bans(t0), none);
+    // Three failures of one name ban the pair; five names from one source ban the source.
+    for _ in 0..3 {
+        g.failure(ip("192.0.2.1"), "u", PW, t0);
+    }
+    assert_eq!(
+        g.active_bans(t0),
+        ActiveBans {
+            sources: 0,
+            pairs: 1
+        }
+    );
+    for i in 0..5 {
+        g.failure(ip("192.0.2.2"), &format!("u{i}"), PW, t0);
+    }
+    assert_eq!(
+        g.active_bans(t0),
+        ActiveBans {
+            sources: 1,
+            pairs: 1
+        }
+    );
+    assert_eq!(g.active_bans(t0 + BAN), none);
+}
+
 /// The bypass of issue 13: guesses at 16 names, each followed by a real login as oneself.
 #[test]
 fn logging_in_between_guesses_does_not_reset_the_source() {

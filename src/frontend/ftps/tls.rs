@@ -5,8 +5,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rustls::ServerConfig;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
 
@@ -36,24 +34,6 @@ pub fn server_configs(
     Ok((control, Arc::new(data)))
 }
 
-/// Like the SSH host keys: a private key others can read is refused, not used (certs/README.md).
-fn private_to_owner(key: &Path) -> Result<(), FtpsError> {
-    use std::os::unix::fs::PermissionsExt;
-    let err = |reason: String| FtpsError::Certificate {
-        path: key.display().to_string(),
-        reason,
-    };
-    let md = std::fs::metadata(key).map_err(|e| err(e.to_string()))?;
-    let mode = md.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(err(format!(
-            "permissions {mode:04o} let others read the private key; run `chmod 600 {}`",
-            key.display()
-        )));
-    }
-    Ok(())
-}
-
 /// With a client CA, clients MAY present a certificate: one that does not chain to it, or is
 /// expired, fails the handshake; none at all leaves the password login.
 fn client_verifier(
@@ -79,22 +59,9 @@ fn server_config(
     key: &Path,
     client_ca: Option<&Path>,
 ) -> Result<ServerConfig, FtpsError> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| FtpsError::Certificate {
-            path: cert.display().to_string(),
-            reason: e.to_string(),
-        })?;
-    if certs.is_empty() {
-        return Err(FtpsError::Certificate {
-            path: cert.display().to_string(),
-            reason: "no CERTIFICATE block in the file".into(),
-        });
-    }
-    private_to_owner(key)?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| FtpsError::Certificate {
-        path: key.display().to_string(),
-        reason: format!("no usable private key ({e})"),
+    let (certs, key) = crate::tls::identity(cert, key).map_err(|e| FtpsError::Certificate {
+        path: e.path,
+        reason: e.reason,
     })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = client_verifier(client_ca, &provider)?;
@@ -109,22 +76,4 @@ fn server_config(
             reason: format!("certificate and key do not form a usable TLS identity: {e}"),
         })?;
     Ok(config)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn a_private_key_others_can_read_is_refused_before_it_is_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = dir.path().join("server.key");
-        std::fs::write(&key, "not even a key").unwrap();
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = private_to_owner(&key).unwrap_err().to_string();
-        assert!(e.contains("0644") && e.contains("chmod 600"), "{e}");
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(private_to_owner(&key).is_ok());
-    }
 }
