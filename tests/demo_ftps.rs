@@ -2,7 +2,9 @@
 //! put, get, list, rename and delete through the demo's FTPS port, each client verifying the
 //! server certificate against the demo CA; the stored objects decrypt with the printed
 //! `eugate decrypt` command; a plaintext login is refused; the password file is 0600 and appears
-//! in no output; a second run reuses the CA, and unsafe file modes are refused.
+//! in no output; a second run reuses the CA, and unsafe file modes are refused. The printed admin
+//! `curl` commands get `/readyz` 200 and `/metrics` over HTTPS verified against the same demo CA;
+//! a demo folder from before `[admin]` still starts, says how to turn it on, and that works.
 
 mod common;
 
@@ -20,7 +22,10 @@ struct Demo {
     child: Child,
     cwd: PathBuf,
     ftps_port: u16,
+    admin_port: u16,
     curl: String,
+    readyz: String,
+    metrics: String,
     lftp: String,
     decrypt: String,
     stdout: String,
@@ -41,10 +46,11 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn demo_command(cwd: &Path, ftps_port: u16) -> Command {
+fn demo_command(cwd: &Path, ftps_port: u16, admin_port: u16) -> Command {
     let mut cmd = Command::new(bin());
     cmd.args(["demo", "--listen", &format!("127.0.0.1:{}", free_port())])
         .args(["--ftps-listen", &format!("127.0.0.1:{ftps_port}")])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
         .current_dir(cwd)
         .env("NO_COLOR", "1");
     cmd
@@ -52,13 +58,13 @@ fn demo_command(cwd: &Path, ftps_port: u16) -> Command {
 
 /// Starts the demo and reads what it prints up to "Stop with"; its log goes to `demo.log`.
 fn start(cwd: &Path) -> Demo {
-    let ftps_port = free_port();
+    let (ftps_port, admin_port) = (free_port(), free_port());
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(cwd.join("demo.log"))
         .unwrap();
-    let child = demo_command(cwd, ftps_port)
+    let child = demo_command(cwd, ftps_port, admin_port)
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
@@ -68,7 +74,10 @@ fn start(cwd: &Path) -> Demo {
         child,
         cwd: cwd.to_path_buf(),
         ftps_port,
+        admin_port,
         curl: String::new(),
+        readyz: String::new(),
+        metrics: String::new(),
         lftp: String::new(),
         decrypt: String::new(),
         stdout: String::new(),
@@ -79,7 +88,11 @@ fn start(cwd: &Path) -> Demo {
         demo.stdout.push_str(&line);
         demo.stdout.push('\n');
         let t = line.trim();
-        if t.starts_with("curl ") {
+        if t.starts_with("curl ") && t.ends_with("/readyz") {
+            demo.readyz = t.to_string();
+        } else if t.starts_with("curl ") && t.ends_with("/metrics") {
+            demo.metrics = t.to_string();
+        } else if t.starts_with("curl ") {
             demo.curl = t.to_string();
         } else if t.contains(" lftp ") {
             demo.lftp = t.to_string();
@@ -176,6 +189,18 @@ impl Demo {
         });
         (v, out)
     }
+}
+
+/// Runs a printed admin `curl` command (bounded); returns (HTTP status, body).
+fn admin_get(demo: &Demo, printed: &str) -> (String, String) {
+    let out = demo.sh(
+        &format!("{printed} -sS --max-time 30 -w '\n%{{http_code}}'"),
+        b"",
+    );
+    assert_ok(printed, &out, demo);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, status) = stdout.rsplit_once('\n').unwrap_or(("", &stdout));
+    (status.to_string(), body.to_string())
 }
 
 fn assert_ok(what: &str, out: &Output, demo: &Demo) {
@@ -428,7 +453,7 @@ fn every_client_checks_the_certificate_and_plaintext_login_is_refused() {
 
 /// Runs the demo expecting it to refuse to start; returns what it wrote to stderr.
 fn refused(cwd: &Path) -> String {
-    let mut child = demo_command(cwd, free_port())
+    let mut child = demo_command(cwd, free_port(), free_port())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -537,4 +562,103 @@ fn a_second_run_reuses_the_ca_and_refuses_unsafe_modes() {
     let (curl, url) = demo.curl_parts();
     let out = demo.sh(&format!("{curl} {url}"), b"");
     assert_ok("curl list with the new password", &out, &demo);
+}
+
+#[test]
+fn printed_admin_curl_commands_verify_against_the_demo_ca() {
+    let cwd = tempfile::tempdir().unwrap();
+    let demo = start(cwd.path());
+    let url = format!("https://127.0.0.1:{}", demo.admin_port);
+    assert_eq!(
+        demo.readyz,
+        format!("curl --cacert ./eugate-demo/ftps-ca.pem {url}/readyz"),
+        "{}",
+        demo.stdout
+    );
+    assert_eq!(
+        demo.metrics,
+        format!("curl --cacert ./eugate-demo/ftps-ca.pem {url}/metrics")
+    );
+
+    let (status, body) = admin_get(&demo, &demo.readyz);
+    assert_eq!(status, "200", "{body}\n--- demo log ---\n{}", demo.log());
+    assert!(body.contains("keyring: ok"), "{body}");
+    let (status, body) = admin_get(&demo, &demo.metrics);
+    assert_eq!(status, "200", "{body}");
+    assert!(
+        body.lines().any(|l| l.starts_with("eugate_build_info{")),
+        "{body}"
+    );
+
+    // The check is real: trusting the system roots instead of the demo CA, curl refuses the
+    // server (60: peer certificate cannot be authenticated) and gets nothing.
+    for printed in [&demo.readyz, &demo.metrics] {
+        let other = printed.replace("./eugate-demo/ftps-ca.pem", SYSTEM_ROOTS);
+        let out = demo.sh(&format!("{other} -sS --max-time 30"), b"");
+        assert_eq!(out.status.code(), Some(60), "{other}: {out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+    }
+}
+
+#[test]
+fn a_demo_folder_without_admin_starts_and_says_how_to_turn_it_on() {
+    let cwd = tempfile::tempdir().unwrap();
+    let config = cwd.path().join("eugate-demo/gateway.toml");
+    drop(start(cwd.path()));
+    // gateway.toml as a demo made before [admin] existed wrote it.
+    let toml = std::fs::read_to_string(&config).unwrap();
+    let (head, rest) = toml
+        .split_once("# Admin endpoints")
+        .expect("an [admin] section");
+    let (_, tail) = rest.split_once("\n\n").expect("a blank line after [admin]");
+    assert!(!tail.contains("[admin]"), "{tail}");
+    std::fs::write(&config, format!("{head}{tail}")).unwrap();
+
+    let demo = start(cwd.path());
+    assert!(
+        demo.readyz.is_empty() && demo.metrics.is_empty(),
+        "{}",
+        demo.stdout
+    );
+    let (_, said) = demo
+        .stdout
+        .split_once("Admin endpoints (/livez, /readyz, /metrics) are off")
+        .unwrap_or_else(|| panic!("the demo did not say admin is off:\n{}", demo.stdout));
+    assert!(said.contains("has no [admin] section"), "{said}");
+    // The lines to append, as printed (indented, up to the next blank line).
+    let section: Vec<String> = said
+        .lines()
+        .skip_while(|l| l.trim() != "[admin]")
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+        .collect();
+    assert_eq!(
+        section.get(1),
+        Some(&format!("listen = [\"127.0.0.1:{}\"]", demo.admin_port)),
+        "{said}"
+    );
+    // Nothing listens on the admin port; SFTP and FTPS serve as before.
+    let out = demo.sh(
+        &format!(
+            "curl --cacert ./eugate-demo/ftps-ca.pem -sS --max-time 30 https://127.0.0.1:{}/readyz",
+            demo.admin_port
+        ),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    let (curl, url) = demo.curl_parts();
+    let out = demo.sh(&format!("{curl} {url}"), b"");
+    assert_ok("curl list without [admin]", &out, &demo);
+    drop(demo);
+
+    // Following the advice turns the admin endpoints on.
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push('\n');
+    toml.push_str(&section.join("\n"));
+    toml.push('\n');
+    std::fs::write(&config, toml).unwrap();
+    let demo = start(cwd.path());
+    assert!(!demo.readyz.is_empty(), "{}", demo.stdout);
+    let (status, body) = admin_get(&demo, &demo.readyz);
+    assert_eq!(status, "200", "{body}\n--- demo log ---\n{}", demo.log());
 }

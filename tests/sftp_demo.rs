@@ -27,6 +27,7 @@ fn start(cwd: &std::path::Path, port: u16) -> Demo {
         .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
         // Not the default 2121: tests run side by side (tests/demo_ftps.rs covers FTPS).
         .args(["--ftps-listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--admin-listen", &format!("127.0.0.1:{}", free_port())])
         .current_dir(cwd)
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())

@@ -4,9 +4,11 @@
 //! `demo` whose user `demo` logs in with `./eugate-demo/demo_user_key` over SFTP or with the
 //! generated password in `./eugate-demo/demo_user_password` over FTPS, the demo CA and FTPS
 //! server certificate (`demo/tls.rs`), and a local destination folder; then serves SFTP on
-//! 127.0.0.1:2222 and explicit FTPS on 127.0.0.1:2121 and prints the `sftp`, `curl` and `lftp`
-//! commands. A second run reuses everything that exists.
+//! 127.0.0.1:2222, explicit FTPS on 127.0.0.1:2121 and the admin endpoints on 127.0.0.1:9443
+//! (`demo/admin.rs`) and prints the `sftp`, `curl` and `lftp` commands. A second run reuses
+//! everything that exists.
 
+mod admin;
 mod files;
 mod tls;
 
@@ -33,6 +35,9 @@ pub struct DemoArgs {
     /// Address to listen on for explicit FTPS (AUTH TLS).
     #[arg(long, default_value = "127.0.0.1:2121", value_name = "ADDR")]
     pub ftps_listen: SocketAddr,
+    /// Address to listen on for the admin endpoints (HTTPS: /livez, /readyz, /metrics).
+    #[arg(long, default_value = "127.0.0.1:9443", value_name = "ADDR")]
+    pub admin_listen: SocketAddr,
     /// Directory holding the demo's keys, config and store.
     #[arg(long, default_value = "eugate-demo", value_name = "DIR")]
     pub dir: PathBuf,
@@ -43,7 +48,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if args.ftps_listen.port() == 0 {
         anyhow::bail!("--ftps-listen needs a fixed port (the printed commands name it)");
     }
-    let config_file = prepare(dir, args.listen, args.ftps_listen)?;
+    let config_file = prepare(dir, &args)?;
     let mut config = Config::load(&config_file)?;
     config.server.listen = vec![args.listen];
     let ftps = match config.ftps.as_mut() {
@@ -54,16 +59,26 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    if let Some(a) = config.admin.as_mut() {
+        a.listen = vec![args.admin_listen];
+    }
     let shown = shown_dir(dir);
-    super::serve::runtime()?.block_on(super::serve::serve(config, |addrs| {
-        let Some(addr) = addrs.first() else { return };
+    let admin_listen = args.admin_listen;
+    super::serve::runtime()?.block_on(super::serve::serve(config, |bound| {
+        let Some(addr) = bound.sftp.first() else {
+            return;
+        };
         print_sftp(&shown, *addr);
         match ftps {
-            Some(ftps) => print_ftps(&shown, ftps),
+            Some(ftps) => print_ftps(&shown, bound.ftps.first().copied().unwrap_or(ftps)),
             None => println!(
                 "FTPS is off: {shown}/gateway.toml was made by an older eugate and has no [ftps] section.\n\
                  Move it away (keys and store stay) and run `eugate demo` again to get one.\n"
             ),
+        }
+        match bound.admin.first() {
+            Some(addr) => admin::print_on(&shown, *addr),
+            None => admin::print_off(&shown, admin_listen),
         }
         let keyring = format!("{shown}/keyring");
         let master = format!("{shown}/master.key");
@@ -156,7 +171,8 @@ fn shown_dir(dir: &Path) -> String {
 }
 
 /// Creates whatever is missing; returns the config file.
-fn prepare(dir: &Path, listen: SocketAddr, ftps_listen: SocketAddr) -> anyhow::Result<PathBuf> {
+fn prepare(dir: &Path, args: &DemoArgs) -> anyhow::Result<PathBuf> {
+    let (listen, ftps_listen) = (args.listen, args.ftps_listen);
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("chmod 700 {}", dir.display()))?;
@@ -203,6 +219,7 @@ fn prepare(dir: &Path, listen: SocketAddr, ftps_listen: SocketAddr) -> anyhow::R
         // config was deleted).
         let password_hash = super::passwd::hash(files::password(dir)?.as_bytes())?;
         let (ftps_cert, ftps_key) = (tls::SERVER_CERT, tls::SERVER_KEY);
+        let admin = admin::section(args.admin_listen);
         let text = format!(
             r#"# eugate demo configuration (created by `eugate demo`; edit freely).
 [server]
@@ -230,6 +247,8 @@ certificate = "{ftps_cert}"
 private_key = "{ftps_key}"
 passive_ports = "50000-50100"
 
+# Admin endpoints (HTTPS): /livez, /readyz, /metrics, with the FTPS server certificate above.
+{admin}
 [tenants.demo]
 route = {{ destination = "local", prefix = "demo/" }}
 classification = "personal"

@@ -1,5 +1,6 @@
 //! `eugate serve --config FILE`: run the SFTP gateway until Ctrl-C / SIGTERM.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ pub struct ServeArgs {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
-    runtime()?.block_on(serve(config, |_| {}))?;
+    runtime()?.block_on(serve(config, |_: &Bound| {}))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -37,12 +38,18 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// The addresses each listener actually bound (a configured port 0 shows its real port here).
+#[derive(Debug, Default)]
+pub(crate) struct Bound {
+    pub sftp: Vec<SocketAddr>,
+    pub ftps: Vec<SocketAddr>,
+    pub ftps_implicit: Vec<SocketAddr>,
+    pub admin: Vec<SocketAddr>,
+}
+
 /// Opens keys and policy, builds the gateway, binds, calls `ready` with the bound addresses, and
 /// serves until a shutdown signal.
-pub(crate) async fn serve(
-    config: Config,
-    ready: impl FnOnce(&[std::net::SocketAddr]),
-) -> anyhow::Result<()> {
+pub(crate) async fn serve(config: Config, ready: impl FnOnce(&Bound)) -> anyhow::Result<()> {
     let keyring = Keyring::open(&config.keys.keyring, &config.keys.master_key_file)
         .context("cannot open the keyring named in [keys]")?;
     let bundle = match &config.policy.dir {
@@ -109,29 +116,23 @@ pub(crate) async fn serve(
     let admission = Admission::new(&config.limits);
     let server = SftpServer::new(&config, gateway.clone(), admission.clone())?;
     let listeners = server.bind().await?;
-    let addrs: Vec<_> = listeners
-        .iter()
-        .filter_map(|l| l.local_addr().ok())
-        .collect();
-    for a in &addrs {
+    let mut bound = Bound {
+        sftp: local_addrs(&listeners),
+        ..Bound::default()
+    };
+    for a in &bound.sftp {
         tracing::info!(address = %a, "listening");
     }
     let ftps = match &config.ftps {
         Some(f) => {
             let ftps = FtpsServer::new(&config, f, gateway.clone(), admission.clone())?;
             let listeners = ftps.bind().await?;
-            for a in listeners
-                .explicit
-                .iter()
-                .filter_map(|l| l.local_addr().ok())
-            {
+            bound.ftps = local_addrs(&listeners.explicit);
+            bound.ftps_implicit = local_addrs(&listeners.implicit);
+            for a in &bound.ftps {
                 tracing::info!(address = %a, "listening for FTPS");
             }
-            for a in listeners
-                .implicit
-                .iter()
-                .filter_map(|l| l.local_addr().ok())
-            {
+            for a in &bound.ftps_implicit {
                 tracing::info!(address = %a, "listening for implicit FTPS");
             }
             Some((ftps, listeners))
@@ -139,8 +140,8 @@ pub(crate) async fn serve(
         None => None,
     };
     let readiness = Arc::new(Readiness::default());
-    let admin = start_admin(&config, &gateway, &readiness).await?;
-    ready(&addrs);
+    let admin = start_admin(&config, &gateway, &readiness, &mut bound.admin).await?;
+    ready(&bound);
     // One signal stops both front ends: /readyz turns 503 first, and the listeners stay open
     // for `[admin] drain_delay_secs`, so a balancer stops sending before anyone is refused.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -217,6 +218,7 @@ async fn start_admin(
     config: &Config,
     gateway: &Arc<Gateway>,
     readiness: &Arc<Readiness>,
+    bound: &mut Vec<SocketAddr>,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
     let Some(admin) = &config.admin else {
         return Ok(None);
@@ -227,10 +229,18 @@ async fn start_admin(
     });
     let server = AdminServer::new(admin, state).context("cannot start the admin listener")?;
     let listeners = server.bind().await?;
-    for a in listeners.iter().filter_map(|l| l.local_addr().ok()) {
+    *bound = local_addrs(&listeners);
+    for a in bound.iter() {
         tracing::info!(address = %a, "listening for admin HTTPS (/livez, /readyz, /metrics)");
     }
     Ok(Some(tokio::spawn(server.run(listeners))))
+}
+
+fn local_addrs(listeners: &[tokio::net::TcpListener]) -> Vec<SocketAddr> {
+    listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect()
 }
 
 /// Ctrl-C (SIGINT) or SIGTERM. SIGHUP stays with the policy reloader.
