@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 
-use common::{assert_no_plaintext, bin, data, run_with_stdin};
+use common::{assert_no_plaintext, bin, data, free_port, run_with_stdin};
 
 struct Demo {
     child: Child,
@@ -55,14 +55,6 @@ fn start(cwd: &std::path::Path, port: u16) -> Demo {
         sftp,
         decrypt,
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Runs the printed command, made non-interactive (`-b -`, BatchMode).

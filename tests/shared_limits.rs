@@ -3,49 +3,26 @@
 //! allowance. And every transfer record names the protocol it came through.
 
 mod common;
+#[path = "ftps_support/mod.rs"]
+mod ftps_support;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{BOB_PASSWORD, Gateway, Options, data, eventually, free_port, run_ok};
+use common::{BOB_PASSWORD, Options, data, eventually, run_ok};
+use ftps_support::{Ftps, FtpsOptions, make_certs, start_with};
 
-struct Both {
-    g: Gateway,
-    ftps_port: u16,
-    ca: PathBuf,
-    _certs: tempfile::TempDir,
-}
-
-/// A gateway serving SFTP and FTPS, with certificates from `certs/make-demo-ca.sh`.
-fn start(mut o: Options) -> Both {
-    let certs = tempfile::tempdir().unwrap();
-    let dir = certs.path().join("ca");
-    run_ok(
-        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/make-demo-ca.sh")).arg(&dir),
-    );
-    let ftps_port = free_port();
-    let passive = free_port().clamp(1024, 65000);
-    o.extra_toml.push_str(&format!(
-        r#"
-[ftps]
-listen = ["127.0.0.1:{ftps_port}"]
-certificate = "{cert}"
-private_key = "{key}"
-passive_ports = "{passive}-{end}"
-"#,
-        cert = dir.join("server.pem").display(),
-        key = dir.join("server.key").display(),
-        end = passive + 20,
-    ));
-    Both {
-        g: Gateway::start_with(o),
-        ftps_port,
-        ca: dir.join("ca.pem"),
-        _certs: certs,
-    }
+/// A gateway serving SFTP and FTPS (`tests/ftps_support`).
+fn start(o: Options) -> Ftps {
+    start_with(
+        make_certs("demo-client"),
+        FtpsOptions {
+            gateway: o,
+            ..FtpsOptions::default()
+        },
+    )
 }
 
 /// A login held open until the child's stdin is closed (dropped).
@@ -86,10 +63,10 @@ impl Held {
     }
 }
 
-impl Both {
+impl Ftps {
     /// bob logs in over FTPS (Python ftplib) and stays logged in.
     fn hold_ftps(&self, password: &str) -> Held {
-        let port = self.ftps_port.to_string();
+        let port = self.port.to_string();
         let ca = self.ca.to_str().unwrap();
         let args = [
             "--port",
@@ -219,8 +196,8 @@ fn connections_still_logging_in_are_counted_across_protocols() {
         ..Options::default()
     });
     // Two FTPS connections that never log in use up this address's pre-login slots...
-    let f1 = greeting(b.ftps_port);
-    let f2 = greeting(b.ftps_port);
+    let f1 = greeting(b.port);
+    let f2 = greeting(b.port);
     assert!(f1.1.starts_with("220") && f2.1.starts_with("220"));
     // ...so an SSH connection from it is closed before the version exchange.
     let (_s, said) = greeting(b.g.port);
@@ -235,11 +212,11 @@ fn connections_still_logging_in_are_counted_across_protocols() {
     let s1 = greeting(b.g.port);
     let s2 = greeting(b.g.port);
     assert!(s1.1.starts_with("SSH-2.0-") && s2.1.starts_with("SSH-2.0-"));
-    let (_f, said) = greeting(b.ftps_port);
+    let (_f, said) = greeting(b.port);
     assert_eq!(said, "", "FTPS connection taken beyond the shared cap");
     drop((s1, s2));
     assert!(
-        eventually(20, || greeting(b.ftps_port).1.starts_with("220")),
+        eventually(20, || greeting(b.port).1.starts_with("220")),
         "the slots did not come back"
     );
     // Logged-in users are not affected by the pre-login cap.
@@ -255,7 +232,7 @@ fn transfer_records_name_the_protocol() {
     curl.args(["-sS", "--ssl-reqd", "--max-time", "30", "--cacert"])
         .arg(&b.ca)
         .args(["-u", &format!("bob:{BOB_PASSWORD}"), "-T", "f.bin"])
-        .arg(format!("ftp://127.0.0.1:{}/via-ftps.bin", b.ftps_port))
+        .arg(format!("ftp://127.0.0.1:{}/via-ftps.bin", b.port))
         .current_dir(b.g.dir.path());
     run_ok(&mut curl);
     b.g.sftp_ok("alice", "put f.bin via-sftp.bin\n");

@@ -36,16 +36,7 @@ pub(super) fn admin(
             "no listen address; add one, e.g. listen = [\"127.0.0.1:9443\"], or remove [admin] to turn the admin listener off",
         );
     }
-    let mut listen = Vec::new();
-    for (i, addr) in raw.listen.iter().enumerate() {
-        match addr.parse::<SocketAddr>() {
-            Ok(a) => listen.push(a),
-            Err(_) => c.push(
-                format!("admin.listen[{i}]"),
-                format!("`{addr}` is not an IP:port socket address; write e.g. \"127.0.0.1:9443\""),
-            ),
-        }
-    }
+    let listen = c.addresses("admin.listen", &raw.listen, "127.0.0.1:9443");
     let delay = c.within(
         raw.drain_delay_secs,
         "admin.drain_delay_secs",
@@ -69,21 +60,8 @@ mod tests {
     use super::super::{Config, ConfigError};
     use super::*;
 
-    const BASE: &str = r#"
-[server]
-listen = ["127.0.0.1:2222"]
-host_keys = ["host_ed25519"]
-
-[keys]
-keyring = "keyring.json"
-master_key_file = "master.key"
-"#;
-
     fn parse(admin: &str) -> Result<Config, ConfigError> {
-        Config::parse(
-            Path::new("/etc/eugate/gateway.toml"),
-            &format!("{BASE}\n{admin}"),
-        )
+        super::super::parse_beside_minimal(admin)
     }
 
     #[test]

@@ -45,13 +45,8 @@ pub(super) fn ftps(
             "no listen address; add one, e.g. listen = [\"0.0.0.0:21\"] (or implicit_listen = [\"0.0.0.0:990\"]), or remove [ftps] to turn FTPS off",
         );
     }
-    let listen = addresses("ftps.listen", &raw.listen, "0.0.0.0:21", c);
-    let implicit_listen = addresses(
-        "ftps.implicit_listen",
-        &raw.implicit_listen,
-        "0.0.0.0:990",
-        c,
-    );
+    let listen = c.addresses("ftps.listen", &raw.listen, "0.0.0.0:21");
+    let implicit_listen = c.addresses("ftps.implicit_listen", &raw.implicit_listen, "0.0.0.0:990");
     let client_ca = raw.client_ca.as_deref().map(|p| {
         let path = resolve(p);
         if let Err(e) = client_ca_roots(&path) {
@@ -99,20 +94,6 @@ pub(super) fn ftps(
     }
 }
 
-fn addresses(key: &str, raw: &[String], example: &str, c: &mut Collector) -> Vec<SocketAddr> {
-    let mut out = Vec::new();
-    for (i, addr) in raw.iter().enumerate() {
-        match addr.parse::<SocketAddr>() {
-            Ok(a) => out.push(a),
-            Err(_) => c.push(
-                format!("{key}[{i}]"),
-                format!("`{addr}` is not an IP:port socket address; write e.g. \"{example}\""),
-            ),
-        }
-    }
-    out
-}
-
 /// The trust anchors of a client CA bundle: every CERTIFICATE block must be a usable CA
 /// certificate, and there must be at least one (an empty bundle would trust nobody silently).
 pub fn client_ca_roots(path: &Path) -> Result<rustls::RootCertStore, String> {
@@ -153,21 +134,8 @@ mod tests {
     use super::super::{Config, ConfigError};
     use super::*;
 
-    const BASE: &str = r#"
-[server]
-listen = ["127.0.0.1:2222"]
-host_keys = ["host_ed25519"]
-
-[keys]
-keyring = "keyring.json"
-master_key_file = "master.key"
-"#;
-
     fn parse(ftps: &str) -> Result<Config, ConfigError> {
-        Config::parse(
-            Path::new("/etc/eugate/gateway.toml"),
-            &format!("{BASE}\n{ftps}"),
-        )
+        super::super::parse_beside_minimal(ftps)
     }
 
     #[test]

@@ -142,6 +142,22 @@ impl Collector {
         });
     }
 
+    /// The socket addresses of `raw` (key `key[i]`); a problem for each that is not one, with
+    /// `example` as the fix.
+    fn addresses(&mut self, key: &str, raw: &[String], example: &str) -> Vec<std::net::SocketAddr> {
+        let mut out = Vec::new();
+        for (i, addr) in raw.iter().enumerate() {
+            match addr.parse() {
+                Ok(a) => out.push(a),
+                Err(_) => self.push(
+                    format!("{key}[{i}]"),
+                    format!("`{addr}` is not an IP:port socket address; write e.g. \"{example}\""),
+                ),
+            }
+        }
+        out
+    }
+
     /// `value` (or `default` if absent) if it lies in `range`; else a problem naming `key`, its
     /// range and `why`, and `default` is used.
     fn within(
@@ -255,3 +271,22 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+
+/// A minimal valid config (as if at /etc/eugate/gateway.toml) followed by `section`, for the
+/// tests of one section.
+#[cfg(test)]
+fn parse_beside_minimal(section: &str) -> Result<Config, ConfigError> {
+    const MINIMAL: &str = r#"
+[server]
+listen = ["127.0.0.1:2222"]
+host_keys = ["host_ed25519"]
+
+[keys]
+keyring = "keyring.json"
+master_key_file = "master.key"
+"#;
+    Config::parse(
+        Path::new("/etc/eugate/gateway.toml"),
+        &format!("{MINIMAL}\n{section}"),
+    )
+}

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::common::{self, BOB_PASSWORD, Gateway, Options, bin, run_ok, run_with_stdin};
+use crate::common::{self, BOB_PASSWORD, Gateway, Options, bin, free_port, run_ok, run_with_stdin};
 use serde_json::Value;
 
 pub struct Ftps {
@@ -17,14 +17,6 @@ pub struct Ftps {
     pub ca: PathBuf,
     /// The demo CA's directory: ca.pem, server.pem, client.pem and their keys.
     pub certs: tempfile::TempDir,
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A throwaway CA with a server certificate for 127.0.0.1 and a client certificate
