@@ -16,6 +16,7 @@ mod listing;
 mod namespace;
 pub mod path;
 mod reorder;
+mod startup;
 pub mod upload;
 
 use std::collections::HashMap;
@@ -194,35 +195,7 @@ pub enum GatewayError {
     Journal(#[from] JournalError),
 }
 
-/// The upload journal, if any destination makes multipart uploads, and what an earlier run left
-/// open in it.
-fn open_journal(
-    config: &Config,
-) -> Result<(Option<Arc<UploadJournal>>, Vec<Pending>), JournalError> {
-    let any_s3 = config
-        .destinations
-        .values()
-        .any(|d| matches!(d.kind, DestinationKind::S3(_)));
-    if !any_s3 {
-        return Ok((None, Vec::new()));
-    }
-    let (journal, pending) = UploadJournal::open(&config.storage.upload_journal)?;
-    Ok((Some(journal), pending))
-}
-
 /// The gateway: configuration turned into live routes, plus keyring and policy store.
-/// Idle ~1 MiB part buffers kept for reuse: one upload circulates about 26 (a part being
-/// filled and two in flight, 8 each), so a busy gateway keeps this much for the next upload.
-const IDLE_PART_BUFFERS: usize = 64;
-
-/// What clients merely hold (writes held ahead of a gap, open directory listings) may use half
-/// of the memory budget, and always leaves an S3 upload's first part: uploads that move are
-/// never starved by data parked in the gateway.
-fn client_held_share(budget: &MemoryBudget) -> MemoryBudget {
-    let total = budget.total_bytes();
-    budget.share((total / 2).min(total.saturating_sub(crate::storage::s3::MIN_PART_BUDGET)))
-}
-
 pub struct Gateway {
     routes: HashMap<String, Route>,
     users: Users,
@@ -258,135 +231,6 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// Opens destinations (creating tenant prefixes) and checks every tenant has keys.
-    pub async fn new(
-        config: &Config,
-        keyring: Arc<Keyring>,
-        policy: Arc<PolicyStore>,
-        audit: Arc<AuditLog>,
-    ) -> Result<Gateway, GatewayError> {
-        let (journal, mut pending) = open_journal(config)?;
-        let mut destinations: HashMap<String, Arc<dyn Destination>> = HashMap::new();
-        let mut buckets: Vec<Arc<S3Destination>> = Vec::new();
-        // One budget for every upload's part buffers: a full budget is backpressure, not OOM.
-        let budget =
-            MemoryBudget::new(usize::try_from(config.storage.memory_budget).unwrap_or(usize::MAX));
-        let hooks = Hooks {
-            catalogued: {
-                let policy = policy.clone();
-                Arc::new(move |region: &str| {
-                    policy
-                        .current()
-                        .destinations()
-                        .any(|d| d.eq_ignore_ascii_case(region))
-                })
-            },
-            on_change: {
-                let audit = audit.clone();
-                Arc::new(move |change: &StateChange| {
-                    if let Err(e) = audit.append(&AuditEvent::Destination {
-                        destination: change.destination.clone(),
-                        state: change.state.as_str().to_string(),
-                        observed_region: change.observed_region.clone(),
-                        detail: change.detail.clone(),
-                    }) {
-                        tracing::error!(error = %e, "audit log unavailable");
-                    }
-                })
-            },
-        };
-        for (name, d) in &config.destinations {
-            let dest: Arc<dyn Destination> = match &d.kind {
-                DestinationKind::S3(cfg) => {
-                    let s3 = S3Destination::open(
-                        name,
-                        cfg,
-                        &config.storage,
-                        budget.clone(),
-                        hooks.clone(),
-                        journal.clone(),
-                    )
-                    .await
-                    .map_err(|e| GatewayError::Destination {
-                        name: name.clone(),
-                        source: e.into(),
-                    })?;
-                    let s3 = Arc::new(s3);
-                    buckets.push(s3.clone());
-                    s3
-                }
-                DestinationKind::Fs { root, country } => {
-                    Arc::new(FsDestination::open(name, root, country).map_err(|source| {
-                        GatewayError::Destination {
-                            name: name.clone(),
-                            source,
-                        }
-                    })?)
-                }
-            };
-            destinations.insert(name.clone(), dest);
-        }
-        let mut routes = HashMap::new();
-        for (tname, t) in &config.tenants {
-            let Some(dest) = destinations.get(&t.destination) else {
-                continue; // config validation guarantees this exists
-            };
-            if keyring.active(tname).is_err() {
-                return Err(GatewayError::NoKeys {
-                    tenant: tname.clone(),
-                });
-            }
-            if let Err(source) = dest.ensure_root(t.prefix.trim_end_matches('/')).await {
-                return Err(GatewayError::Destination {
-                    name: t.destination.clone(),
-                    source,
-                });
-            }
-            routes.insert(
-                tname.clone(),
-                Route {
-                    destination: dest.clone(),
-                    prefix: t.prefix.clone(),
-                    classification: t.classification,
-                },
-            );
-        }
-        // Multipart uploads an earlier run of this instance left (crash, lost store) are
-        // aborted now; other instances' uploads under the same prefixes are not ours to touch.
-        for b in &buckets {
-            let (mine, rest) = pending.into_iter().partition(|p| p.destination == b.name());
-            pending = rest;
-            b.sweep_unfinished(mine).await;
-        }
-        for p in &pending {
-            tracing::warn!(destination = %p.destination, "the upload journal names a destination that is no longer configured; its entry is kept");
-        }
-        let auth_throttle = auth_record::throttle(config, &audit);
-        let held_budget = client_held_share(&budget);
-        Ok(Gateway {
-            routes,
-            users: Users::from_config(config),
-            guard: AuthGuard::new(config.auth.clone()),
-            sessions: SessionLimits::new(config.server.max_sessions_per_user),
-            keyring,
-            policy,
-            audit,
-            auth_throttle,
-            reorder: reorder::ReorderLimits {
-                window: config.server.reorder_window,
-                max_held: config.limits.max_held_writes as usize,
-                budget: held_budget.clone(),
-            },
-            held_budget,
-            handles: HandleLimits::new(&config.limits),
-            uploads: Arc::new(in_flight::InFlight::default()),
-            buffers: buffers::BufferPool::new(IDLE_PART_BUFFERS),
-            destinations: destinations.into_values().collect(),
-            budget,
-            metrics: Arc::new(crate::admin::Metrics::new()),
-        })
-    }
-
     /// The brute-force guard every front end consults before checking a credential.
     pub fn guard(&self) -> &AuthGuard {
         &self.guard
@@ -713,30 +557,4 @@ async fn read_header(
 ) -> Result<Header, TransferError> {
     let probe = reader.read_at(0, HEADER_PROBE).await?;
     Header::parse(&probe).map_err(|e| TransferError::Failure(format!("not an eugate object: {e}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn what_clients_hold_leaves_uploads_their_first_part() {
-        for total in [16usize << 20, 32 << 20, 256 << 20, 64 << 30] {
-            let budget = MemoryBudget::new(total);
-            let held = client_held_share(&budget);
-            assert!(held.total_bytes() <= total / 2, "{total}");
-            let all_held = held.try_reserve(held.total_bytes()).unwrap();
-            assert!(
-                budget
-                    .try_reserve(crate::storage::s3::MIN_PART_BUDGET)
-                    .is_some(),
-                "a first part still fits beside a full held share ({total})"
-            );
-            drop(all_held);
-        }
-        assert_eq!(
-            client_held_share(&MemoryBudget::new(256 << 20)).total_bytes(),
-            128 << 20
-        );
-    }
 }

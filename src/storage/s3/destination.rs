@@ -1,13 +1,17 @@
 //! An S3 bucket as a [`Destination`]: its location is probed at startup and every
 //! `verify_interval`, and a bucket that does not report the configured region (or cannot be
 //! asked) is quarantined: no upload begins, nothing is written. Failed aborts are retried in the
-//! background, and multipart uploads an earlier run left behind are aborted at startup.
+//! background, and multipart uploads an earlier run left behind are aborted at startup
+//! (`cleanup`); downloads read through `reader`.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+
+mod cleanup;
+mod reader;
 
 use super::location::{Observed, Verdict, assess};
 use super::{MemoryBudget, S3Error, S3Reader, S3Writer, Target, ops, probe_region};
@@ -17,14 +21,11 @@ use crate::storage::{
     Destination, Entry, EntryKind, Key, ObjectMeta, ObjectReader, Publish, StorageError, Upload,
     Verification, VerificationState, check_grant, check_key,
 };
+use reader::WindowReader;
 
-/// Ranged GETs fetch this much (whole segments) at a time; downloads read sequentially.
-const READ_WINDOW: usize = 4 << 20;
 /// How often failed aborts are retried, and how soon a quarantined bucket is probed again.
 const ORPHAN_RETRY: Duration = Duration::from_secs(2);
 const QUARANTINE_RETRY: Duration = Duration::from_secs(30);
-/// Clean listings (one per retry round, so about a minute) before a lost upload is given up on.
-const LOST_CONFIRMATIONS: u8 = 30;
 
 /// A change of a destination's verified state, for the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,65 +168,6 @@ impl S3Destination {
         self.inner.verification()
     }
 
-    /// Aborts the multipart uploads an earlier run of this instance left open (its upload
-    /// journal's unfinished entries for this destination), and only those: other instances
-    /// writing below the same prefixes keep theirs. Returns how many were aborted; what cannot
-    /// be aborted now is retried in the background.
-    pub async fn sweep_unfinished(&self, pending: Vec<super::Pending>) -> usize {
-        let t = &self.inner.target;
-        let mut aborted = 0;
-        for p in pending {
-            let (result, upload) = match &p.upload_id {
-                Some(id) => (
-                    super::writer::try_abort(t, &p.key, id).await.map(|()| 1),
-                    super::OrphanId::Known(id.clone()),
-                ),
-                // The create never answered: any upload of this key it may have made started
-                // after the journal entry did.
-                None => {
-                    let since = p.began - std::time::Duration::from_secs(1);
-                    (
-                        self.inner.abort_unknown_uploads(&p.key, since).await,
-                        super::OrphanId::Lost {
-                            since,
-                            confirmations: LOST_CONFIRMATIONS,
-                        },
-                    )
-                }
-            };
-            match result {
-                Ok(n) => {
-                    aborted += n;
-                    t.journal_end(Some(p.entry));
-                }
-                Err(e) => {
-                    tracing::warn!(destination = %self.inner.name, error = %e, "a multipart upload left by an earlier run cannot be aborted yet; retrying in the background");
-                    if let Ok(mut o) = t.orphans.lock() {
-                        o.push(super::Orphan {
-                            key: p.key.clone(),
-                            upload,
-                            entry: Some(p.entry),
-                        });
-                    }
-                }
-            }
-        }
-        if aborted > 0 {
-            tracing::info!(destination = %self.inner.name, aborted, "aborted multipart uploads an earlier run of this instance left");
-        }
-        aborted
-    }
-
-    /// Multipart uploads whose abort is still pending (store unreachable).
-    pub fn pending_aborts(&self) -> usize {
-        self.inner
-            .target
-            .orphans
-            .lock()
-            .map(|o| o.len())
-            .unwrap_or(0)
-    }
-
     fn is_root(&self, key: &str) -> bool {
         key.is_empty() || self.roots.read().map(|r| r.contains(key)).unwrap_or(false)
     }
@@ -321,96 +263,6 @@ impl Inner {
                 observed_region: observed.map(|o| o.region.clone()),
             },
         }
-    }
-
-    async fn retry_orphans(&self) {
-        let pending: Vec<super::Orphan> = match self.target.orphans.lock() {
-            Ok(mut o) => std::mem::take(&mut *o),
-            Err(_) => return,
-        };
-        for orphan in pending {
-            let keep = match &orphan.upload {
-                super::OrphanId::Known(id) => {
-                    match super::writer::try_abort(&self.target, &orphan.key, id).await {
-                        Ok(()) => {
-                            tracing::info!(destination = %self.name, "pending multipart upload aborted");
-                            self.target.journal_end(orphan.entry);
-                            None
-                        }
-                        Err(e) => {
-                            tracing::debug!(destination = %self.name, error = %e, "abort still failing");
-                            Some(orphan)
-                        }
-                    }
-                }
-                super::OrphanId::Lost {
-                    since,
-                    confirmations,
-                } => match self.abort_unknown_uploads(&orphan.key, *since).await {
-                    // Keep looking a little while after the store answers again: a request it
-                    // was holding may be processed only after it recovered.
-                    Ok(n) => {
-                        if n > 0 {
-                            tracing::info!(destination = %self.name, aborted = n, "aborted a multipart upload whose creation had timed out");
-                        }
-                        if *confirmations >= LOST_CONFIRMATIONS {
-                            self.target.journal_end(orphan.entry);
-                        }
-                        (*confirmations < LOST_CONFIRMATIONS).then(|| super::Orphan {
-                            key: orphan.key.clone(),
-                            upload: super::OrphanId::Lost {
-                                since: *since,
-                                confirmations: confirmations + 1,
-                            },
-                            entry: orphan.entry,
-                        })
-                    }
-                    Err(e) => {
-                        tracing::debug!(destination = %self.name, error = %e, "cannot list multipart uploads yet");
-                        Some(orphan)
-                    }
-                },
-            };
-            if let Some(o) = keep
-                && let Ok(mut list) = self.target.orphans.lock()
-            {
-                list.push(o);
-            }
-        }
-    }
-
-    /// Aborts the multipart uploads of exactly `key`, started after `since`, that no writer of
-    /// this process owns.
-    async fn abort_unknown_uploads(&self, key: &str, since: SystemTime) -> Result<usize, S3Error> {
-        let t = &self.target;
-        let out = t
-            .client
-            .list_multipart_uploads()
-            .bucket(&t.bucket)
-            .prefix(key)
-            .send()
-            .await
-            .map_err(|e| S3Error::request("ListMultipartUploads", e))?;
-        let mut aborted = 0;
-        for u in out.uploads() {
-            let (Some(k), Some(id)) = (u.key(), u.upload_id()) else {
-                continue;
-            };
-            let recent = u
-                .initiated()
-                .and_then(|d| SystemTime::try_from(*d).ok())
-                .is_none_or(|at| at >= since);
-            let owned = t
-                .active
-                .lock()
-                .map(|a| a.contains(id) || super::writer::creating(&a, key))
-                .unwrap_or(true);
-            if k == key && recent && !owned {
-                super::writer::try_abort(t, k, id).await?;
-                aborted += 1;
-            }
-        }
-        Ok(aborted)
     }
 }
 
@@ -565,12 +417,7 @@ impl Destination for S3Destination {
     async fn open(&self, key: &Key) -> Result<Box<dyn ObjectReader>, StorageError> {
         check_key(key)?;
         let reader = S3Reader::open(&self.inner.target, key).await?;
-        Ok(Box::new(WindowReader {
-            reader: Arc::new(reader),
-            at: 0,
-            window: Vec::new(),
-            next: VecDeque::new(),
-        }))
+        Ok(Box::new(WindowReader::new(reader)))
     }
 
     async fn remove(&self, key: &Key) -> Result<(), StorageError> {
@@ -666,124 +513,5 @@ impl Upload for S3Upload {
 
     async fn abort(self: Box<Self>) {
         self.writer.abort().await
-    }
-}
-
-/// Serves reads from one ranged GET of up to [`READ_WINDOW`] bytes, so a sequential download of
-/// 64 KiB segments costs one request per window, not one per segment. While a window is being
-/// read, the next [`READ_AHEAD`] are fetched in the background, concurrently: one ranged GET at a
-/// time ran at about 100 MB/s through TLS on loopback, well below what the store serves to
-/// several (docs/benchmarks.md). Memory per download: at most `1 + READ_AHEAD` windows.
-struct WindowReader {
-    reader: Arc<S3Reader>,
-    at: u64,
-    window: Vec<u8>,
-    /// The windows after `window`, in order, being fetched: each one's offset and its task.
-    next: VecDeque<(u64, ReadAhead)>,
-}
-
-/// Windows fetched ahead of the one being read.
-const READ_AHEAD: usize = 2;
-
-type ReadAhead = tokio::task::JoinHandle<Result<Vec<u8>, S3Error>>;
-
-impl WindowReader {
-    fn prefetch(&mut self) {
-        if self.window.is_empty() {
-            return;
-        }
-        while self.next.len() < READ_AHEAD {
-            let at = match self.next.back() {
-                Some((at, _)) => at + READ_WINDOW as u64,
-                None => self.at + self.window.len() as u64,
-            };
-            if at >= self.reader.len() {
-                return;
-            }
-            let reader = self.reader.clone();
-            self.next.push_back((
-                at,
-                tokio::spawn(async move { reader.read_at(at, READ_WINDOW).await }),
-            ));
-        }
-    }
-
-    fn drop_read_ahead(&mut self) {
-        for (_, task) in self.next.drain(..) {
-            task.abort();
-        }
-    }
-
-    /// Serves `offset..end` from the tail of the current window and the first prefetched one
-    /// (which then becomes current), if the read continues into it; `None` otherwise (the
-    /// client jumped, or nothing was prefetched), and then the read-ahead is dropped.
-    async fn continue_into_next(
-        &mut self,
-        offset: u64,
-        end: u64,
-    ) -> Result<Option<Vec<u8>>, StorageError> {
-        let cached_end = self.at + self.window.len() as u64;
-        let continues = matches!(self.next.front(), Some((at, _))
-            if *at == cached_end && offset >= self.at && end <= at + READ_WINDOW as u64);
-        if !continues {
-            self.drop_read_ahead();
-            return Ok(None);
-        }
-        let Some((next_at, task)) = self.next.pop_front() else {
-            return Ok(None);
-        };
-        let next = task.await.map_err(|e| {
-            StorageError::from(S3Error::Internal(format!("read-ahead task: {e}")))
-        })??;
-        if end > next_at + next.len() as u64 || next.len() < READ_WINDOW && !self.next.is_empty() {
-            // The store returned less than asked: read directly, and refetch what follows.
-            self.drop_read_ahead();
-            return Ok(None);
-        }
-        // Segments straddle window boundaries: the read's head may still be in this window.
-        let mut out = Vec::with_capacity((end - offset) as usize);
-        if offset < next_at {
-            out.extend_from_slice(&self.window[(offset - self.at) as usize..]);
-        }
-        let from = offset.max(next_at) - next_at;
-        out.extend_from_slice(&next[from as usize..(end - next_at) as usize]);
-        self.at = next_at;
-        self.window = next;
-        Ok(Some(out))
-    }
-}
-
-impl Drop for WindowReader {
-    fn drop(&mut self) {
-        self.drop_read_ahead();
-    }
-}
-
-#[async_trait]
-impl ObjectReader for WindowReader {
-    fn sealed_len(&self) -> u64 {
-        self.reader.len()
-    }
-
-    async fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
-        let end = offset.saturating_add(len as u64).min(self.reader.len());
-        if offset >= end {
-            return Ok(Vec::new());
-        }
-        let cached_end = self.at + self.window.len() as u64;
-        if offset >= self.at && end <= cached_end {
-            let out = self.window[(offset - self.at) as usize..(end - self.at) as usize].to_vec();
-            self.prefetch();
-            return Ok(out);
-        }
-        if let Some(out) = self.continue_into_next(offset, end).await? {
-            self.prefetch();
-            return Ok(out);
-        }
-        self.window = self.reader.read_at(offset, len.max(READ_WINDOW)).await?;
-        self.at = offset;
-        self.prefetch();
-        let to = ((end - offset) as usize).min(self.window.len());
-        Ok(self.window[..to].to_vec())
     }
 }
