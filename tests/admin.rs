@@ -629,4 +629,20 @@ fn json_log_lines_parse_and_name_their_fields() {
     }
     assert_eq!(committed["protocol"], "sftp");
     assert_eq!(committed["plaintext_bytes"], 10_000);
+    // One event when the session starts and one when it ends, same stable fields.
+    for outcome in ["started", "ended"] {
+        let session = lines
+            .iter()
+            .find(|l| l["event"] == "session" && l["outcome"] == outcome)
+            .unwrap_or_else(|| panic!("no session {outcome} event:\n{text}"));
+        assert_eq!(session["protocol"], "sftp", "{session}");
+        assert_eq!(session["tenant"], "acme", "{session}");
+        assert_eq!(session["user"], "alice", "{session}");
+        assert_eq!(session["source"], "127.0.0.1", "{session}");
+    }
+    let ended = lines
+        .iter()
+        .find(|l| l["event"] == "session" && l["outcome"] == "ended")
+        .unwrap();
+    assert!(ended["duration_ms"].is_u64(), "{ended}");
 }

@@ -27,7 +27,7 @@ pub use client_certificate::{
     parse_subject,
 };
 pub use guard::{ActiveBans, AuthGuard, Method, Verdict};
-pub use sessions::{SessionLimitReached, SessionLimits, SessionSlot};
+pub use sessions::{SessionInfo, SessionLimitReached, SessionLimits, SessionSlot};
 
 /// A user the credentials proved, with what the config grants them. Only this module makes
 /// one, so a front end cannot invent a login.

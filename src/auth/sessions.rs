@@ -2,7 +2,9 @@
 //! protocol, so a user cannot double their share by logging in over SFTP and FTPS at once.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 /// The user already holds as many sessions as the config allows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +37,19 @@ impl SessionLimits {
 
     /// Takes one of `user`'s session slots, held until the returned slot is dropped.
     pub fn open(self: &Arc<Self>, user: &str) -> Result<SessionSlot, SessionLimitReached> {
+        self.open_as(SessionInfo {
+            user: user.to_string(),
+            ..SessionInfo::default()
+        })
+    }
+
+    /// As [`SessionLimits::open`], for the session `info` describes: its start and end are
+    /// logged as `event = "session"` with stable fields, for log shippers.
+    pub fn open_as(
+        self: &Arc<Self>,
+        info: SessionInfo,
+    ) -> Result<SessionSlot, SessionLimitReached> {
+        let user = info.user.as_str();
         let mut open = self.lock();
         let n = open.entry(user.to_string()).or_insert(0);
         if *n >= self.per_user {
@@ -48,9 +63,21 @@ impl SessionLimits {
             });
         }
         *n += 1;
+        drop(open);
+        if !info.protocol.is_empty() {
+            tracing::info!(
+                event = "session",
+                outcome = "started",
+                protocol = info.protocol,
+                tenant = %info.tenant,
+                user = %info.user,
+                source = %SourceField(info.source),
+            );
+        }
         Ok(SessionSlot {
             limits: self.clone(),
-            user: user.to_string(),
+            info,
+            started: Instant::now(),
         })
     }
 
@@ -60,21 +87,59 @@ impl SessionLimits {
     }
 }
 
+/// Who holds a session: what its start and end events name.
+#[derive(Debug, Default, Clone)]
+pub struct SessionInfo {
+    pub user: String,
+    pub tenant: String,
+    /// "sftp", "ftps"; empty: no session events (unit tests, internal callers).
+    pub protocol: &'static str,
+    /// The client's address (from the PROXY header behind a balancer).
+    pub source: Option<IpAddr>,
+}
+
+/// A session's source as a log field: the address, or "unknown".
+struct SourceField(Option<IpAddr>);
+
+impl std::fmt::Display for SourceField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => f.write_str("unknown"),
+        }
+    }
+}
+
 /// One session slot of one user; given back when dropped.
 #[derive(Debug)]
 pub struct SessionSlot {
     limits: Arc<SessionLimits>,
-    user: String,
+    info: SessionInfo,
+    started: Instant,
 }
 
 impl Drop for SessionSlot {
     fn drop(&mut self) {
-        let mut open = self.limits.lock();
-        if let Some(n) = open.get_mut(&self.user) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                open.remove(&self.user);
+        let user = &self.info.user;
+        {
+            let mut open = self.limits.lock();
+            if let Some(n) = open.get_mut(user) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    open.remove(user);
+                }
             }
+        }
+        if !self.info.protocol.is_empty() {
+            tracing::info!(
+                event = "session",
+                outcome = "ended",
+                protocol = self.info.protocol,
+                tenant = %self.info.tenant,
+                user = %user,
+                source = %SourceField(self.info.source),
+                duration_ms = self.started.elapsed().as_millis() as u64,
+            );
         }
     }
 }

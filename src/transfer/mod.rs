@@ -29,7 +29,7 @@ use russh::keys::{Certificate, PublicKey};
 use zeroize::Zeroizing;
 
 use crate::audit::{AuditEvent, AuditLog, AuthThrottle};
-use crate::auth::{Account, SessionLimits, Users};
+use crate::auth::{Account, SessionInfo, SessionLimits, Users};
 use crate::budget::MemoryBudget;
 use crate::config::{Config, DestinationKind, Permissions};
 use crate::crypto::{Header, ObjectContext, Sealer};
@@ -236,9 +236,19 @@ impl Gateway {
         &self.guard
     }
 
-    /// Takes one of the user's session slots (whatever the protocol), held until dropped.
-    pub fn open_session(&self, who: &Principal) -> Result<SessionSlot, SessionLimitReached> {
-        self.sessions.open(&who.user)
+    /// Takes one of the user's session slots (whatever the protocol), held until dropped; the
+    /// session's start and end are logged with `source`, the client's address.
+    pub fn open_session(
+        &self,
+        who: &Principal,
+        source: Option<IpAddr>,
+    ) -> Result<SessionSlot, SessionLimitReached> {
+        self.sessions.open_as(SessionInfo {
+            user: who.user.clone(),
+            tenant: who.tenant.clone(),
+            protocol: who.protocol.as_str(),
+            source,
+        })
     }
 
     /// Whether `user` exists and may log in with this public key.

@@ -400,7 +400,7 @@ impl Session {
     /// with SFTP) and writes the audit record with `record`, or says why not.
     fn login(&mut self, who: Principal, record: impl Fn(AuthOutcome) -> bool) -> Result<(), Reply> {
         let gw = self.shared.gateway.clone();
-        let slot = match gw.open_session(&who) {
+        let slot = match gw.open_session(&who, Some(self.peer.ip())) {
             Ok(slot) => slot,
             Err(full) => {
                 tracing::warn!(user = %who.user, limit = full.limit, "session limit reached; FTPS login refused");

@@ -148,7 +148,7 @@ impl Connection {
 
     fn admit(&mut self, who: Principal, proof: Proof<'_>) -> Auth {
         let gateway = &self.shared.gateway;
-        let slot = match gateway.open_session(&who) {
+        let slot = match gateway.open_session(&who, self.ip()) {
             Ok(slot) => slot,
             Err(full) => {
                 tracing::warn!(user = %who.user, limit = full.limit, "session limit reached; login refused");
