@@ -261,7 +261,15 @@ class HAProxyConfig(unittest.TestCase):
             p = subprocess.run(["haproxy", "-c", "-f", cfg], capture_output=True, text=True)
             self.assertNotEqual(p.returncode, 0)
             self.assertIn(HAPROXY_CA, p.stdout + p.stderr)
-            cfg.write_text(substitute(self.text, HAPROXY_CA, demo_ca(d)))
+            text = substitute(self.text, HAPROXY_CA, demo_ca(d))
+            cfg.write_text(text)
+            run(["haproxy", "-c", "-f", cfg])
+            # The commented sketch of FTPS option B is valid too, once uncommented.
+            head, marker, sketch = text.partition("# Option B's sketch")
+            self.assertTrue(marker)
+            body = [line.removeprefix("# ") for line in sketch.splitlines()[1:]]
+            self.assertIn("frontend ftps_data_1", body)
+            cfg.write_text(head + "\n".join(body) + "\n")
             run(["haproxy", "-c", "-f", cfg])
 
     def test_servers_send_proxy_v2_and_checks_verify_the_admin_certificate(self):
@@ -297,8 +305,10 @@ class HAProxyConfig(unittest.TestCase):
         # /readyz answers 503 at once when draining; the first failing check starts at most
         # `inter` later, the next `fastinter` apart; a second to spare for the answers.
         self.assertLessEqual(inter + (fall - 1) * fastinter + 1, DRAIN_DELAY)
+        # Pinned by client (balance source, IPv6 per /64 as the gateway counts it).
         for backend in ("backend sftp", "backend ftps_control"):
-            self.assertIn("balance source", s[backend])
+            self.assertIn("balance hash src,ipmask(32,64)", s[backend])
+            self.assertIn("hash-type consistent", s[backend])
 
     def test_health_checks_follow_readyz_of_a_real_gateway(self):
         """The shipped check lines against a real admin listener: UP with the right CA and name,
@@ -314,6 +324,8 @@ class HAProxyConfig(unittest.TestCase):
                 ("    maxconn 20000\n", "    maxconn 1000\n"),
                 ("bind :22\n", f"bind 127.0.0.1:{free_port()}\n"),
                 ("bind :21\n", f"bind 127.0.0.1:{free_port()}\n"),
+                ("    bind [::]:22 v6only\n", ""),
+                ("    bind [::]:21 v6only\n", ""),
                 ("10.0.1.11:2222", f"127.0.0.1:{g.sftp}"),
                 ("10.0.1.12:2222", f"127.0.0.1:{g.sftp}"),
                 ("10.0.1.11:2121", f"127.0.0.1:{g.ftps}"),
