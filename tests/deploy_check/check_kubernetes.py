@@ -1,15 +1,18 @@
-"""deploy/kubernetes/: strict schema validation, and the ConfigMap's gateway.toml against
-`eugate config check` and the StatefulSet."""
+"""deploy/kubernetes/: strict schema validation, the ConfigMap's gateway.toml against
+`eugate config check` and the StatefulSet, and the init container's key copy."""
 
+import os
 import re
+import shutil
 import subprocess
 import tempfile
 import tomllib
 import unittest
 from pathlib import Path
 
-from support import (DEPLOY, DRAIN_DELAY, SHUTDOWN_GRACE, config_check, find, manifests, require,
-                     run, substitute)
+from gateway import DemoGateway
+from support import (DEPLOY, DRAIN_DELAY, EUGATE, SHUTDOWN_GRACE, config_check, find, manifests,
+                     require, run, substitute)
 
 
 class KubernetesManifests(unittest.TestCase):
@@ -77,3 +80,59 @@ class KubernetesManifests(unittest.TestCase):
         user = re.search(r"^USER (\d+):(\d+)$", (DEPLOY / "container" / "Containerfile").read_text(), re.M)
         self.assertIsNotNone(user)
         self.assertEqual(pod["securityContext"]["runAsUser"], int(user.group(1)))
+
+    def test_the_init_container_turns_a_group_readable_secret_into_keys_the_gateway_accepts(self):
+        """The init container's exact command, run as the pod would run it (uid, gid and fsGroup
+        from the manifest), on a Secret volume as the kubelet lays it out under fsGroup
+        (root-owned symlinks into `..data/`, files root:fsGroup 0440): the copies are the
+        gateway's own 0600 files with the same bytes, and the gateway starts on them."""
+        self.assertEqual(os.geteuid(), 0, "needs root to lay out files as the kubelet does")
+        require("setpriv", "util-linux")
+        _, docs = manifests()
+        pod = find(docs, "StatefulSet", "eugate")["spec"]["template"]["spec"]
+        sc = pod["securityContext"]
+        uid, gid, fs_group = sc["runAsUser"], sc["runAsGroup"], sc["fsGroup"]
+        init = pod["initContainers"][0]
+        mounts = {m["name"]: m["mountPath"] for m in init["volumeMounts"]}
+        secret_mode = next(v["secret"]["defaultMode"] for v in pod["volumes"] if v["name"] == "keys-in")
+        with DemoGateway(serve=False) as g:
+            root = Path(g.tmp.name)
+            os.chmod(root, 0o755)
+            keys_in, keys = root / "keys-in", root / "keys"
+            data = keys_in / "..2026_12_03_00_00_00.000000000"
+            data.mkdir(parents=True)
+            (keys_in / "..data").symlink_to(data.name)
+            demo_files = {"master.key": "master.key", "keyring": "keyring",
+                          "host_ed25519": "host_ed25519", "admin.crt": "ftps-server.pem",
+                          "admin.key": "ftps-server.key"}
+            for name, source in demo_files.items():
+                shutil.copy(g.folder / source, data / name)
+                os.chown(data / name, 0, fs_group)
+                os.chmod(data / name, secret_mode | 0o440)
+                (keys_in / name).symlink_to(Path("..data") / name)
+            keys.mkdir()
+            os.chown(keys, uid, fs_group)
+            command = [a.replace(mounts["keys-in"], str(keys_in)).replace(mounts["keys"], str(keys))
+                       for a in init["command"]]
+            run(["setpriv", f"--reuid={uid}", f"--regid={gid}", f"--groups={fs_group}", *command])
+            for name, source in demo_files.items():
+                st = (keys / name).stat()
+                self.assertEqual((st.st_uid, st.st_mode & 0o777), (uid, 0o600), name)
+                self.assertEqual((keys / name).read_bytes(), (g.folder / source).read_bytes())
+            # The gateway, as the pod's user, refuses the Secret's own files and starts on the copies.
+            config = g.folder / "gateway.toml"
+            original = config.read_text()
+            for path in [*g.folder.rglob("*"), g.folder]:
+                os.chown(path, uid, gid)
+            as_pod = ["setpriv", f"--reuid={uid}", f"--regid={gid}", f"--groups={fs_group}"]
+            for directory in (keys_in, keys):
+                text = original
+                for name, source in demo_files.items():
+                    text = substitute(text, f'"{source}"', f'"{directory / name}"')
+                config.write_text(text)
+                if directory == keys_in:
+                    p = subprocess.run([*as_pod, EUGATE, "serve", "--config", config],
+                                       capture_output=True, text=True, timeout=60)
+                    self.assertNotEqual(p.returncode, 0)
+                    self.assertIn("0440", p.stderr)
+            g.serve([*as_pod, EUGATE, "serve", "--config", config])
