@@ -237,7 +237,11 @@ permissions = ["read", "write", "delete"]
 
 {self.a.eugate_toml}
 """)
-            subprocess.run([eug, "config", "check", conf], check=True, stdout=sys.stderr)
+            r = subprocess.run([eug, "config", "check", conf], capture_output=True, text=True)
+            if r.returncode != 0:
+                hint = (" (--proxy-protocol needs an eugate with `[server] proxy_protocol_from`)"
+                        if proxy_protocol and "proxy_protocol_from" in r.stdout + r.stderr else "")
+                raise RuntimeError(f"eugate config check {conf}{hint}: {(r.stdout + r.stderr).strip()[-1500:]}")
             p = self.spawn(iid, [eug, "serve", "--config", conf], env=env, cwd=d)
             wait_port(port, p, iid)
             peer = Peer(iid, p, port, TENANT, os.path.join(d, "user"), "", True)
@@ -253,6 +257,9 @@ permissions = ["read", "write", "delete"]
         self.haproxy_sock = os.path.join(d, "haproxy.sock")
         pp = " send-proxy-v2" if proxy_protocol else ""
         servers = "".join(f"    server {i.name} 127.0.0.1:{i.port} source {BALANCER_ADDR}{pp}\n" for i in instances)
+        # splice(2) moves the bytes from one socket to the other inside the kernel, never through
+        # HAProxy's buffers; --haproxy-no-splice measures it without.
+        splice = "" if self.a.haproxy_no_splice else "    option splice-request\n    option splice-response\n"
         conf = os.path.join(d, "haproxy.cfg")
         with open(conf, "w") as f:
             f.write(f"""global
@@ -261,7 +268,7 @@ permissions = ["read", "write", "delete"]
 
 defaults
     mode tcp
-    timeout connect 5s
+{splice}    timeout connect 5s
     timeout client 1h
     timeout server 1h
 
@@ -463,7 +470,14 @@ def summarize(runs, setup):
         }
     total_cpu = [sum(i["cpu"] for i in r["instances"].values()) / (r["ok"] * r["_size"] / GIB) for r in rs if r["ok"]]
     out["servers_cpu_per_gib"] = med(total_cpu)
+    out["machine_cpu_per_gib"] = med([machine_cpu(r) / (r["ok"] * r["_size"] / GIB) for r in rs if r["ok"]])
     return out
+
+
+def machine_cpu(r):
+    """Everything the uploads made this machine do: instances, HAProxy, Garage, stunnel, clients."""
+    return (sum(i["cpu"] for i in r["instances"].values()) + r["client_cpu"]
+            + sum(r.get(f"{k}_cpu", 0.0) for k in ("haproxy", "garage", "stunnel")))
 
 
 def fmt(v, f="{:.2f}"):
@@ -494,10 +508,11 @@ def report(a, b, runs):
     print(f"# Garage: {a.garage_nodes} node(s), replication_factor {a.garage_nodes}; S3 transport: "
           + ("plain HTTP" if a.s3_plain_http else f"TLS (stunnel {b.stunnel_version} in front of Garage's first node)"))
     print(f"# {b.haproxy_version}: TCP mode, balance roundrobin, source {BALANCER_ADDR}, "
-          f"PROXY protocol v2 {'on' if a.proxy_protocol else 'off'}")
+          f"PROXY protocol v2 {'on' if a.proxy_protocol else 'off'}, "
+          f"{'no splice' if a.haproxy_no_splice else 'option splice-request/-response'}")
     rows = []
     for r in runs:
-        rows.append({"setup": r["setup"], "MB/s": f"{r['mbs']:.1f}", "wall s": f"{r['wall']:.1f}",
+        rows.append({"run": r["run"], "setup": r["setup"], "MB/s": f"{r['mbs']:.1f}", "wall s": f"{r['wall']:.1f}",
                      "ok": f"{r['ok']}/{a.count}",
                      "servers CPU-s/GiB": fmt(sum(i["cpu"] for i in r["instances"].values()) / (r["ok"] * a.size / GIB)
                                               if r["ok"] else None),
@@ -506,13 +521,14 @@ def report(a, b, runs):
                      "stunnel CPU-s/GiB": fmt(r["stunnel_cpu"] / (r["ok"] * a.size / GIB)
                                               if r["ok"] and "stunnel_cpu" in r else None),
                      "client CPU-s/GiB": fmt(r["client_cpu"] / (r["ok"] * a.size / GIB) if r["ok"] else None),
+                     "machine CPU-s/GiB": fmt(machine_cpu(r) / (r["ok"] * a.size / GIB) if r["ok"] else None),
                      "verify": r["verify"]})
     table(rows)
     print()
     rows = []
     for r in runs:
         for name, i in r["instances"].items():
-            rows.append({"setup": r["setup"], "instance": name, "uploads": i["uploads"],
+            rows.append({"run": r["run"], "setup": r["setup"], "instance": name, "uploads": i["uploads"],
                          "HAProxy sessions": i["haproxy_sessions"],
                          "GiB": f"{i['plaintext_bytes'] / GIB:.2f}", "CPU-s": f"{i['cpu']:.1f}",
                          "CPU-s/GiB": fmt(i["cpu_per_gib"]),
@@ -520,6 +536,11 @@ def report(a, b, runs):
                          "sampled RSS MiB": f"{i['sampled_rss_mib']:.0f}",
                          "client address seen": ",".join(i["auth_sources"]) or "-"})
     table(rows)
+    cores = os.cpu_count()
+    ceilings = [f"{name} {fmt(s['machine_cpu_per_gib'])} CPU-s/GiB -> {fmt(cores * GIB / 1e6 / s['machine_cpu_per_gib'], '{:.1f}')} MB/s"
+                for name, s in (("direct", direct), ("haproxy", lb)) if s["machine_cpu_per_gib"]]
+    # Everything runs on this machine's cores, so the work per GiB caps the throughput.
+    print(f"# machine CPU per GiB and the MB/s it allows with all {cores} cores busy: " + "; ".join(ceilings))
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"args": vars(a), "cores": os.cpu_count(), "haproxy": b.haproxy_version,
@@ -564,6 +585,8 @@ def parse_args():
     ap.add_argument("--proxy-protocol", action="store_true",
                     help="HAProxy sends PROXY v2 and the instances accept it from 127.0.0.2 "
                          "([server] proxy_protocol_from); needs an eugate that has the key")
+    ap.add_argument("--haproxy-no-splice", action="store_true",
+                    help="HAProxy copies through user space (default: `option splice-request` and `splice-response`)")
     ap.add_argument("--s3-plain-http", action="store_true",
                     help="eugate talks plain HTTP to Garage (no stunnel; eugate then SHA-256s every byte)")
     ap.add_argument("--cipher", default="aes128-gcm@openssh.com", help="sftp -c")
@@ -601,10 +624,17 @@ def main():
         log(f"writing {a.size} random bytes")
         make_file(src, a.size)
         b.src_sha = sha256(src)
+        # Unmeasured: one small upload to each instance, so that neither setup pays for first
+        # connections to the store (TLS handshakes, the destination check) or cold code pages.
+        warm = os.path.join(b.shm, "warm.bin")
+        make_file(warm, MIB)
+        for i in instances:
+            if upload_all(b, i, warm, f"warmup-{i.name}", 1):
+                raise RuntimeError(f"the warm-up upload to {i.name} failed; see {b.path(i.name + '.log')}")
         for run in range(a.runs):
             order = [("direct", instances[0]), ("haproxy", b.haproxy)]
             for setup, target in (order if run % 2 == 0 else order[::-1]):
-                runs.append(run_setup(b, setup, target, instances, src, f"{setup}-r{run}"))
+                runs.append(dict(run_setup(b, setup, target, instances, src, f"{setup}-r{run}"), run=run + 1))
         for i in instances:
             r = subprocess.run([a.eugate, "audit", "verify", i.audit], capture_output=True, text=True)
             if r.returncode != 0:
@@ -624,3 +654,5 @@ if __name__ == "__main__":
     except KeyboardInterrupt as e:
         log(f"interrupted ({e})")
         sys.exit(130)
+    except (RuntimeError, subprocess.CalledProcessError) as e:
+        sys.exit(f"scale: {e}")
