@@ -31,27 +31,22 @@ peak RSS ...; HAProxy <c> CPU-s/GiB; ...` with ratios against the direct setup o
 No thresholds: the numbers depend on the machine and on whatever else it runs.
 """
 import argparse
-import datetime
-import hashlib
-import hmac
 import json
 import os
 import resource
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.parse
-import urllib.request
-import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e  # noqa: E402
 from e2e import GIB, MIB, Peer, free_port, log, make_file, parse_size, server_env, sha256, tree_cpu, wait_port  # noqa: E402
+from s3_check import S3, sealed_len  # noqa: E402
+from scale_report import report  # noqa: E402
 
 e2e.LOG_PREFIX = "scale"
 
@@ -107,66 +102,6 @@ class RssSampler:
     def __exit__(self, *exc):
         self._stop.set()
         self._t.join()
-
-
-# ---------------------------------------------------------------- S3 check (SigV4, stdlib only)
-
-
-class S3:
-    """Just enough of an S3 client to check what landed: path-style GETs signed with SigV4, on
-    Garage's plain port (the check is not part of what is measured)."""
-
-    def __init__(self, port, key_id, secret, region="eu-central-1"):
-        self.host, self.key_id, self.secret, self.region = f"127.0.0.1:{port}", key_id, secret, region
-
-    def _get(self, path, query):
-        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        q = "&".join(f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(v, safe='-_.~')}"
-                     for k, v in sorted(query.items()))
-        empty = hashlib.sha256(b"").hexdigest()
-        headers = {"host": self.host, "x-amz-content-sha256": empty, "x-amz-date": now}
-        signed = ";".join(sorted(headers))
-        canonical = "\n".join(["GET", urllib.parse.quote(path, safe="/-_.~"), q,
-                               "".join(f"{k}:{headers[k]}\n" for k in sorted(headers)), signed, empty])
-        scope = f"{now[:8]}/{self.region}/s3/aws4_request"
-        to_sign = "\n".join(["AWS4-HMAC-SHA256", now, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-        k = ("AWS4" + self.secret).encode()
-        for part in (now[:8], self.region, "s3", "aws4_request"):
-            k = hmac.new(k, part.encode(), hashlib.sha256).digest()
-        sig = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
-        headers["authorization"] = (f"AWS4-HMAC-SHA256 Credential={self.key_id}/{scope}, "
-                                    f"SignedHeaders={signed}, Signature={sig}")
-        url = f"http://{self.host}{urllib.parse.quote(path, safe='/-_.~')}" + (f"?{q}" if q else "")
-        return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60)
-
-    def objects(self, bucket, prefix):
-        """(key, size) of every object under prefix (ListObjectsV2, all pages)."""
-        out, token = [], None
-        while True:
-            q = {"list-type": "2", "prefix": prefix}
-            if token:
-                q["continuation-token"] = token
-            with self._get(f"/{bucket}", q) as r:
-                root = ET.fromstring(r.read())
-            out += [(c.findtext("{*}Key"), int(c.findtext("{*}Size"))) for c in root.findall("{*}Contents")]
-            token = root.findtext("{*}NextContinuationToken")
-            if root.findtext("{*}IsTruncated") != "true" or not token:
-                return out
-
-    def uploads(self, bucket):
-        """Keys of the multipart uploads in progress (ListMultipartUploads)."""
-        with self._get(f"/{bucket}", {"uploads": ""}) as r:
-            root = ET.fromstring(r.read())
-        return [u.findtext("{*}Key") for u in root.findall("{*}Upload")]
-
-    def download(self, bucket, key, dest):
-        with self._get(f"/{bucket}/{key}", {}) as r, open(dest, "wb") as f:
-            shutil.copyfileobj(r, f, 8 * MIB)
-
-
-def sealed_len(header_len, plaintext):
-    """docs/object-format.md §5: H + P + 16 per 64 KiB segment (at least one)."""
-    return header_len + plaintext + 16 * max(1, -(-plaintext // 65536))
 
 
 # ---------------------------------------------------------------- servers
@@ -441,122 +376,6 @@ def verify(b, stem):
     return "ok" if not problems else "; ".join(problems)
 
 
-# ---------------------------------------------------------------- report
-
-
-def med(vals):
-    vals = [v for v in vals if v is not None]
-    return statistics.median(vals) if vals else None
-
-
-def summarize(runs, setup):
-    rs = [r for r in runs if r["setup"] == setup]
-    out = {"mbs": med([r["mbs"] for r in rs]), "instances": {}}
-    for k in ("haproxy", "garage", "stunnel", "client"):
-        vals = [r[f"{k}_cpu"] / (r["ok"] * r["_size"] / GIB) for r in rs if f"{k}_cpu" in r and r["ok"]]
-        out[f"{k}_cpu_per_gib"] = med(vals)
-    for name in INSTANCES:
-        ins = [r["instances"][name] for r in rs]
-        out["instances"][name] = {
-            "uploads": med([i["uploads"] for i in ins]),
-            "cpu_per_gib": med([i["cpu_per_gib"] for i in ins]),
-            "peak_rss_mib": max(i["peak_rss_mib"] for i in ins),
-        }
-    total_cpu = [sum(i["cpu"] for i in r["instances"].values()) / (r["ok"] * r["_size"] / GIB) for r in rs if r["ok"]]
-    out["servers_cpu_per_gib"] = med(total_cpu)
-    out["machine_cpu_per_gib"] = med([machine_cpu(r) / (r["ok"] * r["_size"] / GIB) for r in rs if r["ok"]])
-    return out
-
-
-def machine_cpu(r):
-    """Everything the uploads made this machine do: instances, HAProxy, Garage, stunnel, clients."""
-    return (sum(i["cpu"] for i in r["instances"].values()) + r["client_cpu"]
-            + sum(r.get(f"{k}_cpu", 0.0) for k in ("haproxy", "garage", "stunnel")))
-
-
-def fmt(v, f="{:.2f}"):
-    return "-" if v is None else f.format(v)
-
-
-def ratio(x, y):
-    return "-" if x is None or not y else f"x{x / y:.2f}"
-
-
-def table(rows):
-    cols = []
-    for row in rows:
-        cols += [k for k in row if k not in cols]
-    print("| " + " | ".join(cols) + " |")
-    print("|" + "|".join("---" for _ in cols) + "|")
-    for row in rows:
-        print("| " + " | ".join(str(row.get(k, "")) for k in cols) + " |")
-
-
-def report(a, b, runs):
-    for r in runs:
-        r["_size"] = a.size
-    direct, lb = summarize(runs, "direct"), summarize(runs, "haproxy")
-    print(f"# scale: {a.count} x {a.size / MIB:.0f} MiB concurrent uploads, {a.runs} run(s) per setup, "
-          f"sftp -c {a.cipher} -R {a.requests}; {os.cpu_count()} cores; MB = 10^6 bytes; "
-          f"medians over runs (peak RSS: max)")
-    print(f"# Garage: {a.garage_nodes} node(s), replication_factor {a.garage_nodes}; S3 transport: "
-          + ("plain HTTP" if a.s3_plain_http else f"TLS (stunnel {b.stunnel_version} in front of Garage's first node)"))
-    print(f"# {b.haproxy_version}: TCP mode, balance roundrobin, source {BALANCER_ADDR}, "
-          f"PROXY protocol v2 {'on' if a.proxy_protocol else 'off'}, "
-          f"{'no splice' if a.haproxy_no_splice else 'option splice-request/-response'}")
-    rows = []
-    for r in runs:
-        rows.append({"run": r["run"], "setup": r["setup"], "MB/s": f"{r['mbs']:.1f}", "wall s": f"{r['wall']:.1f}",
-                     "ok": f"{r['ok']}/{a.count}",
-                     "servers CPU-s/GiB": fmt(sum(i["cpu"] for i in r["instances"].values()) / (r["ok"] * a.size / GIB)
-                                              if r["ok"] else None),
-                     "HAProxy CPU-s/GiB": fmt(r["haproxy_cpu"] / (r["ok"] * a.size / GIB) if r["ok"] else None, "{:.3f}"),
-                     "Garage CPU-s/GiB": fmt(r["garage_cpu"] / (r["ok"] * a.size / GIB) if r["ok"] else None),
-                     "stunnel CPU-s/GiB": fmt(r["stunnel_cpu"] / (r["ok"] * a.size / GIB)
-                                              if r["ok"] and "stunnel_cpu" in r else None),
-                     "client CPU-s/GiB": fmt(r["client_cpu"] / (r["ok"] * a.size / GIB) if r["ok"] else None),
-                     "machine CPU-s/GiB": fmt(machine_cpu(r) / (r["ok"] * a.size / GIB) if r["ok"] else None),
-                     "verify": r["verify"]})
-    table(rows)
-    print()
-    rows = []
-    for r in runs:
-        for name, i in r["instances"].items():
-            rows.append({"run": r["run"], "setup": r["setup"], "instance": name, "uploads": i["uploads"],
-                         "HAProxy sessions": i["haproxy_sessions"],
-                         "GiB": f"{i['plaintext_bytes'] / GIB:.2f}", "CPU-s": f"{i['cpu']:.1f}",
-                         "CPU-s/GiB": fmt(i["cpu_per_gib"]),
-                         f"peak RSS MiB ({i['peak_rss_source']})": f"{i['peak_rss_mib']:.0f}",
-                         "sampled RSS MiB": f"{i['sampled_rss_mib']:.0f}",
-                         "client address seen": ",".join(i["auth_sources"]) or "-"})
-    table(rows)
-    cores = os.cpu_count()
-    ceilings = [f"{name} {fmt(s['machine_cpu_per_gib'])} CPU-s/GiB -> {fmt(cores * GIB / 1e6 / s['machine_cpu_per_gib'], '{:.1f}')} MB/s"
-                for name, s in (("direct", direct), ("haproxy", lb)) if s["machine_cpu_per_gib"]]
-    # Everything runs on this machine's cores, so the work per GiB caps the throughput.
-    print(f"# machine CPU per GiB and the MB/s it allows with all {cores} cores busy: " + "; ".join(ceilings))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump({"args": vars(a), "cores": os.cpu_count(), "haproxy": b.haproxy_version,
-                       "runs": runs, "summary": {"direct": direct, "haproxy": lb}}, f, indent=1, default=str)
-
-    base = direct["instances"]["gw-a"]
-    parts = [f"haproxy+2 {fmt(lb['mbs'], '{:.1f}')} MB/s vs direct {fmt(direct['mbs'], '{:.1f}')} MB/s "
-             f"({ratio(lb['mbs'], direct['mbs'])})"]
-    parts.append("CPU-s/GiB " + ", ".join(
-        f"{n} {fmt(lb['instances'][n]['cpu_per_gib'])} ({ratio(lb['instances'][n]['cpu_per_gib'], base['cpu_per_gib'])})"
-        for n in INSTANCES) + f" vs direct {fmt(base['cpu_per_gib'])}")
-    parts.append("peak RSS " + ", ".join(
-        f"{n} {lb['instances'][n]['peak_rss_mib']:.0f} MiB "
-        f"({ratio(lb['instances'][n]['peak_rss_mib'], base['peak_rss_mib'])})" for n in INSTANCES)
-        + f" vs direct {base['peak_rss_mib']:.0f} MiB")
-    parts.append(f"HAProxy {fmt(lb['haproxy_cpu_per_gib'], '{:.3f}')} CPU-s/GiB")
-    parts.append(f"Garage {fmt(lb['garage_cpu_per_gib'])} vs {fmt(direct['garage_cpu_per_gib'])} CPU-s/GiB "
-                 f"({a.garage_nodes} node(s))")
-    parts.append(f"{a.count}x{a.size / MIB:.0f}MiB, {os.cpu_count()} cores, PROXY v2 {'on' if a.proxy_protocol else 'off'}")
-    print("scale: " + "; ".join(parts))
-
-
 # ---------------------------------------------------------------- main
 
 
@@ -636,7 +455,17 @@ def main():
         log("both audit chains verify")
     finally:
         b.cleanup()
-    report(a, b, runs)
+    header = [
+        f"# scale: {a.count} x {a.size / MIB:.0f} MiB concurrent uploads, {a.runs} run(s) per setup, "
+        f"sftp -c {a.cipher} -R {a.requests}; {os.cpu_count()} cores; MB = 10^6 bytes; "
+        "medians over runs (peak RSS: max)",
+        f"# Garage: {a.garage_nodes} node(s), replication_factor {a.garage_nodes}; S3 transport: "
+        + ("plain HTTP" if a.s3_plain_http else f"TLS (stunnel {b.stunnel_version} in front of Garage's first node)"),
+        f"# {b.haproxy_version}: TCP mode, balance roundrobin, source {BALANCER_ADDR}, "
+        f"PROXY protocol v2 {'on' if a.proxy_protocol else 'off'}, "
+        f"{'no splice' if a.haproxy_no_splice else 'option splice-request/-response'}",
+    ]
+    report(a, runs, header, INSTANCES, {"cores": os.cpu_count(), "haproxy": b.haproxy_version})
     bad = [r for r in runs if r["verify"] != "ok" or r["failed"]]
     if bad:
         sys.exit(f"scale: {len(bad)} setup run(s) had failed uploads or failed the store check (see the table)")
