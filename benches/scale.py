@@ -12,11 +12,12 @@ bucket; their configs differ only in port, `[server] instance_id`, `[audit] file
 connecting from 127.0.0.2; with --proxy-protocol it sends PROXY v2 and the instances accept it from
 127.0.0.2 (`[server] proxy_protocol_from`).
 
-Each run has two setups, in alternating order from run to run:
+After an unmeasured warm-up round (--count uploads of --warmup bytes through HAProxy), each run has
+two setups, in alternating order from run to run (--runs, default 2, so each order once):
   * direct: --count uploads of --size each (OpenSSH sftp clients in parallel processes, random data
     generated once) straight to gw-a, gw-b idle;
   * haproxy: the same uploads to HAProxy's port, spread over gw-a and gw-b.
-Measured per setup: aggregate MB/s (10^6 B/s, all bytes / wall time from the first client's start to
+Measured per setup: aggregate MB/s (10^6 B/s, the successful uploads' bytes / wall time from the first client's start to
 the last one's exit); per instance the CPU-seconds (utime+stime from /proc/PID/stat before/after)
 per GiB it committed (its audit log's `committed` records), and its peak RSS (VmHWM, reset through
 /proc/PID/clear_refs before each setup; VmRSS sampled every 50 ms as a cross-check); HAProxy's,
@@ -125,6 +126,7 @@ class ScaleBench(e2e.Bench):
         ca = f'ca_bundle = "{self.ca_pem}"\n' if self.tls_port else ""
         n = self.a.count
         proxy = f'proxy_protocol_from = ["{BALANCER_ADDR}"]\n' if proxy_protocol else ""
+        budget = f'memory_budget = "{self.a.memory_budget}"\n' if self.a.memory_budget else ""
         out = []
         for iid in INSTANCES:
             port = free_port()
@@ -146,7 +148,7 @@ file = "audit-{iid}.jsonl"
 
 [storage]
 upload_journal = "uploads-{iid}.journal"
-
+{budget}
 [limits]
 # Every client logs in at once from one address (127.0.0.1, or the balancer without PROXY protocol).
 max_unauthenticated_per_source = {max(32, n)}
@@ -381,7 +383,7 @@ def verify(b, stem):
 
 def check_disk_space(a):
     """Garage keeps every byte (times the replication factor) under /tmp until the run ends."""
-    need = int(2 * a.runs * a.count * a.size * a.garage_nodes * 1.1)
+    need = int((2 * a.runs * a.size + a.warmup) * a.count * a.garage_nodes * 1.1)
     free = shutil.disk_usage("/tmp").free
     if need > free:
         sys.exit(f"scale: Garage will store about {need / 1e9:.1f} GB under /tmp, but only "
@@ -392,7 +394,11 @@ def parse_args():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--count", type=int, default=32, help="concurrent uploads per setup (default 32)")
     ap.add_argument("--size", type=parse_size, default=64 * MIB, help="bytes per upload (default 64M)")
-    ap.add_argument("--runs", type=int, default=1, help="runs of both setups, order alternating (default 1)")
+    ap.add_argument("--runs", type=int, default=2,
+                    help="runs of both setups, order alternating (default 2: each order once; the "
+                         "first measured setup of a process tends to be the slowest)")
+    ap.add_argument("--warmup", type=parse_size, default=16 * MIB,
+                    help="bytes per client of the unmeasured warm-up round through HAProxy (default 16M, 0: none)")
     ap.add_argument("--garage-nodes", type=int, choices=[1, 3], default=3,
                     help="Garage nodes; 3 = a cluster with replication_factor 3, as production would run")
     ap.add_argument("--proxy-protocol", action="store_true",
@@ -406,6 +412,8 @@ def parse_args():
     ap.add_argument("--requests", type=int, default=64, help="sftp -R (outstanding requests)")
     ap.add_argument("--eugate", default=os.path.join(e2e.REPO, "target", "release", "eugate"))
     ap.add_argument("--garage", default=os.environ.get("GARAGE", "/opt/eugate-tools/bin/garage"))
+    ap.add_argument("--memory-budget", help="[storage] memory_budget of each instance, e.g. 512MiB "
+                                            "(default: eugate's default)")
     ap.add_argument("--eugate-toml", default="", help="extra TOML appended to both instances' configs")
     ap.add_argument("--json", help="also write the raw results here")
     ap.add_argument("--keep", action="store_true", help="keep the temp dirs (logs) for inspection")
@@ -414,6 +422,23 @@ def parse_args():
     if a.count < 1 or a.size < 1 or a.runs < 1:
         ap.error("--count, --size and --runs must be positive")
     return a
+
+
+def warm_up(b, instances):
+    """Unmeasured: --count uploads of --warmup bytes through HAProxy (both instances). Without it
+    the first measured setup pays for the cluster's first bulk writes: in a 3-node run Garage spent
+    49 CPU-s/GiB on the first setup and 31-33 on the three after it, whichever setup came first."""
+    a = b.a
+    if a.warmup <= 0:
+        return
+    warm = os.path.join(b.shm, "warm.bin")
+    make_file(warm, a.warmup)
+    t0 = time.perf_counter()
+    failed = upload_all(b, b.haproxy, warm, "warmup", a.count)
+    if failed:
+        raise RuntimeError(f"{len(failed)} warm-up upload(s) failed: {failed[0]}")
+    os.unlink(warm)
+    log(f"warm-up: {a.count} x {a.warmup} bytes through HAProxy in {time.perf_counter() - t0:.1f} s")
 
 
 def main():
@@ -437,13 +462,7 @@ def main():
         log(f"writing {a.size} random bytes")
         make_file(src, a.size)
         b.src_sha = sha256(src)
-        # Unmeasured: one small upload to each instance, so that neither setup pays for first
-        # connections to the store (TLS handshakes, the destination check) or cold code pages.
-        warm = os.path.join(b.shm, "warm.bin")
-        make_file(warm, MIB)
-        for i in instances:
-            if upload_all(b, i, warm, f"warmup-{i.name}", 1):
-                raise RuntimeError(f"the warm-up upload to {i.name} failed; see {b.path(i.name + '.log')}")
+        warm_up(b, instances)
         for run in range(a.runs):
             order = [("direct", instances[0]), ("haproxy", b.haproxy)]
             for setup, target in (order if run % 2 == 0 else order[::-1]):

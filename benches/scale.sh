@@ -2,8 +2,8 @@
 # Scale benchmark: 32 concurrent 64 MiB uploads through HAProxy to two eugate instances vs the same
 # uploads to one instance directly, on a 3-node Garage cluster (replication_factor 3), all on
 # loopback. Usage:
-#   benches/scale.sh [--count 32] [--size 64M] [--runs 1] [--garage-nodes 1|3]
-#                    [--proxy-protocol] [--s3-plain-http] [--json out.json] [--keep]
+#   benches/scale.sh [--count 32] [--size 64M] [--runs 2] [--garage-nodes 1|3] [--warmup 16M]
+#                    [--proxy-protocol] [--memory-budget 512MiB] [--s3-plain-http] [--json out.json] [--keep]
 # (see `benches/scale.py --help`). Installs HAProxy / the sftp client / stunnel4 / openssl if
 # missing, builds eugate (release), and runs benches/scale.py, which starts every server in a temp
 # dir, measures both setups, checks the bucket, tears everything down (also on Ctrl-C) and prints
