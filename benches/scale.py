@@ -425,9 +425,10 @@ def parse_args():
 
 
 def warm_up(b, instances):
-    """Unmeasured: --count uploads of --warmup bytes through HAProxy (both instances). Without it
-    the first measured setup pays for the cluster's first bulk writes: in a 3-node run Garage spent
-    49 CPU-s/GiB on the first setup and 31-33 on the three after it, whichever setup came first."""
+    """Unmeasured: --count uploads of --warmup bytes through HAProxy (both instances). Without it,
+    in a 3-node run, the first measured setup cost Garage 49 CPU-s/GiB and the three after it 31-33,
+    whichever setup came first; the warm-up narrows that gap but did not close it on a loaded
+    machine, hence each order once (--runs 2)."""
     a = b.a
     if a.warmup <= 0:
         return
