@@ -74,8 +74,12 @@ def server_env(**extra):
     return env
 
 
+# benches/scale.py imports this module and sets its own prefix.
+LOG_PREFIX = "e2e"
+
+
 def log(msg):
-    print(f"[e2e] {msg}", file=sys.stderr, flush=True)
+    print(f"[{LOG_PREFIX}] {msg}", file=sys.stderr, flush=True)
 
 
 def parse_size(text):
@@ -277,6 +281,8 @@ class Bench:
         self.shm = tempfile.mkdtemp(prefix="eugate-e2e-", dir="/dev/shm")
         self.garage_pid = None
         self.s3_secret = os.urandom(32).hex()
+        # Shared by every node of a Garage cluster (benches/scale.py).
+        self.garage_rpc_secret = os.urandom(32).hex()
         self.garage_port = None
         # TLS in front of Garage (None with --s3-plain-http).
         self.tls_port = self.ca_pem = self.stunnel_pid = None
@@ -337,21 +343,53 @@ class Bench:
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path], check=True)
 
     # ------------------------------------------------------------ Garage
-    def start_garage(self):
+    def start_garage(self, nodes=1, buckets=("eugate-bench", "rclone-bench")):
+        """Garage with `buckets`, readable and writable with the bench key. nodes > 1 (benches/scale.py):
+        a cluster on loopback storing every block on every node (replication_factor = nodes, one zone
+        per node); each node has its own S3 port, and clients are given the first node's."""
+        self.garage_nodes = [self.garage_node("garage" if i == 0 else f"garage-{i + 1}", nodes)
+                             for i in range(nodes)]
+        self.garage_pids = [n["proc"].pid for n in self.garage_nodes]
+        first = self.garage_nodes[0]
+        for node in self.garage_nodes:
+            full_id = node["cli"]("node", "id", "-q").strip()
+            node["id"] = full_id.split("@")[0]
+            if node is not first:
+                first["cli"]("node", "connect", full_id)
+        self.garage_pid, self.garage_port = first["proc"].pid, first["api"]
+        for i, node in enumerate(self.garage_nodes):
+            first["cli"]("layout", "assign", "-z", f"dc{i + 1}", "-c", "1G", node["id"])
+        first["cli"]("layout", "apply", "--version", "1")
+        if nodes > 1:
+            for node in self.garage_nodes:
+                deadline = time.time() + 60
+                while "Current cluster layout version: 1" not in node["cli"]("layout", "show"):
+                    if time.time() > deadline:
+                        raise RuntimeError(f"garage node on {node['api']} never saw the cluster layout")
+                    time.sleep(0.2)
+        first["cli"]("key", "import", "--yes", "-n", "bench", GARAGE_KEY_ID, self.s3_secret)
+        for b in buckets:
+            first["cli"]("bucket", "create", b)
+            first["cli"]("bucket", "allow", "--read", "--write", "--owner", b, "--key", "bench")
+        log(f"garage on 127.0.0.1:{first['api']}" + (f" (+{nodes - 1} more nodes, replication_factor {nodes})"
+                                                     if nodes > 1 else ""))
+
+    def garage_node(self, name, replication):
+        """Starts one Garage node (config and data in <tmp>/<name>); returns its process, S3 port and
+        a `cli(*args)` that runs the garage CLI against it, retrying until the node answers."""
         g = self.a.garage
         rpc, api = free_port(), free_port()
-        self.garage_port = api
-        d = self.path("garage")
+        d = self.path(name)
         os.makedirs(d)
         conf = os.path.join(d, "garage.toml")
         with open(conf, "w") as f:
             f.write(f"""metadata_dir = "{d}/meta"
 data_dir = "{d}/data"
 db_engine = "sqlite"
-replication_factor = 1
+replication_factor = {replication}
 rpc_bind_addr = "127.0.0.1:{rpc}"
 rpc_public_addr = "127.0.0.1:{rpc}"
-rpc_secret = "{os.urandom(32).hex()}"
+rpc_secret = "{self.garage_rpc_secret}"
 
 [s3_api]
 s3_region = "eu-central-1"
@@ -359,10 +397,9 @@ api_bind_addr = "127.0.0.1:{api}"
 root_domain = ".s3.garage.localhost"
 """)
         env = server_env(RUST_LOG="warn")
-        p = self.spawn("garage", [g, "-c", conf, "server"], env=env)
-        self.garage_pid = p.pid
+        p = self.spawn(name, [g, "-c", conf, "server"], env=env)
 
-        def admin(*args, retry=True):
+        def cli(*args, retry=True):
             deadline = time.time() + 60
             while True:
                 r = subprocess.run([g, "-c", conf, *args], capture_output=True, text=True)
@@ -371,17 +408,10 @@ root_domain = ".s3.garage.localhost"
                         raise RuntimeError(f"garage {' '.join(args)}: {r.stderr.strip()}")
                     return r.stdout
                 if p.poll() is not None:
-                    raise RuntimeError(f"garage exited: see {self.path('garage.log')}")
+                    raise RuntimeError(f"garage exited: see {self.path(name + '.log')}")
                 time.sleep(0.2)
 
-        node = admin("node", "id", "-q").strip().split("@")[0]
-        admin("layout", "assign", "-z", "dc1", "-c", "1G", node)
-        admin("layout", "apply", "--version", "1")
-        admin("key", "import", "--yes", "-n", "bench", GARAGE_KEY_ID, self.s3_secret)
-        for b in ("eugate-bench", "rclone-bench"):
-            admin("bucket", "create", b)
-            admin("bucket", "allow", "--read", "--write", "--owner", b, "--key", "bench")
-        log(f"garage on 127.0.0.1:{api}")
+        return {"proc": p, "api": api, "cli": cli}
 
     # ------------------------------------------------------------ TLS in front of Garage (stunnel)
     def start_tls(self):
