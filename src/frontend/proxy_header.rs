@@ -12,7 +12,7 @@
 //!   under the balancer's address, the very thing this feature exists to avoid (one client's
 //!   failures would ban everyone behind the balancer).
 //! - no header, a v1 (text) header, a malformed or oversized one, or nothing within the wait:
-//!   refused, logged with the reason and counted.
+//!   refused, logged with the reason and counted (`eugate_proxy_header_refused`).
 //!
 //! A peer not in the list that sends a PROXY signature is refused too ([`Guarded`] for SSH, the
 //! first line or first bytes for FTPS): it is either a balancer the operator has not listed, or
@@ -233,8 +233,7 @@ struct LogState {
     suppressed: u64,
 }
 
-/// Refusals are logged at most once per interval (with how many were not): a flood of bad
-/// connections must not become a flood of log lines.
+/// PROXY headers from peers that are not balancers are logged at most once per interval.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 impl ProxyProtocol {
@@ -299,29 +298,36 @@ impl ProxyProtocol {
         }
     }
 
-    /// Logs (rate-limited) and counts a refused connection.
+    /// Logs and counts a refused connection. A listed balancer's refusals are each logged:
+    /// only the balancer can cause them (it sends a header for every client), and each one is a
+    /// misconfiguration to fix. Headers from other peers are logged at most once per interval
+    /// (with how many were not): anyone can send those, and a flood of connections must not
+    /// become a flood of log lines.
     pub fn refused(&self, peer: SocketAddr, why: &HeaderError) {
         (self.count)(why.reason());
         let total = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        if log
-            .last
-            .is_some_and(|t| now.duration_since(t) < LOG_INTERVAL)
-        {
-            log.suppressed += 1;
-            return;
+        let mut suppressed = 0;
+        if matches!(why, HeaderError::NotABalancer(_)) {
+            let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            if log
+                .last
+                .is_some_and(|t| now.duration_since(t) < LOG_INTERVAL)
+            {
+                log.suppressed += 1;
+                return;
+            }
+            log.last = Some(now);
+            suppressed = std::mem::take(&mut log.suppressed);
         }
         tracing::warn!(
             %peer,
             protocol = self.protocol,
             reason = why.reason(),
-            also_refused_since_last_report = log.suppressed,
+            also_refused_since_last_report = suppressed,
             refused_total = total,
             "connection refused: {why}"
         );
-        log.last = Some(now);
-        log.suppressed = 0;
     }
 
     /// Connections refused so far.
