@@ -95,6 +95,12 @@ struct AuthLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProxyLabels {
+    protocol: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BanLabels {
     scope: &'static str,
 }
@@ -142,6 +148,7 @@ pub struct Metrics {
     destination_state: Family<DestinationLabels, Gauge>,
     policy_bundle: Family<BundleLabels, Gauge>,
     keyring_version: Family<TenantLabels, Gauge>,
+    proxy_refused: Family<ProxyLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -174,6 +181,7 @@ impl Metrics {
             destination_state: Family::default(),
             policy_bundle: Family::default(),
             keyring_version: Family::default(),
+            proxy_refused: Family::default(),
         };
         m.register()
     }
@@ -249,6 +257,11 @@ impl Metrics {
             "eugate_keyring_active_key_version",
             "The version of each tenant's active key",
             self.keyring_version.clone(),
+        );
+        r.register(
+            "eugate_proxy_header_refused",
+            "Connections refused over the PROXY protocol ([server] proxy_protocol_from), by listener and reason",
+            self.proxy_refused.clone(),
         );
         r.register(
             "eugate_build",
@@ -343,6 +356,13 @@ impl Metrics {
                 outcome: if allowed { "allow" } else { "deny" },
                 rule: rule.unwrap_or("none").to_string(),
             })
+            .inc();
+    }
+
+    /// A connection refused for its PROXY header (or lack of one); `reason` is a fixed word.
+    pub fn proxy_header_refused(&self, protocol: &'static str, reason: &'static str) {
+        self.proxy_refused
+            .get_or_create(&ProxyLabels { protocol, reason })
             .inc();
     }
 

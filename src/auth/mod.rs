@@ -28,6 +28,7 @@ pub use client_certificate::{
 };
 pub use guard::{ActiveBans, AuthGuard, Method, Verdict};
 pub use sessions::{SessionInfo, SessionLimitReached, SessionLimits, SessionSlot};
+pub use source_address::{BadRange, Range as AddressRange};
 
 /// A user the credentials proved, with what the config grants them. Only this module makes
 /// one, so a front end cannot invent a login.

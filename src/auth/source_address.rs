@@ -8,15 +8,15 @@ use std::net::IpAddr;
 #[error("`{0}` is not an address or CIDR range")]
 pub struct BadRange(pub String);
 
-/// One `ADDRESS[/BITS]` entry.
+/// One `ADDRESS[/BITS]` entry (also `[server] proxy_protocol_from`'s entries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Range {
+pub struct Range {
     net: IpAddr,
     bits: u8,
 }
 
 impl Range {
-    fn parse(text: &str) -> Result<Range, BadRange> {
+    pub fn parse(text: &str) -> Result<Range, BadRange> {
         let bad = || BadRange(text.chars().take(64).collect());
         let (addr, bits) = match text.split_once('/') {
             Some((a, b)) => (a, Some(b)),
@@ -38,8 +38,9 @@ impl Range {
         Ok(Range { net, bits })
     }
 
-    fn contains(&self, ip: IpAddr) -> bool {
-        match (self.net, ip) {
+    /// Whether `ip` lies in the range; an IPv4-mapped IPv6 address counts as IPv4.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.net, ip.to_canonical()) {
             (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), self.bits),
             (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), self.bits),
             _ => false,

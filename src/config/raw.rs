@@ -44,6 +44,10 @@ pub struct RawServer {
     pub algorithms: Option<String>,
     /// Names this gateway in audit records and logs; default: the host name.
     pub instance_id: Option<String>,
+    /// Load balancers (addresses or CIDR networks) whose connections start with a PROXY v2
+    /// header; empty: PROXY protocol off.
+    #[serde(default)]
+    pub proxy_protocol_from: Vec<String>,
 }
 
 /// A size written either as a string with a unit or as a plain integer of bytes.

@@ -10,6 +10,7 @@ use russh::keys::PublicKey;
 use super::Collector;
 use super::raw::{RawAuth, RawServer};
 use super::size::size_or;
+use crate::auth::AddressRange;
 
 /// Defaults, also documented in README "Running the gateway".
 pub const DEFAULT_REORDER_WINDOW: u64 = 16 << 20;
@@ -35,6 +36,9 @@ pub struct ServerConfig {
     pub algorithms: Algorithms,
     /// This gateway among several: named in every audit record.
     pub instance_id: String,
+    /// Load balancers whose connections to the SFTP and FTPS control listeners must start with
+    /// a PROXY protocol v2 header naming the client; empty: PROXY protocol is off.
+    pub proxy_protocol_from: Vec<AddressRange>,
 }
 
 /// `[server] algorithms`: which SSH algorithm set the gateway offers (docs/ssh-algorithms.md).
@@ -182,7 +186,9 @@ pub(super) fn server(
         }
     };
     let instance_id = instance_id(raw.instance_id.as_deref(), c);
+    let proxy_protocol_from = proxy_protocol_from(&raw.proxy_protocol_from, c);
     ServerConfig {
+        proxy_protocol_from,
         instance_id,
         algorithms,
         shutdown_grace: Duration::from_secs(grace.min(MAX_SHUTDOWN_GRACE_SECS)),
@@ -193,6 +199,23 @@ pub(super) fn server(
         reorder_window,
         max_open_handles,
     }
+}
+
+/// `[server] proxy_protocol_from`: addresses and CIDR networks of the load balancers.
+fn proxy_protocol_from(raw: &[String], c: &mut Collector) -> Vec<AddressRange> {
+    let mut out = Vec::new();
+    for (i, entry) in raw.iter().enumerate() {
+        match AddressRange::parse(entry.trim()) {
+            Ok(r) => out.push(r),
+            Err(e) => c.push(
+                format!("server.proxy_protocol_from[{i}]"),
+                format!(
+                    "{e}; list the load balancers' addresses or networks, e.g. [\"10.0.0.5\", \"10.1.0.0/16\", \"fd00::/8\"] (no host names, no ports)"
+                ),
+            ),
+        }
+    }
+    out
 }
 
 /// `[server] instance_id`, or the host name: 1-63 letters, digits, `.`, `_`, `-`.

@@ -662,3 +662,44 @@ fn audit_out_of_range_are_named() {
     let text = format!("{}\n[audit]\nmax_fields = 3\n", good());
     assert!(Config::parse(Path::new("/etc/eugate/gateway.toml"), &text).is_err());
 }
+
+#[test]
+fn proxy_protocol_from_is_off_by_default_and_takes_addresses_and_networks() {
+    let c = Config::parse(Path::new("/etc/eugate/gateway.toml"), &good()).unwrap();
+    assert!(c.server.proxy_protocol_from.is_empty());
+    let with = |v: &str| {
+        good().replacen(
+            "reorder_window = \"8MiB\"",
+            &format!("reorder_window = \"8MiB\"\nproxy_protocol_from = {v}"),
+            1,
+        )
+    };
+    let c = Config::parse(
+        Path::new("/etc/eugate/gateway.toml"),
+        &with(r#"["10.0.0.5", "192.168.0.0/16", "fd00::/8"]"#),
+    )
+    .unwrap();
+    let from = &c.server.proxy_protocol_from;
+    assert_eq!(from.len(), 3);
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    assert!(from.iter().any(|r| r.contains(ip("10.0.0.5"))));
+    assert!(!from.iter().any(|r| r.contains(ip("10.0.0.6"))));
+    assert!(from.iter().any(|r| r.contains(ip("192.168.7.1"))));
+    assert!(from.iter().any(|r| r.contains(ip("::ffff:192.168.7.1"))));
+    assert!(from.iter().any(|r| r.contains(ip("fd12::1"))));
+    let p = problems(&with(
+        r#"["10.0.0.5", "lb.example.com", "10.0.0.0/33", "10.0.0.5:8443"]"#,
+    ));
+    let keys: Vec<_> = p.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "server.proxy_protocol_from[1]",
+            "server.proxy_protocol_from[2]",
+            "server.proxy_protocol_from[3]"
+        ],
+        "{p:?}"
+    );
+    assert!(p[0].message.contains("`lb.example.com`"), "{p:?}");
+    assert!(p[2].message.contains("no ports"), "{p:?}");
+}

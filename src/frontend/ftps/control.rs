@@ -9,6 +9,7 @@ use std::time::Instant;
 use tokio::io::AsyncWriteExt;
 
 use crate::frontend::admission::Entry;
+use crate::frontend::proxy_header::{self, Client, HeaderError};
 use crate::transfer::{
     AuthOutcome, ClientCertificate, FileInfo, Method, Principal, Protocol, SessionSlot,
     TransferError, Verdict, VirtualPath, WriteMode,
@@ -45,7 +46,12 @@ enum Flow {
 
 pub struct Session {
     shared: Arc<Shared>,
+    /// The client: the socket's peer, or the one a load balancer's PROXY header named.
     peer: SocketAddr,
+    /// The load balancer the connection came through, if any.
+    via: Option<SocketAddr>,
+    /// A direct connection whose first bytes are not yet checked for a PROXY header.
+    check_opening: bool,
     local: SocketAddr,
     control: Control,
     lines: Lines,
@@ -105,14 +111,19 @@ impl Session {
     pub fn new(
         shared: Arc<Shared>,
         tcp: tokio::net::TcpStream,
-        peer: SocketAddr,
+        client: Client,
         implicit: bool,
         entry: Entry,
     ) -> Session {
+        let peer = client.addr;
         let local = tcp.local_addr().unwrap_or(peer);
+        // A balancer's connection had its header read; a second one is no business of ours.
+        let check_opening = tcp.peer_addr().map_or(true, |p| p == peer);
         Session {
             shared,
             peer,
+            via: client.via,
+            check_opening,
             local,
             control: Control::Plain(tcp),
             lines: Lines::default(),
@@ -137,6 +148,9 @@ impl Session {
 
     pub async fn run(mut self) {
         let greeting = if self.implicit {
+            if self.proxy_header_peeked().await {
+                return;
+            }
             // Plaintext or garbage on an implicit port fails here: the connection just closes.
             if !self.start_tls().await {
                 return;
@@ -166,12 +180,55 @@ impl Session {
                 Ok(Ok(Some(line))) => line,
                 Ok(Ok(None)) | Ok(Err(_)) => break,
             };
+            if self.proxy_header_first(&line) {
+                break;
+            }
             match self.line(line).await {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Quit) | Err(_) => break,
             }
         }
         let _ = self.control.shutdown().await;
+    }
+
+    /// Implicit FTPS from a peer that is not a balancer: whether it opened with a PROXY header
+    /// (refused, logged and counted) rather than a TLS ClientHello.
+    async fn proxy_header_peeked(&mut self) -> bool {
+        let Control::Plain(tcp) = &self.control else {
+            return false;
+        };
+        if !std::mem::take(&mut self.check_opening) {
+            return false;
+        }
+        let mut start = [0u8; 12];
+        let peek = tokio::time::timeout(self.shared.data_timeout, tcp.peek(&mut start));
+        let Ok(Ok(n)) = peek.await else {
+            return false;
+        };
+        self.refuse_signature(proxy_header::signature_of(&start[..n]))
+    }
+
+    /// Explicit FTPS from a peer that is not a balancer: whether its first line is the start
+    /// of a PROXY header (refused, logged and counted). A v2 signature reads as an empty line,
+    /// then `\r\n\0\r\nQUIT\n`, which would otherwise quietly end the session.
+    fn proxy_header_first(&mut self, line: &Line) -> bool {
+        if !std::mem::take(&mut self.check_opening) {
+            return false;
+        }
+        let Line::Text(first) = line else {
+            return false;
+        };
+        self.refuse_signature(proxy_header::in_first_line(first, self.lines.pending()))
+    }
+
+    fn refuse_signature(&self, version: Option<&'static str>) -> bool {
+        let Some(version) = version else {
+            return false;
+        };
+        self.shared
+            .proxy
+            .refused(self.peer, &HeaderError::NotABalancer(version));
+        true
     }
 
     async fn send(&mut self, code: u16, text: &str) -> std::io::Result<()> {

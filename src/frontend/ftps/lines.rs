@@ -96,6 +96,11 @@ impl Lines {
         !self.buf.is_empty()
     }
 
+    /// The bytes received beyond the last line returned.
+    pub fn pending(&self) -> &[u8] {
+        &self.buf
+    }
+
     /// The next line, or `None` at the end of the connection.
     pub async fn next(&mut self, s: &mut (impl AsyncRead + Unpin)) -> io::Result<Option<Line>> {
         loop {

@@ -18,15 +18,16 @@ mod reply;
 mod tls;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, FtpsConfig};
-use crate::frontend::admission::{Admission, RefusalLog};
+use crate::frontend::admission::{Admission, Entry, RefusalLog};
 use crate::frontend::killswitch::KillSwitch;
+use crate::frontend::proxy_header::{Client, ProxyProtocol};
 use crate::transfer::Gateway;
 
 use passive::PassivePorts;
@@ -57,6 +58,9 @@ pub(crate) struct Shared {
     require_ssl_reuse: bool,
     /// STORs from their start until their reply is sent (see [`StorReply`]).
     stors: tokio::sync::watch::Sender<usize>,
+    /// `[server] proxy_protocol_from`: which peers are load balancers (control connections
+    /// only: passive data connections carry no header).
+    proxy: Arc<ProxyProtocol>,
 }
 
 /// Counts one STOR until its reply is on the wire: an upload counts as finished in `transfer`
@@ -102,6 +106,7 @@ impl FtpsServer {
             &ftps.private_key,
             ftps.client_ca.as_deref(),
         )?;
+        let proxy = ProxyProtocol::new(config, "ftps", &gateway);
         let shared = Arc::new(Shared {
             gateway,
             acceptor: TlsAcceptor::from(control),
@@ -114,6 +119,7 @@ impl FtpsServer {
             admission,
             require_ssl_reuse: ftps.require_ssl_reuse,
             stors: tokio::sync::watch::Sender::new(0),
+            proxy,
         });
         Ok(FtpsServer {
             shared,
@@ -202,9 +208,9 @@ async fn accept_loop(
     shared: Arc<Shared>,
     sessions: Arc<tokio::sync::Mutex<tokio::task::JoinSet<()>>>,
 ) {
-    let mut refusals = RefusalLog::default();
+    let refusals = Arc::new(Mutex::new(RefusalLog::default()));
     loop {
-        let (tcp, peer) = match listener.accept().await {
+        let (mut tcp, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "FTPS accept failed");
@@ -212,28 +218,65 @@ async fn accept_loop(
                 continue;
             }
         };
-        let kill = KillSwitch::new();
-        let entry = match shared.admission.enter(peer.ip(), kill.clone()) {
-            Ok(e) => e,
-            Err(refusal) => {
-                refusals.note(peer, &refusal, shared.admission.counts());
-                continue;
+        let _ = tcp.set_nodelay(true);
+        let balancer = shared.proxy.is_balancer(peer.ip());
+        let admitted = if balancer {
+            None
+        } else {
+            match admit(&shared, peer, &refusals) {
+                Some(a) => Some(a),
+                None => continue,
             }
         };
-        let _ = tcp.set_nodelay(true);
-        let session = control::Session::new(shared.clone(), tcp, peer, implicit, entry);
         let mut set = sessions.lock().await;
         // Finished sessions are reaped here, so the set does not grow.
         while set.try_join_next().is_some() {}
+        let shared = shared.clone();
+        let refusals = refusals.clone();
         set.spawn(async move {
+            let (client, (kill, entry)) = match admitted {
+                Some(a) => (Client::direct(peer), a),
+                // The header is read in the connection's own task: a slow balancer never
+                // holds up the accept loop.
+                None => {
+                    let client = match shared.proxy.client(&mut tcp, peer).await {
+                        Ok(c) => c,
+                        Err(why) => return shared.proxy.refused(peer, &why),
+                    };
+                    let Some(a) = admit(&shared, client.addr, &refusals) else {
+                        return;
+                    };
+                    (client, a)
+                }
+            };
+            let session = control::Session::new(shared, tcp, client, implicit, entry);
             // Displaced while still logging in (admission): the session is simply dropped;
             // it holds no upload yet.
             tokio::select! {
                 () = session.run() => {}
                 () = kill.killed() => {
-                    tracing::info!(%peer, reason = ?kill.reason(), "FTPS connection ended");
+                    tracing::info!(peer = %client.addr, reason = ?kill.reason(), "FTPS connection ended");
                 }
             }
         });
+    }
+}
+
+/// A place in the connection caps for `client`, or `None` (refusal logged).
+fn admit(
+    shared: &Shared,
+    client: SocketAddr,
+    refusals: &Mutex<RefusalLog>,
+) -> Option<(Arc<KillSwitch>, Entry)> {
+    let kill = KillSwitch::new();
+    match shared.admission.enter(client.ip(), kill.clone()) {
+        Ok(e) => Some((kill, e)),
+        Err(refusal) => {
+            refusals
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .note(client, &refusal, shared.admission.counts());
+            None
+        }
     }
 }

@@ -16,6 +16,7 @@ use super::{handler, requests};
 use crate::config::{Algorithms, LimitsConfig};
 use crate::frontend::admission::{Admission, Entry};
 use crate::frontend::killswitch::KillSwitch;
+use crate::frontend::proxy_header::ProxyProtocol;
 use crate::transfer::{
     AuthOutcome, CertificateAttempt, CertificateInfo, CertificateRefusal, Gateway, Method,
     Principal, SessionSlot, Verdict,
@@ -51,6 +52,8 @@ pub(super) struct Shared {
     pub(super) algorithms: Algorithms,
     pub(super) admission: Arc<Admission>,
     pub(super) limits: LimitsConfig,
+    /// `[server] proxy_protocol_from`: which peers are load balancers.
+    pub(super) proxy: Arc<ProxyProtocol>,
 }
 
 pub(super) struct Connection {

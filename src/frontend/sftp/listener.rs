@@ -1,18 +1,21 @@
-//! The accept loop and the life of one connection: admission (connection caps), the login
-//! grace time, shutdown, and cutting off a connection whose session is stuck.
+//! The accept loop and the life of one connection: the PROXY header of a load balancer's
+//! connection, admission (connection caps), the login grace time, shutdown, and cutting off a
+//! connection whose session is stuck.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 
 use super::algorithms::log_no_common_algorithm;
 use super::connection::{Connection, ConnectionError, MAX_CHANNEL_PACKET, Shared};
 use super::offer;
 use crate::config::LimitsConfig;
-use crate::frontend::admission::RefusalLog;
+use crate::frontend::admission::{Entry, RefusalLog};
 use crate::frontend::killswitch::{KillSwitch, Killable};
+use crate::frontend::proxy_header::Guarded;
 
 /// `[limits] channel_buffer` in channel packets (russh counts messages, not bytes).
 pub(super) fn channel_buffer_packets(limits: &LimitsConfig) -> usize {
@@ -30,7 +33,7 @@ pub(super) async fn accept_loop(
     shared: Arc<Shared>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut refusals = RefusalLog::default();
+    let refusals = Arc::new(Mutex::new(RefusalLog::default()));
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -41,18 +44,26 @@ pub(super) async fn accept_loop(
                 continue;
             }
         };
-        let kill = KillSwitch::new();
-        let entry = match shared.admission.enter(peer.ip(), kill.clone()) {
-            Ok(e) => Arc::new(e),
-            Err(refusal) => {
-                // Closed at once: a refused connection costs no more than its accept.
-                refusals.note(peer, &refusal, shared.admission.counts());
-                continue;
-            }
-        };
         let _ = socket.set_nodelay(true);
+        if shared.proxy.is_balancer(peer.ip()) {
+            // The header is read in the connection's own task: a slow balancer never holds
+            // up the accept loop.
+            tokio::spawn(behind_balancer(
+                socket,
+                peer,
+                ssh.clone(),
+                shared.clone(),
+                stop.clone(),
+                refusals.clone(),
+            ));
+            continue;
+        }
+        // Closed at once if refused: a refused connection costs no more than its accept.
+        let Some((kill, entry)) = admit(&shared, peer, &refusals) else {
+            continue;
+        };
         let handler = Connection::new(shared.clone(), peer, kill.clone(), entry);
-        let socket = Killable::new(socket, kill.clone());
+        let socket = Guarded::new(Killable::new(socket, kill), peer, shared.proxy.clone());
         tokio::spawn(serve_connection(
             socket,
             peer,
@@ -64,16 +75,63 @@ pub(super) async fn accept_loop(
     }
 }
 
+/// A place in the connection caps for `client`, or `None` (refusal logged).
+fn admit(
+    shared: &Shared,
+    client: SocketAddr,
+    refusals: &Mutex<RefusalLog>,
+) -> Option<(Arc<KillSwitch>, Arc<Entry>)> {
+    let kill = KillSwitch::new();
+    match shared.admission.enter(client.ip(), kill.clone()) {
+        Ok(e) => Some((kill, Arc::new(e))),
+        Err(refusal) => {
+            refusals
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .note(client, &refusal, shared.admission.counts());
+            None
+        }
+    }
+}
+
+/// A load balancer's connection: its PROXY header first, then admission and the SSH session
+/// as the client the header names.
+async fn behind_balancer(
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    ssh: Arc<russh::server::Config>,
+    shared: Arc<Shared>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    refusals: Arc<Mutex<RefusalLog>>,
+) {
+    let client = match shared.proxy.client(&mut socket, peer).await {
+        Ok(c) => c,
+        Err(why) => {
+            shared.proxy.refused(peer, &why);
+            return;
+        }
+    };
+    tracing::debug!(client = %client.addr, balancer = %peer, "PROXY header read");
+    let Some((kill, entry)) = admit(&shared, client.addr, &refusals) else {
+        return;
+    };
+    let handler = Connection::new(shared.clone(), client.addr, kill.clone(), entry);
+    let socket = Killable::new(socket, kill);
+    serve_connection(socket, client.addr, handler, ssh, shared, stop).await;
+}
+
 /// One connection from accept to end: the SSH session, ended early if the login grace time
 /// passes before a login, if a newcomer displaces it, or at shutdown.
-async fn serve_connection(
-    socket: Killable<tokio::net::TcpStream>,
+async fn serve_connection<S>(
+    socket: S,
     peer: SocketAddr,
     handler: Connection,
     ssh: Arc<russh::server::Config>,
     shared: Arc<Shared>,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let kill = handler.kill_switch();
     let entry = handler.entry();
     let grace = tokio::time::sleep(shared.limits.login_grace);

@@ -17,6 +17,7 @@ use super::hostkeys::load_host_keys;
 use super::listener::{accept_loop, channel_buffer_packets};
 use crate::config::Config;
 use crate::frontend::admission::Admission;
+use crate::frontend::proxy_header::ProxyProtocol;
 use crate::transfer::Gateway;
 
 /// Everything `serve` needs, built once at startup.
@@ -79,6 +80,7 @@ impl SftpServer {
             nodelay: true,
             ..Default::default()
         };
+        let proxy = ProxyProtocol::new(config, "sftp", &gateway);
         let shared = Arc::new(Shared {
             gateway,
             logged_in: AtomicU32::new(0),
@@ -86,6 +88,7 @@ impl SftpServer {
             algorithms: config.server.algorithms,
             admission,
             limits: config.limits.clone(),
+            proxy,
         });
         Ok(SftpServer {
             ssh: Arc::new(ssh),

@@ -24,7 +24,13 @@ impl Session {
         extended: bool,
         v4: Option<std::net::Ipv4Addr>,
     ) -> Reply {
-        let Some(p) = self.shared.ports.bind(local, self.peer.ip()).await else {
+        let balancer = self.via.map(|b| b.ip());
+        let Some(p) = self
+            .shared
+            .ports
+            .bind(local, self.peer.ip(), balancer)
+            .await
+        else {
             return r(425, "no free passive port; try again shortly");
         };
         let port = p.port();
