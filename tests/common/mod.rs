@@ -838,3 +838,70 @@ impl Gateway {
         assert_eq!(self.decrypt(&stored), plain, "{name} stored whole");
     }
 }
+
+impl Gateway {
+    /// A second instance of this gateway, as an operator runs one behind a balancer: the same
+    /// keyring, master key, host keys, users and destinations (files copied into a fresh
+    /// directory), its own SSH port, audit log and upload journal. `edits` are `(from, to)`
+    /// replacements applied to the copied `gateway.toml` (e.g. the instance id, the admin port).
+    pub fn twin(&self, edits: &[(&str, &str)]) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Per-instance state stays behind: the audit chain, the upload journal, logs.
+            let own =
+                name.starts_with("audit") || name.contains("journal") || name.ends_with(".log");
+            if entry.file_type().unwrap().is_file() && !own {
+                std::fs::copy(entry.path(), dir.path().join(&name)).unwrap();
+            }
+        }
+        let port = free_port();
+        let config = dir.path().join("gateway.toml");
+        let mut text = std::fs::read_to_string(&config)
+            .unwrap()
+            .replace(
+                &format!("listen = [\"127.0.0.1:{}\"]", self.port),
+                &format!("listen = [\"127.0.0.1:{port}\"]"),
+            )
+            .replace(
+                &self.audit_file.display().to_string(),
+                &dir.path().join("audit.jsonl").display().to_string(),
+            );
+        for (from, to) in edits {
+            assert!(
+                text.contains(from),
+                "{from:?} is not in the config:\n{text}"
+            );
+            text = text.replace(from, to);
+        }
+        std::fs::write(&config, text).unwrap();
+        let child = spawn_serve(dir.path(), &config, &self.env);
+        let mut g = Gateway {
+            store: dir.path().join("store"),
+            keyring: dir.path().join("keyring"),
+            master: dir.path().join("master.key"),
+            audit_file: dir.path().join("audit.jsonl"),
+            config,
+            port,
+            child,
+            dir,
+            env: self.env.clone(),
+        };
+        g.wait_ready();
+        g
+    }
+
+    /// SIGKILL, as a crash would; [`Gateway::restart`] starts it again.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the same configuration again (after [`Gateway::kill`] or an exit); waits until
+    /// it serves.
+    pub fn restart(&mut self) {
+        self.child = spawn_serve(self.dir.path(), &self.config, &self.env);
+        self.wait_ready();
+    }
+}

@@ -58,6 +58,46 @@ impl Garage {
     /// Starts a single-node Garage whose S3 API reports `region`, with one bucket per name in
     /// `buckets`, all readable and writable with `ACCESS_KEY`/`SECRET_KEY`.
     pub fn start(region: &str, buckets: &[&str]) -> Garage {
+        let g = Garage::node(region, 1);
+        let node = g.node_id();
+        g.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
+        g.cli(&["layout", "apply", "--version", "1"]);
+        g.provision(buckets);
+        g
+    }
+
+    /// Starts `n` Garage nodes on loopback that form one cluster storing every block on all of
+    /// them (`replication_factor = n`, one zone per node), with `buckets` as in [`Garage::start`].
+    /// Every node serves the S3 API on its own port; writes need a quorum, so with `n = 3` any
+    /// two nodes keep the cluster writable.
+    pub fn cluster(region: &str, buckets: &[&str], n: usize) -> Vec<Garage> {
+        let nodes: Vec<Garage> = (0..n).map(|_| Garage::node(region, n)).collect();
+        let first = &nodes[0];
+        for other in &nodes[1..] {
+            let id = other.cli(&["node", "id", "-q"]);
+            first.cli(&["node", "connect", id.trim()]);
+        }
+        for (i, node) in nodes.iter().enumerate() {
+            let zone = format!("dc{}", i + 1);
+            first.cli(&["layout", "assign", "-z", &zone, "-c", "1G", &node.node_id()]);
+        }
+        first.cli(&["layout", "apply", "--version", "1"]);
+        for node in &nodes {
+            assert!(
+                eventually(60, || node
+                    .cli(&["layout", "show"])
+                    .contains("Current cluster layout version: 1")),
+                "node on {} never saw the cluster layout:\n{}",
+                node.s3_port,
+                node.cli(&["status"])
+            );
+        }
+        first.provision(buckets);
+        nodes
+    }
+
+    /// One node, not yet in any layout: its config in a fresh temp directory, started.
+    fn node(region: &str, replication: usize) -> Garage {
         let dir = tempfile::tempdir().unwrap();
         let (rpc, s3, admin) = (free_port(), free_port(), free_port());
         let config = dir.path().join("garage.toml");
@@ -67,7 +107,7 @@ impl Garage {
                 r#"metadata_dir = "{d}/meta"
 data_dir = "{d}/data"
 db_engine = "sqlite"
-replication_factor = 1
+replication_factor = {replication}
 rpc_bind_addr = "127.0.0.1:{rpc}"
 rpc_public_addr = "127.0.0.1:{rpc}"
 rpc_secret = "4425f5c26c5e11581d3223904324dcb5b5d5dfb14e5e7f35e38c595424f5f1e6"
@@ -93,19 +133,20 @@ admin_token = "eugate-test-admin-token"
             child: None,
         };
         g.spawn();
-        let node = g.node_id();
-        g.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
-        g.cli(&["layout", "apply", "--version", "1"]);
-        g.cli(&[
+        g
+    }
+
+    /// The test key and `buckets`, each readable and writable with it.
+    fn provision(&self, buckets: &[&str]) {
+        self.cli(&[
             "key", "import", "--yes", "-n", "eugate", ACCESS_KEY, SECRET_KEY,
         ]);
         for b in buckets {
-            g.cli(&["bucket", "create", b]);
-            g.cli(&[
+            self.cli(&["bucket", "create", b]);
+            self.cli(&[
                 "bucket", "allow", "--read", "--write", "--owner", b, "--key", "eugate",
             ]);
         }
-        g
     }
 
     fn spawn(&mut self) {
@@ -414,11 +455,23 @@ pub struct Paused {
 impl Paused {
     /// Uploads `/<name>` as `user`; the signal files live in the gateway's test directory.
     pub fn start(gw: &Gateway, user: &str, name: &str, mib: usize, after: usize) -> Paused {
+        Paused::start_on(gw, gw.port, user, name, mib, after)
+    }
+
+    /// As [`Paused::start`], connecting to `port` (a balancer in front of `gw` and its twins).
+    pub fn start_on(
+        gw: &Gateway,
+        port: u16,
+        user: &str,
+        name: &str,
+        mib: usize,
+        after: usize,
+    ) -> Paused {
         let signal = gw.path(name);
         let child = Command::new("python3")
             .arg(scripts().join("sftp_client.py"))
             .arg("put-pause")
-            .args(["--port", &gw.port.to_string(), "--user", user, "--key"])
+            .args(["--port", &port.to_string(), "--user", user, "--key"])
             .arg(gw.key(user))
             .args(["--path", &format!("/{name}"), "--count", &mib.to_string()])
             .args(["--after", &after.to_string()])
