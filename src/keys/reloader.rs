@@ -2,7 +2,9 @@
 //!
 //! `eugate keys rotate` replaces the keyring by renaming a new file over it, which a watch on
 //! the file itself would lose (the watch follows the old inode): the directories holding the
-//! two files are watched instead, and only events naming one of the two files count.
+//! two files are watched instead, and only events naming one of the two files count — or a
+//! name starting with `..`: a Kubernetes secret volume is updated by swapping its `..data`
+//! symlink, while `keyring` stays a symlink into it and is itself never touched.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -72,10 +74,10 @@ fn watch(
     let handler = move |res: notify::Result<notify::Event>| {
         let Ok(ev) = res else { return };
         if counts(&ev.kind)
-            && ev
-                .paths
-                .iter()
-                .any(|p| p.file_name().is_some_and(|n| names.contains(n)))
+            && ev.paths.iter().any(|p| {
+                p.file_name()
+                    .is_some_and(|n| names.contains(n) || swapped_volume(n))
+            })
         {
             let _ = tx.send(());
         }
@@ -107,6 +109,11 @@ fn counts(kind: &EventKind) -> bool {
             | EventKind::Modify(_)
             | EventKind::Access(AccessKind::Close(AccessMode::Write))
     )
+}
+
+/// Kubernetes' atomic writer (`..data`, `..2026_12_03_…`).
+fn swapped_volume(name: &std::ffi::OsStr) -> bool {
+    name.as_encoded_bytes().starts_with(b"..")
 }
 
 fn parent(p: &Path) -> PathBuf {
