@@ -3,6 +3,7 @@
 //! the policy bundle hash), so instances that drifted apart show; an upload keeps the key it
 //! opened with, new uploads take the new key, old objects still open; a corrupt or older
 //! keyring file is refused, counted and shown, and the gateway stays ready on the keys it has.
+//! Policy reloads are counted and shown the same way.
 
 mod common;
 
@@ -17,7 +18,7 @@ struct Admin {
     port: u16,
     ca: PathBuf,
     _certs: tempfile::TempDir,
-    _policies: Option<tempfile::TempDir>,
+    policies: Option<tempfile::TempDir>,
 }
 
 /// A gateway with the admin listener (certificates from `certs/make-demo-ca.sh`), and with a
@@ -49,7 +50,7 @@ fn start(policies: bool) -> Admin {
         port,
         ca,
         _certs: certs,
-        _policies: dir,
+        policies: dir,
     }
 }
 
@@ -389,5 +390,49 @@ fn a_rotation_reaches_the_gateway_by_the_file_change_alone_and_an_older_copy_is_
     assert_eq!(a.get_back("new.bin"), new);
     let newer = a.put("newer.bin", 6);
     assert_eq!(a.get_back("newer.bin"), newer);
+    a.g.assert_audit_verifies();
+}
+
+/// Policy reloads show the same way: a broken edit is counted as failed and named on the
+/// `policy` line of /readyz (still ready, the old bundle in force); a valid edit changes the
+/// bundle hash in both endpoints and its audit record names the bundle it replaced.
+#[test]
+fn policy_reloads_are_counted_and_shown_beside_the_bundle_hash() {
+    let a = start(true);
+    let rules = a.policies.as_ref().unwrap().path().join("default.cedar");
+    let good = std::fs::read_to_string(&rules).unwrap();
+    let h0 = a.info("eugate_policy_bundle_info", "hash");
+
+    std::fs::write(&rules, format!("{good}\nforbid (principal, action,\n")).unwrap();
+    a.g.wait_until("the broken bundle refused", || {
+        a.reloads("eugate_policy_reloads_total", "failed") >= 1.0
+    });
+    let body = a.ready();
+    assert!(
+        body.contains(&format!("policy: ok (bundle {h0}; last reload refused at ")),
+        "{body}"
+    );
+    assert_eq!(a.info("eugate_policy_bundle_info", "hash"), h0);
+
+    // A valid edit (a reviewer's note): another bundle hash, in force, the refusal cleared.
+    std::fs::write(&rules, format!("{good}\n// reviewed\n")).unwrap();
+    a.g.wait_until("the edited bundle in force", || {
+        a.reloads("eugate_policy_reloads_total", "changed") >= 1.0
+    });
+    let h1 = a.info("eugate_policy_bundle_info", "hash");
+    assert_ne!(h1, h0);
+    let body = a.ready();
+    assert!(
+        body.contains(&format!("policy: ok (bundle {h1})")),
+        "{body}"
+    );
+    let changed = a.g.events("policy_reload");
+    assert!(
+        changed.iter().any(|e| e["accepted"] == true
+            && e["bundle"] == h1.as_str()
+            && e["previous"] == h0.as_str()),
+        "{changed:#?}"
+    );
+    a.put("after.bin", 7);
     a.g.assert_audit_verifies();
 }
