@@ -20,20 +20,20 @@ use super::KeyringStore;
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
 /// Watches the keyring's files and SIGHUP; each trigger reloads (see
-/// [`KeyringStore::reload_logged`]). Must be called inside a Tokio runtime.
+/// [`KeyringStore::reload_logged`]). Must be called inside a Tokio runtime. The signal handler
+/// and the watch are in place when this returns, so a SIGHUP sent as soon as the gateway
+/// listens reloads rather than ending the process (SIGHUP's default action).
 pub fn spawn_reloader(store: Arc<KeyringStore>) -> tokio::task::JoinHandle<()> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let watcher = watch(&store, tx);
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!("cannot listen for SIGHUP ({e}); keyring reloads on file change only");
+            None
+        }
+    };
     tokio::spawn(async move {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-        let watcher = watch(&store, tx);
-        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::error!(
-                    "cannot listen for SIGHUP ({e}); keyring reloads on file change only"
-                );
-                None
-            }
-        };
         loop {
             let trigger = tokio::select! {
                 Some(()) = rx.recv() => {
