@@ -32,7 +32,8 @@ fn client_held_share(budget: &MemoryBudget) -> MemoryBudget {
 }
 
 impl Gateway {
-    /// Opens destinations (creating tenant prefixes) and checks every tenant has keys.
+    /// Opens destinations (creating tenant prefixes) and checks every tenant has keys. From
+    /// here on the gateway audits and counts every keyring and policy reload.
     pub async fn new(
         config: &Config,
         keys: Arc<KeyringStore>,
