@@ -52,9 +52,19 @@ fn keys_lifecycle_through_the_cli() {
     assert!(fails(&eugate(d, &["keys", "rotate", "nobody"])).contains("add-tenant nobody"));
 
     let list = ok(&eugate(d, &["keys", "list", "--json"]));
-    let json: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&list).unwrap();
     assert_eq!(json["tenants"][0]["tenant"], "acme");
     assert_eq!(json["tenants"][0]["versions"], serde_json::json!([1, 2]));
+    // The keyring version (a hash, as /readyz shows it) is the one long hex value, and the
+    // table names the same one.
+    let version = json["version"].as_str().unwrap().to_string();
+    assert!(
+        version.starts_with("sha256:") && version.len() == 71,
+        "{version}"
+    );
+    assert!(ok(&eugate(d, &["keys", "list"])).contains(&format!("keyring version {version}")));
+    json.as_object_mut().unwrap().remove("version");
+    let list = json.to_string();
     // Listing shows ids, never key material: nothing hex-like of key length appears.
     assert!(
         !list

@@ -15,6 +15,9 @@ use prometheus_client::registry::Registry;
 
 use crate::transfer::{AuthOutcome, Protocol};
 
+mod reload;
+pub use reload::ReloadResult;
+
 /// Why an upload ended without a commit: a closed set, so the label stays bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AbortReason {
@@ -149,6 +152,7 @@ pub struct Metrics {
     policy_bundle: Family<BundleLabels, Gauge>,
     keyring_version: Family<TenantLabels, Gauge>,
     proxy_refused: Family<ProxyLabels, Counter>,
+    reloads: reload::ReloadMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -182,6 +186,7 @@ impl Metrics {
             policy_bundle: Family::default(),
             keyring_version: Family::default(),
             proxy_refused: Family::default(),
+            reloads: reload::ReloadMetrics::new(),
         };
         m.register()
     }
@@ -258,6 +263,7 @@ impl Metrics {
             "The version of each tenant's active key",
             self.keyring_version.clone(),
         );
+        self.reloads.register(r);
         r.register(
             "eugate_proxy_header_refused",
             "Connections refused over the PROXY protocol ([server] proxy_protocol_from), by listener and reason",
@@ -384,6 +390,16 @@ impl Metrics {
             .inc();
     }
 
+    /// A keyring reload attempt ended so.
+    pub fn keyring_reload(&self, result: ReloadResult) {
+        self.reloads.keyring_reload(result);
+    }
+
+    /// A policy bundle reload attempt ended so.
+    pub fn policy_reload(&self, result: ReloadResult) {
+        self.reloads.policy_reload(result);
+    }
+
     /// The gauges, read from the gateway just before a scrape.
     pub fn set_state(&self, state: &GaugeState<'_>) {
         self.sessions.set(i64::from(state.sessions));
@@ -412,6 +428,10 @@ impl Metrics {
                 hash: state.bundle_hash.to_string(),
             })
             .set(1);
+        self.reloads
+            .set_keyring(state.keyring_version, state.keyring_loaded_at);
+        // A shredded tenant's gauge goes with its keys.
+        self.keyring_version.clear();
         for (tenant, version) in state.key_versions {
             self.keyring_version
                 .get_or_create(&TenantLabels {
@@ -442,6 +462,9 @@ pub struct GaugeState<'a> {
     pub bundle_hash: &'a str,
     /// Tenant and its active key version.
     pub key_versions: &'a [(String, u32)],
+    /// The keyring in force: its version, and when it was loaded (Unix seconds).
+    pub keyring_version: &'a str,
+    pub keyring_loaded_at: i64,
 }
 
 fn to_i64(n: usize) -> i64 {

@@ -127,6 +127,20 @@ pub enum AuditEvent {
         accepted: bool,
         bundle: String,
         detail: String,
+        /// The bundle in force before an accepted reload that changed it (absent otherwise, and
+        /// in records written before this field existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<String>,
+    },
+    /// A keyring reload: `accepted` with the `version` now in force (`previous` the one it
+    /// replaced), or refused with the loaded `version` kept and `detail` saying why. Versions
+    /// name keys without revealing them (`Keyring::version`).
+    KeyringReload {
+        accepted: bool,
+        version: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<String>,
+        detail: String,
     },
     /// A destination's verified location changed state (e.g. quarantined).
     Destination {

@@ -107,6 +107,7 @@ impl AuditEvent {
             AuditEvent::Lifecycle { .. }
             | AuditEvent::Shutdown { .. }
             | AuditEvent::PolicyReload { .. }
+            | AuditEvent::KeyringReload { .. }
             | AuditEvent::Destination { .. } => {}
         }
     }

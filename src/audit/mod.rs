@@ -47,6 +47,12 @@ fn rfc3339_now() -> String {
     rfc3339(now.as_secs(), now.subsec_millis())
 }
 
+/// `t` in the audit log's time format (RFC 3339 UTC, milliseconds), for other reports.
+pub fn rfc3339_at(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    rfc3339(d.as_secs(), d.subsec_millis())
+}
+
 fn rfc3339(secs: u64, millis: u32) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;

@@ -366,3 +366,47 @@ fn auth_records_name_certificates_and_old_records_still_verify() {
         }
     ));
 }
+
+#[test]
+fn reload_records_name_what_they_replaced_and_old_policy_records_still_parse() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let log = AuditLog::open(&path).unwrap();
+    log.append(&AuditEvent::PolicyReload {
+        accepted: true,
+        bundle: "sha256:new".into(),
+        detail: "SIGHUP: replaced sha256:old".into(),
+        previous: Some("sha256:old".into()),
+    })
+    .unwrap();
+    log.append(&AuditEvent::KeyringReload {
+        accepted: false,
+        version: "sha256:kept".into(),
+        previous: None,
+        detail: "SIGHUP: refused".into(),
+    })
+    .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].contains(r#""previous":"sha256:old""#),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains(r#""type":"keyring_reload""#),
+        "{}",
+        lines[1]
+    );
+    assert!(!lines[1].contains("previous"), "{}", lines[1]);
+    assert_eq!(verify_file(&path).unwrap().records, 2);
+    // A policy reload record from an older gateway (no `previous`) still parses.
+    let parsed: AuditEvent = serde_json::from_str(
+        r#"{"type":"policy_reload","accepted":true,"bundle":"sha256:b","detail":"file change: replaced sha256:a"}"#,
+    )
+    .unwrap();
+    assert!(matches!(
+        parsed,
+        AuditEvent::PolicyReload { previous: None, .. }
+    ));
+}

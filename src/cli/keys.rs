@@ -170,7 +170,11 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
             let ring = files.open()?;
             let keys = ring.list();
             if json {
-                let out = serde_json::json!({ "tenants": keys, "shredded": ring.shredded() });
+                let out = serde_json::json!({
+                    "version": ring.version(),
+                    "tenants": keys,
+                    "shredded": ring.shredded(),
+                });
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 println!(
@@ -190,6 +194,8 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
                 for s in ring.shredded() {
                     println!("{:<24} {:<20} shredded", s.tenant, s.key_id);
                 }
+                // What a running gateway shows in /readyz once it has loaded this file.
+                println!("keyring version {}", ring.version());
             }
         }
     }

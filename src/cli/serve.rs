@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::frontend::admission::Admission;
 use crate::frontend::ftps::FtpsServer;
 use crate::frontend::sftp::SftpServer;
-use crate::keys::Keyring;
+use crate::keys::KeyringStore;
 use crate::policy::{PolicyBundle, PolicyStore, spawn_reloader};
 use crate::transfer::Gateway;
 
@@ -50,8 +50,9 @@ pub(crate) struct Bound {
 /// Opens keys and policy, builds the gateway, binds, calls `ready` with the bound addresses, and
 /// serves until a shutdown signal.
 pub(crate) async fn serve(config: Config, ready: impl FnOnce(&Bound)) -> anyhow::Result<()> {
-    let keyring = Keyring::open(&config.keys.keyring, &config.keys.master_key_file)
+    let keys = KeyringStore::open(&config.keys.keyring, &config.keys.master_key_file)
         .context("cannot open the keyring named in [keys]")?;
+    tracing::info!(version = %keys.current().version(), "keyring loaded");
     let bundle = match &config.policy.dir {
         Some(dir) => PolicyBundle::load(dir)
             .with_context(|| format!("cannot load the policy directory {}", dir.display()))?,
@@ -83,34 +84,25 @@ pub(crate) async fn serve(config: Config, ready: impl FnOnce(&Bound)) -> anyhow:
             .with_field_cap(config.audit.max_field_bytes)
             .with_instance(&config.server.instance_id),
     );
-    {
-        let audit = audit.clone();
-        store.observe_reloads(Arc::new(move |e: &crate::policy::ReloadEvent| {
-            if let Err(err) = audit.append(&AuditEvent::PolicyReload {
-                accepted: e.accepted,
-                bundle: e.active.clone(),
-                detail: e.detail.clone(),
-            }) {
-                tracing::error!(error = %err, "audit log unavailable");
-            }
-        }));
-    }
-    if let (Some(dir), true) = (&config.policy.dir, config.policy.watch) {
-        spawn_reloader(store.clone(), dir.clone());
-    }
     audit
         .append(&AuditEvent::Lifecycle {
             action: "start".into(),
             detail: format!(
-                "config {}, policy bundle {}",
+                "config {}, policy bundle {}, keyring {}",
                 config.file.display(),
-                store.current().hash()
+                store.current().hash(),
+                keys.current().version()
             ),
         })
         .context("cannot write the audit log")?;
-    let gateway = Gateway::new(&config, Arc::new(keyring), store, audit.clone())
+    let gateway = Gateway::new(&config, keys.clone(), store.clone(), audit.clone())
         .await
         .context("cannot start the gateway")?;
+    // After the gateway: it is what audits and counts each reload.
+    if let (Some(dir), true) = (&config.policy.dir, config.policy.watch) {
+        spawn_reloader(store, dir.clone());
+    }
+    crate::keys::spawn_reloader(keys);
     let gateway = Arc::new(gateway);
     // One set of connection caps for every protocol.
     let admission = Admission::new(&config.limits);
@@ -243,7 +235,7 @@ fn local_addrs(listeners: &[tokio::net::TcpListener]) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// Ctrl-C (SIGINT) or SIGTERM. SIGHUP stays with the policy reloader.
+/// Ctrl-C (SIGINT) or SIGTERM. SIGHUP belongs to the keyring and policy reloaders.
 async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

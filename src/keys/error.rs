@@ -53,6 +53,22 @@ pub enum KeyError {
     TooManyVersions(String),
     #[error("the system random number generator failed")]
     Random,
+    #[error(
+        "the new keyring no longer holds key {key_id:?} version {version} of tenant {tenant:?}, and does not record it as shredded: objects sealed under it would become undecryptable, so the loaded keyring stays in force (an older copy of the keyring file? restart the gateway to load this file anyway)"
+    )]
+    ReloadDropsKey {
+        tenant: String,
+        key_id: String,
+        version: u32,
+    },
+    #[error(
+        "the new keyring has other key bytes for key {key_id:?} version {version} of tenant {tenant:?}: objects sealed under the loaded key would become undecryptable, so the loaded keyring stays in force (was the keyring rotated on two machines separately? copy one keyring to every instance)"
+    )]
+    ReloadChangesKey {
+        tenant: String,
+        key_id: String,
+        version: u32,
+    },
 }
 
 impl KeyError {

@@ -275,6 +275,24 @@ impl Keyring {
         &self.shredded
     }
 
+    /// A stable name for these keys (see `version.rs`): equal on every instance that loaded the
+    /// same keys, different after any add, rotate or shred. Reveals no key material.
+    pub fn version(&self) -> String {
+        super::version::version(
+            self.tenants
+                .iter()
+                .map(|(name, t)| super::version::TenantView {
+                    tenant: name,
+                    key_id: &t.key_id,
+                    active: t.active,
+                    versions: t.versions.iter().map(|(v, k)| (*v, &**k)).collect(),
+                }),
+            self.shredded
+                .iter()
+                .map(|r| (r.tenant.as_str(), r.key_id.as_str())),
+        )
+    }
+
     pub fn info(&self, tenant: &str) -> Result<KeyInfo, KeyError> {
         let keys = self.tenant_keys(tenant)?;
         Ok(KeyInfo {
@@ -625,6 +643,33 @@ mod tests {
             k.rotate("nobody"),
             Err(KeyError::UnknownTenant(_))
         ));
+    }
+
+    #[test]
+    fn version_survives_resealing_and_follows_every_change() {
+        let (_d, ring, master) = paths();
+        let mut k = Keyring::init(&ring, &master).unwrap();
+        let empty = k.version();
+        k.add_tenant("acme").unwrap();
+        let added = k.version();
+        k.save().unwrap();
+        // A fresh nonce on every save: the file differs, the version does not.
+        let first_file = std::fs::read(&ring).unwrap();
+        k.save().unwrap();
+        assert_ne!(std::fs::read(&ring).unwrap(), first_file);
+        assert_eq!(Keyring::open(&ring, &master).unwrap().version(), added);
+        k.rotate("acme").unwrap();
+        let rotated = k.version();
+        k.shred("acme").unwrap();
+        let shredded = k.version();
+        let all = [&empty, &added, &rotated, &shredded];
+        let unique: std::collections::BTreeSet<_> = all.iter().collect();
+        assert_eq!(unique.len(), all.len(), "{all:?}");
+        // Another keyring with a tenant of the same name has other keys: another version.
+        let (_d2, ring2, master2) = paths();
+        let mut other = Keyring::init(&ring2, &master2).unwrap();
+        other.add_tenant("acme").unwrap();
+        assert_ne!(other.version(), added);
     }
 
     #[test]

@@ -5,6 +5,13 @@
 mod error;
 mod keyring;
 mod private_file;
+mod reloader;
+mod store;
+mod version;
 
 pub use error::KeyError;
 pub use keyring::{ActiveKey, KeyInfo, Keyring, ShredRecord, validate_tenant};
+pub use reloader::spawn_reloader;
+pub use store::{
+    KeyringObserver, KeyringReloadEvent, KeyringStore, LoadedKeyring, ReloadFailure, ReloadOutcome,
+};

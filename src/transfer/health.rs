@@ -21,27 +21,7 @@ impl Gateway {
 
     /// Keyring and policy loaded, audit log writable, every destination usable.
     pub fn health_checks(&self) -> Vec<HealthCheck> {
-        let mut out = Vec::new();
-        let missing: Vec<&str> = self
-            .routes
-            .keys()
-            .filter(|t| self.keyring.active(t).is_err())
-            .map(String::as_str)
-            .collect();
-        out.push(HealthCheck {
-            name: "keyring".into(),
-            ok: missing.is_empty(),
-            detail: if missing.is_empty() {
-                format!("loaded, {} tenant(s) with an active key", self.routes.len())
-            } else {
-                format!("no active key for {}", missing.join(", "))
-            },
-        });
-        out.push(HealthCheck {
-            name: "policy".into(),
-            ok: true,
-            detail: format!("bundle {}", self.policy.current().hash()),
-        });
+        let mut out = vec![self.keyring_check(), self.policy_check()];
         out.push(self.audit_check());
         for d in &self.destinations {
             let v = d.verification();
@@ -55,6 +35,63 @@ impl Gateway {
             });
         }
         out
+    }
+
+    /// Every routed tenant has an active key. Names the keyring version, so that instances
+    /// with different keys stand out, and a refused reload (which leaves the instance ready:
+    /// the keys it has still work).
+    fn keyring_check(&self) -> HealthCheck {
+        let loaded = self.keys.current();
+        let mut missing: Vec<&str> = self
+            .routes
+            .keys()
+            .filter(|t| loaded.keyring().active(t).is_err())
+            .map(String::as_str)
+            .collect();
+        missing.sort_unstable();
+        let mut detail = format!(
+            "version {}, loaded {}, ",
+            loaded.version(),
+            crate::audit::rfc3339_at(loaded.loaded_at())
+        );
+        if missing.is_empty() {
+            detail.push_str(&format!(
+                "{} tenant(s) with an active key",
+                self.routes.len()
+            ));
+        } else {
+            detail.push_str(&format!("no active key for {}", missing.join(", ")));
+        }
+        if let Some(f) = self.keys.last_failure() {
+            detail.push_str(&format!(
+                "; last reload refused at {} ({} refused since start): {}",
+                crate::audit::rfc3339_at(f.at),
+                self.keys.failures(),
+                one_line(&f.error)
+            ));
+        }
+        HealthCheck {
+            name: "keyring".into(),
+            ok: missing.is_empty(),
+            detail,
+        }
+    }
+
+    /// The bundle in force, and a refused reload (the bundle in force keeps deciding).
+    fn policy_check(&self) -> HealthCheck {
+        let mut detail = format!("bundle {}", self.policy.current().hash());
+        if let Some(f) = self.policy_reloads.last_failure() {
+            detail.push_str(&format!(
+                "; last reload refused at {}: {}",
+                crate::audit::rfc3339_at(f.at),
+                one_line(&f.error)
+            ));
+        }
+        HealthCheck {
+            name: "policy".into(),
+            ok: true,
+            detail,
+        }
     }
 
     /// Whether the audit file can still be opened for appending (it was deleted, made
@@ -79,8 +116,9 @@ impl Gateway {
             .iter()
             .map(|d| (d.name().to_string(), d.verification().state().as_str()))
             .collect();
-        let key_versions: Vec<(String, u32)> = self
-            .keyring
+        let loaded = self.keys.current();
+        let key_versions: Vec<(String, u32)> = loaded
+            .keyring()
             .list()
             .into_iter()
             .map(|k| (k.tenant, k.active_version))
@@ -97,7 +135,39 @@ impl Gateway {
             destinations: &destinations,
             bundle_hash: bundle.hash(),
             key_versions: &key_versions,
+            keyring_version: loaded.version(),
+            keyring_loaded_at: loaded
+                .loaded_at()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
         });
         self.metrics.encode()
+    }
+}
+
+/// An error on one `/readyz` line: newlines folded, and capped (a policy test report can be long).
+fn one_line(text: &str) -> String {
+    const MAX: usize = 500;
+    let flat: String = text
+        .split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" / ");
+    match flat.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}…", &flat[..at]),
+        None => flat,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn errors_fit_one_line() {
+        assert_eq!(super::one_line("a\n\n  b  \nc"), "a / b / c");
+        let long = "x".repeat(2000);
+        let cut = super::one_line(&long);
+        assert_eq!(cut.chars().count(), 501);
+        assert!(cut.ends_with('…'));
     }
 }

@@ -15,6 +15,7 @@ mod in_flight;
 mod listing;
 mod namespace;
 pub mod path;
+mod reloads;
 mod reorder;
 mod startup;
 pub mod upload;
@@ -33,7 +34,7 @@ use crate::auth::{Account, SessionInfo, SessionLimits, Users};
 use crate::budget::MemoryBudget;
 use crate::config::{Config, DestinationKind, Permissions};
 use crate::crypto::{Header, ObjectContext, Sealer};
-use crate::keys::Keyring;
+use crate::keys::KeyringStore;
 use crate::policy::{Classification, PolicyStore};
 use crate::storage::fs::FsDestination;
 use crate::storage::s3::{Hooks, JournalError, Pending, S3Destination, StateChange, UploadJournal};
@@ -203,8 +204,11 @@ pub struct Gateway {
     guard: AuthGuard,
     /// Logged-in sessions per user, counted across protocols.
     sessions: Arc<SessionLimits>,
-    keyring: Arc<Keyring>,
+    /// The keyring in force (swapped by reloads; each transfer copies the key it needs).
+    keys: Arc<KeyringStore>,
     policy: Arc<PolicyStore>,
+    /// The last refused policy reload, for `/readyz`.
+    policy_reloads: Arc<reloads::PolicyReloads>,
     audit: Arc<AuditLog>,
     /// Keeps refused logins from flooding `audit` (one record per interval per banned source).
     auth_throttle: Arc<AuthThrottle>,
@@ -402,10 +406,18 @@ impl Gateway {
             Err(e) => return Err(e.into()),
         }
 
-        let active = self.keyring.active(&who.tenant).map_err(|e| {
-            tracing::error!(tenant = %who.tenant, error = %e, "no active key");
-            TransferError::Failure("the tenant's key is unavailable; contact the operator".into())
-        })?;
+        // Copied out: this upload seals with this key to its end, whatever a reload does.
+        let active = self
+            .keys
+            .current()
+            .keyring()
+            .active(&who.tenant)
+            .map_err(|e| {
+                tracing::error!(tenant = %who.tenant, error = %e, "no active key");
+                TransferError::Failure(
+                    "the tenant's key is unavailable; contact the operator".into(),
+                )
+            })?;
         let mut object_id = [0u8; 16];
         ring::rand::SystemRandom::new()
             .fill(&mut object_id)
@@ -493,7 +505,9 @@ impl Gateway {
             ));
         }
         let kek = self
-            .keyring
+            .keys
+            .current()
+            .keyring()
             .kek(&ctx.tenant, &ctx.key_id, ctx.key_version)
             .map_err(|e| TransferError::Failure(format!("cannot open the object: {e}")))?;
         let key = header

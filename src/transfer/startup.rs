@@ -32,10 +32,11 @@ fn client_held_share(budget: &MemoryBudget) -> MemoryBudget {
 }
 
 impl Gateway {
-    /// Opens destinations (creating tenant prefixes) and checks every tenant has keys.
+    /// Opens destinations (creating tenant prefixes) and checks every tenant has keys. From
+    /// here on the gateway audits and counts every keyring and policy reload.
     pub async fn new(
         config: &Config,
-        keyring: Arc<Keyring>,
+        keys: Arc<KeyringStore>,
         policy: Arc<PolicyStore>,
         audit: Arc<AuditLog>,
     ) -> Result<Gateway, GatewayError> {
@@ -105,7 +106,7 @@ impl Gateway {
             let Some(dest) = destinations.get(&t.destination) else {
                 continue; // config validation guarantees this exists
             };
-            if keyring.active(tname).is_err() {
+            if keys.current().keyring().active(tname).is_err() {
                 return Err(GatewayError::NoKeys {
                     tenant: tname.clone(),
                 });
@@ -137,13 +138,16 @@ impl Gateway {
         }
         let auth_throttle = auth_record::throttle(config, &audit);
         let held_budget = client_held_share(&budget);
+        let metrics = Arc::new(crate::admin::Metrics::new());
+        let policy_reloads = reloads::observe(&keys, &policy, &audit, &metrics);
         Ok(Gateway {
             routes,
             users: Users::from_config(config),
             guard: AuthGuard::new(config.auth.clone()),
             sessions: SessionLimits::new(config.server.max_sessions_per_user),
-            keyring,
+            keys,
             policy,
+            policy_reloads,
             audit,
             auth_throttle,
             reorder: reorder::ReorderLimits {
@@ -157,7 +161,7 @@ impl Gateway {
             buffers: buffers::BufferPool::new(IDLE_PART_BUFFERS),
             destinations: destinations.into_values().collect(),
             budget,
-            metrics: Arc::new(crate::admin::Metrics::new()),
+            metrics,
         })
     }
 }

@@ -28,6 +28,8 @@ fn sample(m: &Metrics) -> String {
         destinations: &[("eu-store".into(), "verified")],
         bundle_hash: "abc123",
         key_versions: &[("acme".into(), 2)],
+        keyring_version: "sha256:k1",
+        keyring_loaded_at: 1_764_000_000,
     });
     m.encode()
 }
@@ -56,6 +58,10 @@ fn families_carry_the_expected_label_sets() {
         r#"eugate_destination_state{destination="eu-store",state="quarantined"} 0"#,
         r#"eugate_policy_bundle_info{hash="abc123"} 1"#,
         r#"eugate_keyring_active_key_version{tenant="acme"} 2"#,
+        r#"eugate_keyring_info{version="sha256:k1"} 1"#,
+        "eugate_keyring_loaded_timestamp_seconds 1764000000",
+        r#"eugate_keyring_reloads_total{outcome="failed"} 0"#,
+        r#"eugate_policy_reloads_total{outcome="changed"} 0"#,
         concat!(
             r#"eugate_build_info{version=""#,
             env!("CARGO_PKG_VERSION"),
@@ -89,16 +95,62 @@ fn a_reloaded_bundle_replaces_the_old_hash() {
         destinations: &[],
         bundle_hash: "old",
         key_versions: &[],
+        keyring_version: "sha256:kold",
+        keyring_loaded_at: 1,
     };
     m.set_state(&state);
     state.bundle_hash = "new";
+    state.keyring_version = "sha256:knew";
     m.set_state(&state);
     let text = m.encode();
     assert!(
         text.contains(r#"eugate_policy_bundle_info{hash="new"} 1"#),
         "{text}"
     );
+    assert!(
+        text.contains(r#"eugate_keyring_info{version="sha256:knew"} 1"#),
+        "{text}"
+    );
     assert!(!text.contains("old"), "{text}");
+}
+
+#[test]
+fn reloads_are_counted_by_outcome_and_a_shredded_tenant_leaves_the_key_gauge() {
+    let m = Metrics::new();
+    m.keyring_reload(ReloadResult::Changed);
+    m.keyring_reload(ReloadResult::Failed);
+    m.keyring_reload(ReloadResult::Failed);
+    m.policy_reload(ReloadResult::Unchanged);
+    let mut state = GaugeState {
+        sessions: 0,
+        bans: crate::auth::ActiveBans {
+            sources: 0,
+            pairs: 0,
+        },
+        budget_in_use: 0,
+        budget_limit: 1,
+        destinations: &[],
+        bundle_hash: "b",
+        key_versions: &[("acme".into(), 1), ("shredme".into(), 3)],
+        keyring_version: "sha256:k",
+        keyring_loaded_at: 5,
+    };
+    m.set_state(&state);
+    let after_shred = [("acme".into(), 2)];
+    state.key_versions = &after_shred;
+    m.set_state(&state);
+    let text = m.encode();
+    for line in [
+        r#"eugate_keyring_reloads_total{outcome="changed"} 1"#,
+        r#"eugate_keyring_reloads_total{outcome="unchanged"} 0"#,
+        r#"eugate_keyring_reloads_total{outcome="failed"} 2"#,
+        r#"eugate_policy_reloads_total{outcome="unchanged"} 1"#,
+        r#"eugate_policy_reloads_total{outcome="failed"} 0"#,
+        r#"eugate_keyring_active_key_version{tenant="acme"} 2"#,
+    ] {
+        assert!(text.contains(line), "missing `{line}` in\n{text}");
+    }
+    assert!(!text.contains("shredme"), "{text}");
 }
 
 #[test]
