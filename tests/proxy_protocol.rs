@@ -103,8 +103,15 @@ fn sftp_through_the_balancer_is_the_header_client_for_login_upload_audit_and_log
 
 #[test]
 fn a_balancer_connection_without_a_good_header_is_refused_with_its_reason() {
+    let certs = ftps_support::make_certs("unused");
+    let ca = certs.path().join("ca");
+    let admin_port = free_port();
     let mut o = behind_balancer("\"127.0.0.2\"");
-    o.extra_toml = "[limits]\nlogin_grace_secs = 2\n".into();
+    o.extra_toml = format!(
+        "[limits]\nlogin_grace_secs = 2\n\n[admin]\nlisten = [\"127.0.0.1:{admin_port}\"]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n",
+        ca.join("server.pem").display(),
+        ca.join("server.key").display()
+    );
     let g = Gateway::start_with(o);
     let cases = [
         (
@@ -148,6 +155,24 @@ fn a_balancer_connection_without_a_good_header_is_refused_with_its_reason() {
         );
     }
     assert!(g.events("auth").is_empty(), "{:#?}", g.events("auth"));
+    let metrics = run_ok(
+        Command::new("curl")
+            .args(["-sS", "--max-time", "20", "--cacert"])
+            .arg(ca.join("ca.pem"))
+            .arg(format!("https://127.0.0.1:{admin_port}/metrics")),
+    );
+    let metrics = String::from_utf8(metrics.stdout).unwrap();
+    for (reason, n) in [
+        ("missing", 2),
+        ("v1", 1),
+        ("unsupported", 2),
+        ("timeout", 1),
+    ] {
+        let line = format!(
+            "eugate_proxy_header_refused_total{{protocol=\"sftp\",reason=\"{reason}\"}} {n}\n"
+        );
+        assert!(metrics.contains(&line), "no {line:?} in:\n{metrics}");
+    }
     // The gateway is unharmed: a good header still works.
     let results = run_plan(&g, g.port, &json!([bob(BALANCER, "v4", CLIENT_A)]));
     assert_eq!(oks(&results), [true], "{results:?}\n{}", g.log());

@@ -192,7 +192,8 @@ impl Session {
     }
 
     /// Implicit FTPS from a peer that is not a balancer: whether it opened with a PROXY header
-    /// (refused, logged and counted) rather than a TLS ClientHello.
+    /// (refused, logged and counted) rather than a TLS ClientHello, or sent nothing in time;
+    /// `true`: the connection is done.
     async fn proxy_header_peeked(&mut self) -> bool {
         let Control::Plain(tcp) = &self.control else {
             return false;
@@ -201,11 +202,17 @@ impl Session {
             return false;
         }
         let mut start = [0u8; 12];
+        // The same wait as the TLS handshake's: a silent client is not given it twice.
         let peek = tokio::time::timeout(self.shared.data_timeout, tcp.peek(&mut start));
-        let Ok(Ok(n)) = peek.await else {
-            return false;
-        };
-        self.refuse_signature(proxy_header::signature_of(&start[..n]))
+        match peek.await {
+            Err(_) => {
+                tracing::info!(peer = %self.peer, implicit = true, "TLS handshake on the control connection timed out");
+                true
+            }
+            // The handshake reports it.
+            Ok(Err(_)) => false,
+            Ok(Ok(n)) => self.refuse_signature(proxy_header::signature_of(&start[..n])),
+        }
     }
 
     /// Explicit FTPS from a peer that is not a balancer: whether its first line is the start
