@@ -88,7 +88,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
         let before = buf.filled().len();
         let r = Pin::new(&mut this.inner).poll_read(cx, buf);
         if this.start.is_some() && matches!(r, Poll::Ready(Ok(()))) {
-            let new = buf.filled()[before..].to_vec();
+            // Only the first bytes decide: copy no more than the signature's length.
+            let new = &buf.filled()[before..];
+            let new = new[..new.len().min(SIGNATURE.len())].to_vec();
             this.look(&new)?;
         }
         r
