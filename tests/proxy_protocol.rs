@@ -103,8 +103,15 @@ fn sftp_through_the_balancer_is_the_header_client_for_login_upload_audit_and_log
 
 #[test]
 fn a_balancer_connection_without_a_good_header_is_refused_with_its_reason() {
+    let certs = ftps_support::make_certs("unused");
+    let ca = certs.path().join("ca");
+    let admin_port = free_port();
     let mut o = behind_balancer("\"127.0.0.2\"");
-    o.extra_toml = "[limits]\nlogin_grace_secs = 2\n".into();
+    o.extra_toml = format!(
+        "[limits]\nlogin_grace_secs = 2\n\n[admin]\nlisten = [\"127.0.0.1:{admin_port}\"]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n",
+        ca.join("server.pem").display(),
+        ca.join("server.key").display()
+    );
     let g = Gateway::start_with(o);
     let cases = [
         (
@@ -148,6 +155,24 @@ fn a_balancer_connection_without_a_good_header_is_refused_with_its_reason() {
         );
     }
     assert!(g.events("auth").is_empty(), "{:#?}", g.events("auth"));
+    let metrics = run_ok(
+        Command::new("curl")
+            .args(["-sS", "--max-time", "20", "--cacert"])
+            .arg(ca.join("ca.pem"))
+            .arg(format!("https://127.0.0.1:{admin_port}/metrics")),
+    );
+    let metrics = String::from_utf8(metrics.stdout).unwrap();
+    for (reason, n) in [
+        ("missing", 2),
+        ("v1", 1),
+        ("unsupported", 2),
+        ("timeout", 1),
+    ] {
+        let line = format!(
+            "eugate_proxy_header_refused_total{{protocol=\"sftp\",reason=\"{reason}\"}} {n}\n"
+        );
+        assert!(metrics.contains(&line), "no {line:?} in:\n{metrics}");
+    }
     // The gateway is unharmed: a good header still works.
     let results = run_plan(&g, g.port, &json!([bob(BALANCER, "v4", CLIENT_A)]));
     assert_eq!(oks(&results), [true], "{results:?}\n{}", g.log());
@@ -382,4 +407,92 @@ fn ftps_from_a_peer_not_listed_refuses_a_header_explicit_and_implicit() {
         "{:#?}",
         f.g.events("auth")
     );
+}
+
+/// HAProxy (Debian's package) on loopback, in TCP mode with `send-proxy-v2`, connecting to the
+/// gateway from 127.0.0.2; killed on drop.
+struct Haproxy {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Listens on `front` for each `(front, backend port, health checks)`.
+fn haproxy(routes: &[(u16, u16, bool)]) -> Haproxy {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = String::from(
+        "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n",
+    );
+    for (i, (front, back, check)) in routes.iter().enumerate() {
+        // With send-proxy-v2, HAProxy's health checks on the same port send a LOCAL header.
+        let check = if *check { " check inter 200ms" } else { "" };
+        cfg.push_str(&format!(
+            "frontend f{i}\n  bind 127.0.0.1:{front}\n  default_backend b{i}\n\
+             backend b{i}\n  source {BALANCER}\n  server gw 127.0.0.1:{back} send-proxy-v2{check}\n"
+        ));
+    }
+    let path = dir.path().join("haproxy.cfg");
+    std::fs::write(&path, cfg).unwrap();
+    let child = Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("haproxy (Debian package `haproxy`; scripts/test installs it)");
+    let h = Haproxy { child, _dir: dir };
+    for (front, _, _) in routes {
+        assert!(
+            eventually(30, || std::net::TcpStream::connect(("127.0.0.1", *front))
+                .is_ok()),
+            "haproxy does not listen on {front}"
+        );
+    }
+    h
+}
+
+#[test]
+fn through_a_real_haproxy_the_gateway_sees_the_client_and_health_checks_pass() {
+    let f = ftps_behind_balancer("\"127.0.0.2\"");
+    let (sftp_front, ftps_front) = (free_port(), free_port());
+    let _h = haproxy(&[(sftp_front, f.g.port, true), (ftps_front, f.port, false)]);
+    // HAProxy's health checks (LOCAL) arrive and are taken as the balancer's own connections.
+    f.g.wait_for_log("PROXY LOCAL (health check)", 3);
+    const CLIENT: &str = "127.0.0.5";
+    let local = f.g.path("up.bin");
+    let plain = data(200 << 10, 17);
+    std::fs::write(&local, &plain).unwrap();
+    let mut sftp = bob(CLIENT, "none", "");
+    sftp["put"] = json!([local, "sftp-haproxy.bin"]);
+    let results = run_plan(&f.g, sftp_front, &json!([sftp]));
+    assert_eq!(oks(&results), [true], "{results:?}\n{}", f.g.log());
+    // FTPS: the control connection through HAProxy, the passive data connection straight from
+    // the client to the gateway (the address the header named).
+    let mut ftps = frank(&f, "ftps", CLIENT, "none", "");
+    ftps["put"] = json!([local, "ftps-haproxy.bin"]);
+    let results = run_plan(&f.g, ftps_front, &json!([ftps]));
+    assert_eq!(oks(&results), [true], "{results:?}\n{}", f.g.log());
+    assert_eq!(f.g.decrypt(&f.stored("sftp-haproxy.bin")), plain);
+    assert_eq!(f.g.decrypt(&f.stored("ftps-haproxy.bin")), plain);
+    f.g.wait_for_audit("both logins", |recs| audit_events(recs, "auth").len() >= 2);
+    let sources: Vec<String> =
+        f.g.events("auth")
+            .iter()
+            .map(|e| e["source"].as_str().unwrap().to_string())
+            .collect();
+    assert_eq!(sources.len(), 2, "{sources:?}");
+    assert!(
+        sources
+            .iter()
+            .all(|s| s == CLIENT || s.starts_with("127.0.0.5:")),
+        "{sources:?}"
+    );
+    assert!(!f.g.log().contains("connection refused:"), "{}", f.g.log());
 }

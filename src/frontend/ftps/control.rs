@@ -9,7 +9,7 @@ use std::time::Instant;
 use tokio::io::AsyncWriteExt;
 
 use crate::frontend::admission::Entry;
-use crate::frontend::proxy_header::{self, Client, HeaderError};
+use crate::frontend::proxy_header::Client;
 use crate::transfer::{
     AuthOutcome, ClientCertificate, FileInfo, Method, Principal, Protocol, SessionSlot,
     TransferError, Verdict, VirtualPath, WriteMode,
@@ -24,6 +24,7 @@ use super::passive::Passive;
 use super::reply;
 
 mod certificate_login;
+mod proxy_opening;
 mod transfers;
 use transfers::Format;
 
@@ -189,46 +190,6 @@ impl Session {
             }
         }
         let _ = self.control.shutdown().await;
-    }
-
-    /// Implicit FTPS from a peer that is not a balancer: whether it opened with a PROXY header
-    /// (refused, logged and counted) rather than a TLS ClientHello.
-    async fn proxy_header_peeked(&mut self) -> bool {
-        let Control::Plain(tcp) = &self.control else {
-            return false;
-        };
-        if !std::mem::take(&mut self.check_opening) {
-            return false;
-        }
-        let mut start = [0u8; 12];
-        let peek = tokio::time::timeout(self.shared.data_timeout, tcp.peek(&mut start));
-        let Ok(Ok(n)) = peek.await else {
-            return false;
-        };
-        self.refuse_signature(proxy_header::signature_of(&start[..n]))
-    }
-
-    /// Explicit FTPS from a peer that is not a balancer: whether its first line is the start
-    /// of a PROXY header (refused, logged and counted). A v2 signature reads as an empty line,
-    /// then `\r\n\0\r\nQUIT\n`, which would otherwise quietly end the session.
-    fn proxy_header_first(&mut self, line: &Line) -> bool {
-        if !std::mem::take(&mut self.check_opening) {
-            return false;
-        }
-        let Line::Text(first) = line else {
-            return false;
-        };
-        self.refuse_signature(proxy_header::in_first_line(first, self.lines.pending()))
-    }
-
-    fn refuse_signature(&self, version: Option<&'static str>) -> bool {
-        let Some(version) = version else {
-            return false;
-        };
-        self.shared
-            .proxy
-            .refused(self.peer, &HeaderError::NotABalancer(version));
-        true
     }
 
     async fn send(&mut self, code: u16, text: &str) -> std::io::Result<()> {

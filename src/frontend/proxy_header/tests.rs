@@ -3,6 +3,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use tokio::io::AsyncWriteExt;
 
 use super::*;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::ReadBuf;
 
 /// A v2 header built by hand (not by ppp), as HAProxy sends it.
 fn header(ver_cmd: u8, fam: u8, body: &[u8]) -> Vec<u8> {
