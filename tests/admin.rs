@@ -4,13 +4,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{BOB_PASSWORD, Gateway, Options, bin, data, eventually, free_port, run_ok};
+use common::{
+    BOB_PASSWORD, Gateway, Options, bin, data, eventually, free_port, run_ok, ssh_banner,
+};
 
 /// Names the clients use in these tests: none may appear in the metrics.
 const SECRET_NAMES: [&str; 4] = ["alice", "bob", "patient-4711", "ftps-dossier"];
@@ -382,36 +384,6 @@ fn refused_logins_and_the_ban_they_cause_are_counted() {
     );
 }
 
-fn spawn_gated_upload(g: &Gateway, gate: &Path) -> (Child, BufReader<ChildStdout>) {
-    std::fs::write(g.path("slow.bin"), data(2 << 20, 9)).unwrap();
-    let mut child = g.spawn_script(
-        "alice",
-        &[
-            "gated-upload",
-            "--local",
-            "slow.bin",
-            "--path",
-            "/slow.bin",
-            "--gate",
-            gate.to_str().unwrap(),
-        ],
-    );
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert!(line.contains("\"holding\": true"), "{line}");
-    (child, out)
-}
-
-fn ssh_banner(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut buf = [0u8; 7];
-    s.read_exact(&mut buf).is_ok() && &buf == b"SSH-2.0"
-}
-
 /// SIGTERM: /readyz answers 503 at once, while the SFTP listener still takes connections
 /// (the drain delay, so a balancer notices first) and while an upload runs in the grace period;
 /// /livez stays 200; the upload still commits.
@@ -426,7 +398,7 @@ fn sigterm_turns_readyz_503_before_the_listeners_close_and_during_the_grace_peri
         ..Setup::default()
     });
     let gate = a.g.path("gate");
-    let (mut client, mut out) = spawn_gated_upload(&a.g, &gate);
+    let (mut client, mut out) = a.g.spawn_gated_upload(&gate);
     assert_eq!(a.get("/readyz").code, 200);
 
     a.g.signal("TERM");

@@ -10,13 +10,10 @@ mod garage;
 #[path = "haproxy/mod.rs"]
 mod haproxy;
 
-use std::io::Read;
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
 
-use common::{Gateway, Options, data, eventually, free_port, run_ok, run_with_stdin};
+use common::{Gateway, Options, data, eventually, free_port, run_ok, run_with_stdin, ssh_banner};
 use garage::{Garage, Paused, Store};
 use haproxy::{BALANCER_SOURCE, Backend, Haproxy};
 
@@ -235,15 +232,6 @@ fn finish(p: Paused) -> serde_json::Value {
             "stderr": String::from_utf8_lossy(&out.stderr),
         })
     })
-}
-
-fn ssh_banner(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut buf = [0u8; 7];
-    s.read_exact(&mut buf).is_ok() && &buf == b"SSH-2.0"
 }
 
 /// Uploads through the balancer land on both instances, every one decrypts, and the gateways

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -230,23 +230,7 @@ fn sighup_puts_a_rotated_keyring_in_force_and_running_uploads_keep_their_key() {
     // An upload opened under the old keys.
     let gate = a.g.path("gate");
     let slow = data(2 << 20, 9);
-    std::fs::write(a.g.path("slow.bin"), &slow).unwrap();
-    let mut client = a.g.spawn_script(
-        "alice",
-        &[
-            "gated-upload",
-            "--local",
-            "slow.bin",
-            "--path",
-            "/slow.bin",
-            "--gate",
-            gate.to_str().unwrap(),
-        ],
-    );
-    let mut out = BufReader::new(client.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert!(line.contains("\"holding\": true"), "{line}");
+    let (mut client, mut out) = a.g.spawn_gated_upload(&gate);
 
     let rotated = a.keys(&real, &["rotate", "acme"]);
     assert!(String::from_utf8_lossy(&rotated.stdout).contains("active version 2"));
@@ -267,7 +251,7 @@ fn sighup_puts_a_rotated_keyring_in_force_and_running_uploads_keep_their_key() {
 
     // The running upload finishes under the key it started with.
     std::fs::write(&gate, b"go").unwrap();
-    line.clear();
+    let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert!(line.contains("\"ok\": true"), "{line}\n{}", a.g.log());
     client.wait().unwrap();

@@ -905,3 +905,42 @@ impl Gateway {
         self.wait_ready();
     }
 }
+
+/// Whether an SSH server on loopback `port` sends its version line (a direct connection).
+pub fn ssh_banner(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 7];
+    s.read_exact(&mut buf).is_ok() && &buf == b"SSH-2.0"
+}
+
+impl Gateway {
+    /// alice uploads `slow.bin` (2 MiB) as `/slow.bin` with the `gated-upload` client, which
+    /// holds the file open until `gate` exists; returns once the client says it holds it.
+    pub fn spawn_gated_upload(
+        &self,
+        gate: &Path,
+    ) -> (Child, std::io::BufReader<std::process::ChildStdout>) {
+        use std::io::BufRead;
+        std::fs::write(self.path("slow.bin"), data(2 << 20, 9)).unwrap();
+        let mut child = self.spawn_script(
+            "alice",
+            &[
+                "gated-upload",
+                "--local",
+                "slow.bin",
+                "--path",
+                "/slow.bin",
+                "--gate",
+                gate.to_str().unwrap(),
+            ],
+        );
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(line.contains("\"holding\": true"), "{line}");
+        (child, out)
+    }
+}
