@@ -1,10 +1,12 @@
-//! `eugate policy …`: the compliance officer's tools — check, explain, test, diff.
+//! `eugate policy …`: the compliance officer's tools — check, explain, test, diff, replay.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
+
+mod replay;
 
 use crate::policy::{
     self, Classification, Decision, Evidence, Location, PolicyBundle, PolicyError, Request,
@@ -35,6 +37,9 @@ pub enum PolicyCommand {
         /// The policy directory after the change.
         new: PathBuf,
     },
+    /// Re-decide audited decisions under a proposed bundle: which real transfers would flip.
+    /// Exit 0 (it is a report; see --fail-on-flips), 1 on error.
+    Replay(replay::ReplayArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -76,6 +81,7 @@ pub fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
         PolicyCommand::Explain(e) => explain(&args.policies, &e),
         PolicyCommand::Test => test(&args.policies),
         PolicyCommand::Diff { old, new } => diff(&old, &new),
+        PolicyCommand::Replay(r) => replay::run(&r),
     }
 }
 

@@ -17,6 +17,7 @@ mod embedded;
 mod error;
 mod facts;
 mod grant;
+pub mod replay;
 mod rules;
 mod store;
 
