@@ -19,6 +19,7 @@
 mod event;
 mod field;
 mod log;
+pub mod register;
 mod throttle;
 mod verify;
 

@@ -47,7 +47,7 @@ pub enum Command {
     Encrypt(crypt::EncryptArgs),
     /// Verify and open a sealed object; no output file unless everything verifies.
     Decrypt(crypt::DecryptArgs),
-    /// Audit log tools: verify the hash chain.
+    /// Audit log tools: verify the hash chain, the transfer register.
     Audit(audit::AuditArgs),
     /// Residency policies: check, explain, test, diff.
     Policy(policy::PolicyArgs),
