@@ -32,7 +32,7 @@ pub const JSON_FORMAT: &str = "eugate-transfer-register/1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
-    #[error("cannot read audit log {}: {source}", file.display())]
+    #[error("cannot read audit log {}", file.display())]
     Io {
         file: PathBuf,
         #[source]
