@@ -200,7 +200,7 @@ fn bad_arguments_are_errors() {
         (&["--bundle", b, "--since", "30", l], "not a duration"),
         (
             &["--bundle", b, "--from", "yesterday", l],
-            "not an RFC 3339 time",
+            "--from: \"yesterday\" is not an RFC 3339 date",
         ),
         (
             &[

@@ -21,6 +21,7 @@ mod field;
 mod log;
 pub mod register;
 mod throttle;
+pub mod time;
 mod verify;
 
 pub use event::{AuditEvent, CertificateRecord, TlsCertificateRecord};

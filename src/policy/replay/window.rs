@@ -1,6 +1,4 @@
 //! The replay window: `--since 30d` or `--from`/`--to` in RFC 3339, as Unix milliseconds (UTC).
-//! Hand-written rather than a date crate: the audit log has one fixed format, and the bounds
-//! need only offsets and whole units.
 
 use super::ReplayError;
 
@@ -24,8 +22,11 @@ impl Window {
 
     /// Between two RFC 3339 times; either may be absent.
     pub fn between(from: Option<&str>, to: Option<&str>) -> Result<Window, ReplayError> {
-        let from_ms = from.map(parse_rfc3339_ms).transpose()?;
-        let to_ms = to.map(parse_rfc3339_ms).transpose()?;
+        let named = |flag: &str, v: &str| {
+            parse_rfc3339_ms(v).map_err(|e| ReplayError::Window(format!("{flag}: {e}")))
+        };
+        let from_ms = from.map(|v| named("--from", v)).transpose()?;
+        let to_ms = to.map(|v| named("--to", v)).transpose()?;
         if let (Some(f), Some(t)) = (from_ms, to_ms)
             && f >= t
         {
@@ -65,95 +66,8 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, ReplayError> {
     n.checked_mul(secs * 1000).ok_or_else(bad)
 }
 
-/// RFC 3339 (`2026-12-01T00:00:00Z`, optional fraction, `Z` or `±hh:mm`) → Unix milliseconds.
+/// An RFC 3339 date (midnight UTC) or date-time → Unix milliseconds (`audit::time`, the
+/// parser `audit register` uses too).
 pub fn parse_rfc3339_ms(s: &str) -> Result<i64, ReplayError> {
-    let bad = || {
-        ReplayError::Window(format!(
-            "'{s}' is not an RFC 3339 time, e.g. 2026-12-01T00:00:00Z"
-        ))
-    };
-    let b = s.trim().as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return Err(bad());
-    }
-    if b[13] != b':' || b[16] != b':' {
-        return Err(bad());
-    }
-    let num = |r: std::ops::Range<usize>| -> Result<i64, ReplayError> {
-        let part = &b[r];
-        if !part.iter().all(u8::is_ascii_digit) {
-            return Err(bad());
-        }
-        std::str::from_utf8(part)
-            .ok()
-            .and_then(|p| p.parse().ok())
-            .ok_or_else(bad)
-    };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return Err(bad());
-    }
-    if hour > 23 || min > 59 || sec > 60 {
-        return Err(bad());
-    }
-    let mut i = 19;
-    let mut millis = 0i64;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        if i == start {
-            return Err(bad());
-        }
-        // Milliseconds: the first three digits, padded.
-        let digits = &b[start..i.min(start + 3)];
-        let mut m = 0i64;
-        for (k, d) in digits.iter().enumerate() {
-            m += i64::from(d - b'0') * [100, 10, 1][k];
-        }
-        millis = m;
-    }
-    let offset_secs = match &b[i..] {
-        [b'Z' | b'z'] => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let digits = [*h1, *h2, *m1, *m2];
-            if !digits.iter().all(u8::is_ascii_digit) {
-                return Err(bad());
-            }
-            let h = i64::from((h1 - b'0') * 10 + (h2 - b'0'));
-            let m = i64::from((m1 - b'0') * 10 + (m2 - b'0'));
-            if h > 23 || m > 59 {
-                return Err(bad());
-            }
-            let o = h * 3600 + m * 60;
-            if *sign == b'+' { o } else { -o }
-        }
-        _ => return Err(bad()),
-    };
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + min * 60 + sec.min(59) - offset_secs;
-    Ok(secs * 1000 + millis)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Howard Hinnant's days-from-civil (the inverse of the audit log's formatter).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    crate::audit::time::parse_time(s).map_err(|e| ReplayError::Window(e.to_string()))
 }
