@@ -11,6 +11,7 @@ pub mod auth;
 pub mod budget;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod frontend;
 pub mod keys;

@@ -5,13 +5,14 @@
 pub mod metrics;
 pub mod ready;
 mod routes;
-mod tls;
+pub(crate) mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls::pki_types::CertificateDer;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -63,7 +64,10 @@ impl AdminServer {
     pub fn new(config: &AdminConfig, state: Arc<AdminState>) -> Result<AdminServer, AdminError> {
         Ok(AdminServer {
             config: config.clone(),
-            acceptor: TlsAcceptor::from(tls::server_config(config)?),
+            acceptor: TlsAcceptor::from(tls::server_config(
+                config,
+                state.console.as_ref().map(|c| c.client_ca()),
+            )?),
             state,
         })
     }
@@ -130,10 +134,18 @@ impl AdminServer {
                 return;
             }
         };
+        // The verified chain, for the console to map to an officer.
+        let chain: Arc<Vec<CertificateDer<'static>>> = Arc::new(
+            tls.get_ref()
+                .1
+                .peer_certificates()
+                .map(|c| c.iter().map(|d| d.clone().into_owned()).collect())
+                .unwrap_or_default(),
+        );
         let state = self.state.clone();
         let service = hyper::service::service_fn(move |req| {
-            let resp = routes::answer(&state, &req);
-            async move { Ok::<_, std::convert::Infallible>(resp) }
+            let (state, chain) = (state.clone(), chain.clone());
+            async move { Ok::<_, std::convert::Infallible>(routes::answer(&state, &chain, req).await) }
         });
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())

@@ -1,4 +1,5 @@
-//! The admin endpoints: `/livez`, `/readyz`, `/metrics`. GET (and HEAD) only.
+//! The admin endpoints: `/livez`, `/readyz`, `/metrics` (GET and HEAD only), and the
+//! compliance console under `/console` when it is configured.
 
 use std::sync::Arc;
 
@@ -7,6 +8,8 @@ use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::ready::Readiness;
+use rustls::pki_types::CertificateDer;
+
 use crate::transfer::Gateway;
 
 /// What the endpoints read.
@@ -14,13 +17,33 @@ use crate::transfer::Gateway;
 pub struct AdminState {
     pub gateway: Arc<Gateway>,
     pub readiness: Arc<Readiness>,
+    pub console: Option<Arc<crate::console::Console>>,
 }
 
 const TEXT: &str = "text/plain; charset=utf-8";
 /// prometheus-client writes OpenMetrics text, which Prometheus also reads as plain text.
 const METRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-pub(super) fn answer<B>(state: &AdminState, req: &Request<B>) -> Response<Full<Bytes>> {
+pub(super) async fn answer<B>(
+    state: &AdminState,
+    chain: &[CertificateDer<'static>],
+    req: Request<B>,
+) -> Response<Full<Bytes>>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let path = req.uri().path();
+    if path == "/console" || path.starts_with("/console/") {
+        return match &state.console {
+            Some(console) => console.handle(chain, req).await,
+            None => reply(
+                StatusCode::NOT_FOUND,
+                TEXT,
+                "the compliance console is off; add a [console] section to turn it on\n".into(),
+            ),
+        };
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "GET only\n".into());
     }

@@ -1,6 +1,7 @@
 //! The admin listener's rustls configuration: the server identity from PEM files (shared with
-//! FTPS, `crate::tls`), HTTP/1.1 by ALPN, and, when `client_ca` is set, client certificates
-//! required and verified against it.
+//! FTPS, `crate::tls`), HTTP/1.1 by ALPN, and client certificates: required and verified
+//! against `[admin] client_ca` when it is set; with only `[console] client_ca`, optional (health
+//! checks and scrapers need none) and checked again by the console for its pages.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,15 +12,26 @@ use rustls::{RootCertStore, ServerConfig};
 use super::AdminError;
 use crate::config::AdminConfig;
 
-pub(super) fn server_config(config: &AdminConfig) -> Result<Arc<ServerConfig>, AdminError> {
+pub(super) fn server_config(
+    config: &AdminConfig,
+    console_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>, AdminError> {
     let (certs, key) = crate::tls::identity(&config.certificate, &config.private_key)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| AdminError::Tls(e.to_string()))?;
-    let builder = match &config.client_ca {
-        None => builder.with_no_client_auth(),
-        Some(ca) => builder.with_client_cert_verifier(client_verifier(ca, provider)?),
+    let cas: Vec<&Path> = config
+        .client_ca
+        .iter()
+        .map(|p| p.as_path())
+        .chain(console_ca)
+        .collect();
+    let builder = if cas.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let required = config.client_ca.is_some();
+        builder.with_client_cert_verifier(client_verifier(&cas, required, provider)?)
     };
     let mut tls = builder.with_single_cert(certs, key).map_err(|e| {
         AdminError::Tls(format!(
@@ -31,20 +43,32 @@ pub(super) fn server_config(config: &AdminConfig) -> Result<Arc<ServerConfig>, A
     Ok(Arc::new(tls))
 }
 
-fn client_verifier(
-    ca: &Path,
+/// A verifier trusting every CA in `cas`; `required = false` lets clients without a
+/// certificate through (a certificate that is presented must still verify).
+pub(crate) fn client_verifier(
+    cas: &[&Path],
+    required: bool,
     provider: Arc<rustls::crypto::CryptoProvider>,
 ) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, AdminError> {
     let mut roots = RootCertStore::empty();
-    for cert in crate::tls::certificates(ca)? {
-        roots.add(cert).map_err(|e| {
-            AdminError::Tls(format!(
-                "{}: not a usable CA certificate: {e}",
-                ca.display()
-            ))
-        })?;
+    for ca in cas {
+        for cert in crate::tls::certificates(ca)? {
+            roots.add(cert).map_err(|e| {
+                AdminError::Tls(format!(
+                    "{}: not a usable CA certificate: {e}",
+                    ca.display()
+                ))
+            })?;
+        }
     }
-    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-        .build()
-        .map_err(|e| AdminError::Tls(format!("{}: {e}", ca.display())))
+    let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+    let builder = if required {
+        builder
+    } else {
+        builder.allow_unauthenticated()
+    };
+    builder.build().map_err(|e| {
+        let names: Vec<String> = cas.iter().map(|p| p.display().to_string()).collect();
+        AdminError::Tls(format!("{}: {e}", names.join(", ")))
+    })
 }

@@ -149,6 +149,23 @@ pub enum AuditEvent {
         observed_region: Option<String>,
         detail: String,
     },
+    /// An officer's act in the compliance console (a proposal, an approval, a rejection, an
+    /// export, a refused request), naming the officer and the certificate they presented.
+    Console {
+        officer: String,
+        certificate: String,
+        action: String,
+        /// What the act was on: a proposal id, a page, an export's selection.
+        target: String,
+        outcome: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        detail: String,
+        /// Bundle hashes in force before and after an approval.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        old_bundle: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        new_bundle: Option<String>,
+    },
 }
 
 /// An OpenSSH user certificate, as a login record names it.

@@ -104,6 +104,11 @@ impl AuditEvent {
                 }
                 c(outcome);
             }
+            // Comments and targets are typed by an officer: capped like client fields.
+            AuditEvent::Console { target, detail, .. } => {
+                c(target);
+                c(detail);
+            }
             AuditEvent::Lifecycle { .. }
             | AuditEvent::Shutdown { .. }
             | AuditEvent::PolicyReload { .. }

@@ -215,9 +215,11 @@ async fn start_admin(
     let Some(admin) = &config.admin else {
         return Ok(None);
     };
+    let console = crate::console::Console::new(config, gateway.clone())?;
     let state = Arc::new(AdminState {
         gateway: gateway.clone(),
         readiness: readiness.clone(),
+        console,
     });
     let server = AdminServer::new(admin, state).context("cannot start the admin listener")?;
     let listeners = server.bind().await?;

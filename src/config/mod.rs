@@ -6,6 +6,7 @@
 
 mod admin;
 mod audit;
+mod console;
 mod destinations;
 mod ftps;
 mod limits;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub use admin::{AdminConfig, DEFAULT_DRAIN_DELAY_SECS};
 pub use audit::AuditConfig;
+pub use console::{ConsoleConfig, DEFAULT_REPLAY_DAYS, OfficerConfig, OfficerRole};
 pub use destinations::{DestinationConfig, DestinationKind};
 pub use ftps::{FtpsConfig, client_ca_roots};
 pub use limits::LimitsConfig;
@@ -50,6 +52,8 @@ pub struct Config {
     pub ftps: Option<FtpsConfig>,
     /// `None`: no `[admin]` section, no admin listener.
     pub admin: Option<AdminConfig>,
+    /// `None`: no `[console]` section, no compliance console.
+    pub console: Option<ConsoleConfig>,
     pub destinations: BTreeMap<String, DestinationConfig>,
     pub tenants: BTreeMap<String, TenantConfig>,
 }
@@ -243,6 +247,19 @@ impl Config {
         let limits = limits::limits(&raw.limits, c);
         let ftps = raw.ftps.as_ref().map(|f| ftps::ftps(f, &resolve, c));
         let admin = raw.admin.as_ref().map(|a| admin::admin(a, &resolve, c));
+        let console = raw
+            .console
+            .as_ref()
+            .map(|k| console::console(k, &resolve, c));
+        if let Some(k) = &console {
+            console::check_unique(k, c);
+            if admin.is_none() {
+                c.push(
+                    "console",
+                    "the console is served by the admin listener; add an [admin] section",
+                );
+            }
+        }
         let destinations = destinations::destinations(raw.destinations, &resolve, c);
         let tenants = tenants::tenants(raw.tenants, &destinations, &resolve, c);
         let client_ca = ftps.as_ref().is_some_and(|f| f.client_ca.is_some());
@@ -258,6 +275,7 @@ impl Config {
             limits,
             ftps,
             admin,
+            console,
             destinations,
             tenants,
         }

@@ -24,6 +24,8 @@ pub struct RawConfig {
     pub ftps: Option<RawFtps>,
     /// `[admin]`: absent means no admin listener.
     pub admin: Option<RawAdmin>,
+    /// `[console]`: the compliance console on the admin listener; absent means no console.
+    pub console: Option<RawConsole>,
     #[serde(default)]
     pub destinations: BTreeMap<String, RawDestination>,
     #[serde(default)]
@@ -210,4 +212,30 @@ pub struct RawAdmin {
     /// PEM CA certificates: when set, clients must present a certificate they signed.
     pub client_ca: Option<String>,
     pub drain_delay_secs: Option<u64>,
+}
+
+/// `[console]`: the compliance console, served by the admin listener to officers with a client
+/// certificate from `client_ca`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConsole {
+    pub client_ca: String,
+    /// Where proposed bundles wait for approval.
+    pub proposals_dir: Option<String>,
+    /// Other instances' audit logs, read beside this gateway's own.
+    #[serde(default)]
+    pub audit_logs: Vec<String>,
+    pub replay_days: Option<u64>,
+    #[serde(default)]
+    pub officers: BTreeMap<String, RawOfficer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOfficer {
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub certificates: Vec<String>,
+    #[serde(default)]
+    pub subjects: Vec<String>,
 }

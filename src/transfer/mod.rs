@@ -19,6 +19,7 @@ mod reloads;
 mod reorder;
 mod startup;
 pub mod upload;
+mod view;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

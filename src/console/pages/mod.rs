@@ -1,0 +1,3 @@
+//! One module per console page.
+
+pub mod whoami;

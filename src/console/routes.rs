@@ -1,0 +1,19 @@
+//! Which page answers which path. GET pages only read; every POST changes something and has
+//! passed the CSRF check in `Console::handle`.
+
+use hyper::Method;
+
+use super::pages;
+use super::{ConsoleError, Ctx, Reply};
+
+pub(super) async fn route(ctx: &Ctx<'_>) -> Result<Reply, ConsoleError> {
+    let get = ctx.method == Method::GET || ctx.method == Method::HEAD;
+    match (get, ctx.path) {
+        (true, "/console" | "/console/") => Ok(Reply::SeeOther("/console/matrix".into())),
+        (true, "/console/whoami") => Ok(pages::whoami::get(ctx)),
+        _ => Err(ConsoleError::NotFound(format!(
+            "no console page at {} for {}",
+            ctx.path, ctx.method
+        ))),
+    }
+}

@@ -1,0 +1,30 @@
+//! What the compliance console reads from the gateway: the policy in force, the destinations
+//! with their verified locations, and the audit log it appends officers' acts to.
+
+use std::sync::Arc;
+
+use super::Gateway;
+use crate::audit::AuditLog;
+use crate::policy::{PolicyBundle, PolicyStore};
+use crate::storage::Destination;
+
+impl Gateway {
+    /// The bundle in force now.
+    pub fn policy(&self) -> Arc<PolicyBundle> {
+        self.policy.current()
+    }
+
+    /// The store, to reload after an approved change.
+    pub fn policy_store(&self) -> &Arc<PolicyStore> {
+        &self.policy
+    }
+
+    /// Every configured destination, in configuration order.
+    pub fn destinations(&self) -> &[Arc<dyn Destination>] {
+        &self.destinations
+    }
+
+    pub fn audit_log(&self) -> &Arc<AuditLog> {
+        &self.audit
+    }
+}
