@@ -592,19 +592,82 @@ fn printed_admin_curl_commands_verify_against_the_demo_ca() {
     }
 }
 
+/// The console's two demo officers log in with nothing but their PKCS#12 file and its password,
+/// as a browser would import them; the files are private and the password is never printed.
+#[test]
+fn the_demo_console_logs_in_its_editor_and_approver_with_their_pkcs12_files() {
+    let cwd = tempfile::tempdir().unwrap();
+    let demo = start(cwd.path());
+    let url = format!("https://127.0.0.1:{}/console/", demo.admin_port);
+    assert!(
+        demo.stdout.contains(&format!("Compliance console: {url}")),
+        "{}",
+        demo.stdout
+    );
+    let officers = cwd.path().join("eugate-demo/officers");
+    let password = std::fs::read_to_string(officers.join("p12-password")).unwrap();
+    let password = password.trim();
+    assert!(password.len() >= 16, "a weak demo password: {password:?}");
+    assert!(!demo.stdout.contains(password));
+    for (name, role) in [("editor", "editor"), ("approver", "approver")] {
+        assert!(
+            demo.stdout
+                .contains(&format!("./eugate-demo/officers/{name}.p12"))
+        );
+        for secret in [
+            format!("{name}.p12"),
+            format!("{name}.key"),
+            "p12-password".into(),
+        ] {
+            assert_eq!(mode(&officers.join(&secret)), 0o600, "{secret}");
+        }
+        let whoami = format!(
+            "curl -sS --max-time 30 --cacert ./eugate-demo/ftps-ca.pem --cert-type P12 \
+             --cert ./eugate-demo/officers/{name}.p12:\"$(cat ./eugate-demo/officers/p12-password)\" \
+             -w '\n%{{http_code}}' {url}whoami"
+        );
+        let out = demo.sh(&whoami, b"");
+        assert_ok(&whoami, &out, &demo);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.ends_with("\n200"), "{text}");
+        assert!(
+            text.contains(&format!("Logged in as demo-{name}"))
+                && text.contains(&format!("<td id=\"roles\">{role}</td>")),
+            "{text}"
+        );
+    }
+    // Without a certificate: refused.
+    let out = demo.sh(
+        &format!("curl -sS --max-time 30 --cacert ./eugate-demo/ftps-ca.pem -w '\n%{{http_code}}' {url}whoami"),
+        b"",
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).ends_with("\n403"),
+        "{out:?}"
+    );
+    // The shipped policy was written out for approved changes to go to, and is in force.
+    assert!(
+        cwd.path()
+            .join("eugate-demo/policies/default.cedar")
+            .is_file()
+    );
+}
+
 #[test]
 fn a_demo_folder_without_admin_starts_and_says_how_to_turn_it_on() {
     let cwd = tempfile::tempdir().unwrap();
     let config = cwd.path().join("eugate-demo/gateway.toml");
     drop(start(cwd.path()));
-    // gateway.toml as a demo made before [admin] existed wrote it.
+    // gateway.toml as a demo made before [admin] (and so [console]) existed wrote it.
     let toml = std::fs::read_to_string(&config).unwrap();
     let (head, rest) = toml
         .split_once("# Admin endpoints")
         .expect("an [admin] section");
-    let (_, tail) = rest.split_once("\n\n").expect("a blank line after [admin]");
-    assert!(!tail.contains("[admin]"), "{tail}");
-    std::fs::write(&config, format!("{head}{tail}")).unwrap();
+    let (_, tail) = rest
+        .split_once("\n[tenants.demo]")
+        .expect("the demo tenant after [admin] and [console]");
+    assert!(!tail.contains("[admin]") && !tail.contains("[console"), "{tail}");
+    std::fs::write(&config, format!("{head}[tenants.demo]{tail}")).unwrap();
 
     let demo = start(cwd.path());
     assert!(

@@ -10,6 +10,7 @@
 
 mod admin;
 mod files;
+mod officers;
 mod tls;
 
 use std::net::SocketAddr;
@@ -63,6 +64,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         a.listen = vec![args.admin_listen];
     }
     let shown = shown_dir(dir);
+    let console_on = config.console.is_some();
     let admin_listen = args.admin_listen;
     super::serve::runtime()?.block_on(super::serve::serve(config, |bound| {
         let Some(addr) = bound.sftp.first() else {
@@ -77,7 +79,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             ),
         }
         match bound.admin.first() {
-            Some(addr) => admin::print_on(&shown, *addr),
+            Some(addr) => {
+                admin::print_on(&shown, *addr);
+                if console_on {
+                    officers::print_on(&shown, &format!("https://{}:{}", host(*addr), addr.port()));
+                }
+            }
             None => admin::print_off(&shown, admin_listen),
         }
         let keyring = format!("{shown}/keyring");
@@ -212,6 +219,8 @@ fn prepare(dir: &Path, args: &DemoArgs) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir.join("store")).context("creating the demo store")?;
 
     tls::ensure(dir)?;
+    officers::ensure(dir)?;
+    write_policies(dir)?;
 
     let config_file = dir.join("gateway.toml");
     if !config_file.exists() {
@@ -220,6 +229,7 @@ fn prepare(dir: &Path, args: &DemoArgs) -> anyhow::Result<PathBuf> {
         let password_hash = super::passwd::hash(files::password(dir)?.as_bytes())?;
         let (ftps_cert, ftps_key) = (tls::SERVER_CERT, tls::SERVER_KEY);
         let admin = admin::section(args.admin_listen);
+        let console = officers::section(dir)?;
         let text = format!(
             r#"# eugate demo configuration (created by `eugate demo`; edit freely).
 [server]
@@ -233,7 +243,11 @@ reorder_window = "16MiB"
 keyring = "keyring"
 master_key_file = "master.key"
 
-# No [policy] section: the embedded default residency policy applies.
+# The residency policy: a copy of the shipped bundle, reloaded on change; approved console
+# proposals are written here.
+[policy]
+dir = "policies"
+watch = true
 
 [destinations.local]
 kind = "fs"
@@ -249,6 +263,7 @@ passive_ports = "50000-50100"
 
 # Admin endpoints (HTTPS): /livez, /readyz, /metrics, with the FTPS server certificate above.
 {admin}
+{console}
 [tenants.demo]
 route = {{ destination = "local", prefix = "demo/" }}
 classification = "personal"
@@ -263,6 +278,23 @@ permissions = ["read", "write", "delete"]
         std::fs::write(&config_file, text).context("writing gateway.toml")?;
     }
     Ok(config_file)
+}
+
+/// The shipped policy bundle, written once, so that console proposals have a directory to go to.
+fn write_policies(dir: &Path) -> anyhow::Result<()> {
+    let target = dir.join("policies");
+    if target.exists() {
+        return Ok(());
+    }
+    for (name, text) in crate::policy::embedded_sources() {
+        let path = target.join(&name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn new_ed25519(comment: &str) -> anyhow::Result<PrivateKey> {

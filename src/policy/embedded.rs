@@ -22,7 +22,7 @@ const FILES: &[(&str, &str)] = shipped![
     "tests/tenants.toml",
 ];
 
-pub(crate) fn sources() -> BTreeMap<String, String> {
+pub fn sources() -> BTreeMap<String, String> {
     FILES
         .iter()
         .map(|(name, text)| (name.to_string(), text.to_string()))

@@ -14,6 +14,8 @@ mod bundle;
 pub mod cases;
 pub mod diff;
 mod embedded;
+/// The shipped `policies/` files compiled in (name, text), as `eugate demo` writes them out.
+pub use embedded::sources as embedded_sources;
 mod error;
 mod facts;
 mod grant;

@@ -152,7 +152,7 @@ fn issue_server(dir: &Path, ca_key: &KeyPair) -> anyhow::Result<()> {
 }
 
 /// From a day ago (clocks differ a little) for `days`.
-fn set_validity(p: &mut CertificateParams, now: SystemTime, days: u32) {
+pub(super) fn set_validity(p: &mut CertificateParams, now: SystemTime, days: u32) {
     let since_epoch = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
@@ -161,11 +161,11 @@ fn set_validity(p: &mut CertificateParams, now: SystemTime, days: u32) {
     p.not_after = epoch + since_epoch + DAY * days;
 }
 
-fn now() -> SystemTime {
+pub(super) fn now() -> SystemTime {
     SystemTime::now()
 }
 
-fn load_key(path: &Path) -> anyhow::Result<KeyPair> {
+pub(super) fn load_key(path: &Path) -> anyhow::Result<KeyPair> {
     let der = PrivateKeyDer::from_pem_file(path)
         .map_err(|e| anyhow::anyhow!("{}: not a PEM private key ({e})", path.display()))?;
     KeyPair::try_from(&der)
@@ -198,7 +198,7 @@ fn verify(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// PEM with 64-column lines (RFC 7468).
-fn pem(label: &str, der: &[u8]) -> String {
+pub(super) fn pem(label: &str, der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let mut out = format!("-----BEGIN {label}-----\n");
     for line in b64.as_bytes().chunks(64) {
