@@ -12,6 +12,7 @@ mod officer;
 pub mod page;
 pub mod pages;
 mod params;
+pub mod proposals;
 mod routes;
 
 use std::path::{Path, PathBuf};

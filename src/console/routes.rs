@@ -11,6 +11,9 @@ pub(super) async fn route(ctx: &Ctx<'_>) -> Result<Reply, ConsoleError> {
     match (get, ctx.path) {
         (true, "/console" | "/console/") => Ok(Reply::SeeOther("/console/matrix".into())),
         (true, "/console/whoami") => Ok(pages::whoami::get(ctx)),
+        (_, p) if p == "/console/proposals" || p.starts_with("/console/proposals/") => {
+            pages::proposals::route(ctx, get).await
+        }
         _ => Err(ConsoleError::NotFound(format!(
             "no console page at {} for {}",
             ctx.path, ctx.method

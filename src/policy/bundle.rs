@@ -147,6 +147,28 @@ impl PolicyBundle {
         PolicyBundle::from_sources(sources)
     }
 
+    /// The bundle files of a policy directory (relative name → text), as `load` reads them:
+    /// for a proposal that starts from the directory in force.
+    pub fn read_sources(dir: &Path) -> Result<BTreeMap<String, String>, PolicyError> {
+        read_dir_sources(dir)
+    }
+
+    /// The hash `load` would give these bundle files (other names are not part of a bundle).
+    pub fn hash_sources(sources: &BTreeMap<String, String>) -> String {
+        let files: BTreeMap<String, String> = sources
+            .iter()
+            .filter(|(name, _)| is_bundle_file(name))
+            .map(|(n, t)| (n.clone(), t.clone()))
+            .collect();
+        bundle_hash(&files)
+    }
+
+    /// Whether `name` (relative, `/`-separated) is a file a bundle consists of: the facts files,
+    /// the schema, `*.cedar` and `tests/*.toml`.
+    pub fn is_bundle_file(name: &str) -> bool {
+        is_bundle_file(name)
+    }
+
     /// The shipped `policies/` directory, compiled in.
     pub fn embedded() -> PolicyBundle {
         let sources = super::embedded::sources();

@@ -1,3 +1,4 @@
 //! One module per console page.
 
+pub mod proposals;
 pub mod whoami;
