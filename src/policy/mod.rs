@@ -15,6 +15,7 @@ pub mod cases;
 pub mod diff;
 mod embedded;
 mod error;
+pub mod explain;
 mod facts;
 mod grant;
 pub mod replay;
@@ -29,7 +30,9 @@ use serde::{Deserialize, Serialize};
 pub use bundle::PolicyBundle;
 pub use cases::{CaseFailure, TestReport};
 pub use error::{PolicyError, Problem};
+pub use facts::AdequacyDecision;
 pub use grant::Grant;
+pub use rules::RuleInfo;
 pub use store::{
     PolicyStore, ReloadEvent, ReloadObserver, ReloadTriggers, spawn_reloader, spawn_reloader_with,
 };
