@@ -1,3 +1,7 @@
 //! One module per console page.
 
+pub mod destinations;
+pub mod explain;
+pub mod matrix;
+pub mod policies;
 pub mod whoami;
