@@ -3,14 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, anyhow};
 use clap::{Args, Subcommand, ValueEnum};
 
 mod replay;
 
-use crate::policy::{
-    self, Classification, Decision, Evidence, Location, PolicyBundle, PolicyError, Request,
-};
+use crate::policy::explain::ExplainError;
+use crate::policy::{self, Classification, Evidence, PolicyBundle, PolicyError, Request};
 
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
@@ -125,22 +124,20 @@ fn check(dir: &Path) -> anyhow::Result<ExitCode> {
 }
 
 fn explain(dir: &Path, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
-    let classification = match args.classification.as_deref() {
-        None | Some("unclassified") => None,
-        Some(s) => Some(s.parse::<Classification>()?),
-    };
+    let classification = policy::explain::classification(args.classification.as_deref())?;
     let evidence: Evidence = args.evidence.parse()?;
-    let (location, destination) = match (&args.destination, &args.declared) {
-        (Some(d), _) if d == "unknown" => (Location::Unknown, d.clone()),
-        (Some(d), _) => {
-            if !d.contains(':') {
-                bail!("--destination '{d}' must be PROVIDER:REGION, e.g. aws:eu-central-1");
-            }
-            (Location::Region(d.clone()), d.clone())
-        }
-        (None, Some(list)) => (Location::Declared(list.clone()), "self-hosted".to_string()),
-        (None, None) => bail!("give --destination PROVIDER:REGION or --declared CC,CC"),
-    };
+    let (location, destination) =
+        policy::explain::location(args.destination.as_deref(), args.declared.as_deref()).map_err(
+            |e| match e {
+                ExplainError::NotARegion(d) => {
+                    anyhow!("--destination '{d}' must be PROVIDER:REGION, e.g. aws:eu-central-1")
+                }
+                ExplainError::NoDestination => {
+                    anyhow!("give --destination PROVIDER:REGION or --declared CC,CC")
+                }
+                e => e.into(),
+            },
+        )?;
     let Some(bundle) = load_or_report(dir)? else {
         return Ok(ExitCode::from(1));
     };
@@ -156,87 +153,15 @@ fn explain(dir: &Path, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     match args.format {
         Format::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&explain_json(&decision))?
+            serde_json::to_string_pretty(&policy::explain::json(&decision))?
         ),
-        Format::Text => print!("{}", explain_text(&decision)),
+        Format::Text => print!("{}", policy::explain::text(&decision)),
     }
     Ok(if decision.allowed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(3)
     })
-}
-
-fn explain_json(d: &Decision) -> serde_json::Value {
-    serde_json::json!({
-        "decision": d.verdict(),
-        "policies": d.policies,
-        "reasons": d.reasons,
-        "countries": d.countries,
-        "zones": d.zones,
-        "per_country": d.per_country,
-        "notes": d.notes,
-        "bundle": d.bundle_hash,
-        "input": {
-            "tenant": d.tenant,
-            "user": d.user,
-            "classification": d.classification.map(Classification::as_str).unwrap_or("unclassified"),
-            "treated_as": d.treated_as,
-            "destination": d.destination,
-            "location": d.location,
-            "evidence": d.evidence,
-        },
-    })
-}
-
-fn explain_text(d: &Decision) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::new();
-    let _ = writeln!(s, "decision: {}", d.verdict().to_uppercase());
-    let class = match d.classification {
-        Some(c) => c.to_string(),
-        None => format!("unclassified (treated as {})", d.treated_as),
-    };
-    let _ = writeln!(
-        s,
-        "tenant {}, classification {}, destination {}, evidence {}",
-        d.tenant, class, d.location, d.evidence
-    );
-    if d.countries.is_empty() {
-        let _ = writeln!(s, "countries: unknown");
-    } else {
-        let _ = writeln!(
-            s,
-            "countries: {} (zones: {})",
-            d.countries.join(", "),
-            if d.zones.is_empty() {
-                "none".to_string()
-            } else {
-                d.zones.join(", ")
-            }
-        );
-    }
-    if d.per_country.len() > 1 {
-        let _ = writeln!(s, "every country must pass:");
-        for o in &d.per_country {
-            let _ = writeln!(
-                s,
-                "  {:<7} {:<5} {}",
-                o.country,
-                if o.allowed { "allow" } else { "deny" },
-                o.policies.join(", ")
-            );
-        }
-    }
-    let _ = writeln!(s, "because:");
-    for (p, r) in d.policies.iter().zip(&d.reasons) {
-        let _ = writeln!(s, "  [{p}] {r}");
-    }
-    for n in &d.notes {
-        let _ = writeln!(s, "note: {n}");
-    }
-    let _ = writeln!(s, "bundle {}", d.bundle_hash);
-    s
 }
 
 fn test(dir: &Path) -> anyhow::Result<ExitCode> {

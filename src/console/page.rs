@@ -30,6 +30,9 @@ const NAV: &[(&str, &str)] = &[
 pub enum Reply {
     /// A whole page in the layout (or only `body`, for an htmx request).
     Page { title: String, body: Markup },
+    /// A page in the layout answering a request with bad input (400): the form again, with
+    /// what is wrong.
+    Invalid { title: String, body: Markup },
     /// A piece of HTML for htmx to swap in.
     Fragment(Markup),
     /// A file to save: CSV, JSON.
@@ -56,6 +59,10 @@ pub(super) fn respond(ctx: &Ctx<'_>, reply: Reply) -> Response<Full<Bytes>> {
         Reply::Page { body, .. } if ctx.htmx => html_response(StatusCode::OK, body),
         Reply::Page { title, body } => {
             html_response(StatusCode::OK, layout(Some(ctx), &title, body))
+        }
+        Reply::Invalid { body, .. } if ctx.htmx => html_response(StatusCode::BAD_REQUEST, body),
+        Reply::Invalid { title, body } => {
+            html_response(StatusCode::BAD_REQUEST, layout(Some(ctx), &title, body))
         }
         Reply::Fragment(body) => html_response(StatusCode::OK, body),
         Reply::Download {

@@ -11,6 +11,10 @@ pub(super) async fn route(ctx: &Ctx<'_>) -> Result<Reply, ConsoleError> {
     match (get, ctx.path) {
         (true, "/console" | "/console/") => Ok(Reply::SeeOther("/console/matrix".into())),
         (true, "/console/whoami") => Ok(pages::whoami::get(ctx)),
+        (true, "/console/matrix") => pages::matrix::get(ctx).await,
+        (true, "/console/explain") => pages::explain::get(ctx),
+        (true, "/console/policies") => pages::policies::get(ctx),
+        (true, "/console/destinations") => pages::destinations::get(ctx),
         (_, p) if p == "/console/proposals" || p.starts_with("/console/proposals/") => {
             pages::proposals::route(ctx, get).await
         }

@@ -11,8 +11,8 @@ use cedar_policy::{
 
 use super::cases::{self, Case, TestReport};
 use super::error::{PolicyError, Problem};
-use super::facts::{self, COUNTRIES, Facts, JURISDICTIONS, REGIONS, TENANTS};
-use super::rules::{self, Rules, SCHEMA};
+use super::facts::{self, AdequacyDecision, COUNTRIES, Facts, JURISDICTIONS, REGIONS, TENANTS};
+use super::rules::{self, RuleInfo, Rules, SCHEMA};
 use super::{Classification, CountryOutcome, DEFAULT_DENY_ID, Decision, Grant, Location, Request};
 
 /// Entity type names of the schema, parsed once.
@@ -44,6 +44,8 @@ impl Types {
 /// Validated facts, rules and cases, with the hash of the files they came from.
 pub struct PolicyBundle {
     hash: String,
+    /// The files it was loaded from (relative name → text), for people to read.
+    sources: BTreeMap<String, String>,
     facts: Facts,
     rules: Rules,
     cases: Vec<Case>,
@@ -247,6 +249,7 @@ impl PolicyBundle {
         let bundle = PolicyBundle {
             named_countries,
             hash: bundle_hash(&sources),
+            sources,
             facts,
             rules,
             cases: case_list,
@@ -292,6 +295,39 @@ impl PolicyBundle {
     /// Tenants with facts in tenants.toml, sorted.
     pub fn tenants(&self) -> impl Iterator<Item = &str> {
         self.facts.tenants.keys().map(String::as_str)
+    }
+
+    /// The files of the bundle: relative name → text, in name order.
+    pub fn sources(&self) -> &BTreeMap<String, String> {
+        &self.sources
+    }
+
+    /// Every rule with its effect and annotations, in file and source order.
+    pub fn rules(&self) -> &[RuleInfo] {
+        &self.rules.list
+    }
+
+    /// Adequacy decisions (jurisdictions.toml `[decisions]`), by country code.
+    pub fn adequacy_decisions(&self) -> impl Iterator<Item = &AdequacyDecision> {
+        self.facts.decisions.values()
+    }
+
+    /// Zone id → its name and member countries, sorted by id.
+    pub fn zone_members(&self) -> impl Iterator<Item = (&str, &str, &[String])> {
+        self.facts.zones.iter().map(|(id, members)| {
+            let name = self
+                .facts
+                .zone_names
+                .get(id)
+                .map(String::as_str)
+                .unwrap_or("");
+            (id.as_str(), name, members.as_slice())
+        })
+    }
+
+    /// The name of an ISO country code listed in countries.toml.
+    pub fn country_name(&self, code: &str) -> Option<&str> {
+        self.facts.countries.get(code).map(String::as_str)
     }
 
     /// Zone ids, sorted.

@@ -1,5 +1,6 @@
 //! What a policy change does: every catalogued destination × classification × tenant whose
-//! decision changes between two bundles.
+//! decision changes between two bundles; and the axes (classifications, tenants, catalogue
+//! requests) the console's residency matrix shares with it.
 
 use std::collections::BTreeSet;
 
@@ -20,31 +21,52 @@ pub struct Change {
     pub new_policies: Vec<String>,
 }
 
+/// Every classification an upload can carry: unclassified (`None`) first.
+pub fn classifications() -> Vec<Option<Classification>> {
+    std::iter::once(None)
+        .chain(Classification::ALL.into_iter().map(Some))
+        .collect()
+}
+
+/// The tenants with facts in any of `bundles`, sorted, then [`OTHER_TENANT`].
+pub fn tenants(bundles: &[&PolicyBundle]) -> Vec<String> {
+    let mut out: Vec<String> = bundles
+        .iter()
+        .flat_map(|b| b.tenants())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    out.push(OTHER_TENANT.to_string());
+    out
+}
+
+/// The question for a catalogued region, as its probe would verify it.
+pub fn catalogue_request(
+    region: &str,
+    classification: Option<Classification>,
+    tenant: &str,
+    user: &str,
+) -> Request {
+    Request {
+        tenant: tenant.to_string(),
+        user: user.to_string(),
+        classification,
+        destination: region.to_string(),
+        location: Location::Region(region.to_string()),
+        evidence: Evidence::Probed,
+    }
+}
+
 /// Decisions that change (allow ↔ deny) from `old` to `new`, with probed evidence.
 pub fn diff(old: &PolicyBundle, new: &PolicyBundle) -> Vec<Change> {
     let destinations: BTreeSet<&str> = old.destinations().chain(new.destinations()).collect();
-    let mut tenants: Vec<&str> = old
-        .tenants()
-        .chain(new.tenants())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    tenants.push(OTHER_TENANT);
-    let classes: Vec<Option<Classification>> = std::iter::once(None)
-        .chain(Classification::ALL.into_iter().map(Some))
-        .collect();
+    let tenants = tenants(&[old, new]);
     let mut out = Vec::new();
     for dest in destinations {
-        for &classification in &classes {
+        for classification in classifications() {
             for tenant in &tenants {
-                let req = Request {
-                    tenant: tenant.to_string(),
-                    user: "policy-diff".into(),
-                    classification,
-                    destination: dest.to_string(),
-                    location: Location::Region(dest.to_string()),
-                    evidence: Evidence::Probed,
-                };
+                let req = catalogue_request(dest, classification, tenant, "policy-diff");
                 let (a, _) = old.decide(&req);
                 let (b, _) = new.decide(&req);
                 if a.allowed != b.allowed {

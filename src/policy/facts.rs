@@ -29,8 +29,33 @@ pub(crate) struct TenantFact {
     pub attested_destinations: Vec<String>,
 }
 
+/// An adequacy decision (GDPR Art. 45) as jurisdictions.toml records it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AdequacyDecision {
+    /// ISO code of the country it covers.
+    pub country: String,
+    /// The decision's reference, e.g. "(EU) 2021/1772".
+    pub decision: String,
+    pub adopted: String,
+    pub renewed: Option<String>,
+    /// When the decision must be reviewed or expires (`YYYY-MM-DD`).
+    pub valid_until: Option<String>,
+    pub scope: Option<String>,
+    pub note: Option<String>,
+}
+
+impl AdequacyDecision {
+    /// Whether its `valid_until` date lies before `today` (`YYYY-MM-DD`; such dates compare
+    /// as text).
+    pub fn review_overdue(&self, today: &str) -> bool {
+        self.valid_until.as_deref().is_some_and(|d| d < today)
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Facts {
+    /// Adequacy decisions, by country.
+    pub decisions: BTreeMap<String, AdequacyDecision>,
     /// ISO 3166-1 alpha-2 code → name.
     pub countries: BTreeMap<String, String>,
     /// Zone id → member countries.
@@ -116,7 +141,6 @@ struct ZoneEntry {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
 struct DecisionEntry {
     decision: String,
     adopted: Spanned<String>,
@@ -247,6 +271,19 @@ pub(crate) fn load(sources: &BTreeMap<String, String>, problems: &mut Vec<Proble
                     );
                 }
             }
+            let text = |d: &Option<Spanned<String>>| d.as_ref().map(|d| d.get_ref().clone());
+            facts.decisions.insert(
+                code.get_ref().clone(),
+                AdequacyDecision {
+                    country: code.get_ref().clone(),
+                    decision: d.decision.clone(),
+                    adopted: d.adopted.get_ref().clone(),
+                    renewed: text(&d.renewed),
+                    valid_until: text(&d.valid_until),
+                    scope: d.scope.clone(),
+                    note: d.note.clone(),
+                },
+            );
         }
         for (zone, entry) in file.zones {
             let z = zone.get_ref();
@@ -441,6 +478,26 @@ pub(crate) fn load(sources: &BTreeMap<String, String>, problems: &mut Vec<Proble
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn review_overdue_compares_valid_until_with_today() {
+        let d = AdequacyDecision {
+            country: "GB".into(),
+            decision: "(EU) 2021/1772".into(),
+            adopted: "2021-06-28".into(),
+            renewed: None,
+            valid_until: Some("2031-12-27".into()),
+            scope: None,
+            note: None,
+        };
+        assert!(!d.review_overdue("2031-12-27"));
+        assert!(d.review_overdue("2031-12-28"));
+        let open_ended = AdequacyDecision {
+            valid_until: None,
+            ..d
+        };
+        assert!(!open_ended.review_overdue("2999-01-01"));
+    }
 
     #[test]
     fn dates() {

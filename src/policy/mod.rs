@@ -17,6 +17,7 @@ mod embedded;
 /// The shipped `policies/` files compiled in (name, text), as `eugate demo` writes them out.
 pub use embedded::sources as embedded_sources;
 mod error;
+pub mod explain;
 mod facts;
 mod grant;
 pub mod replay;
@@ -31,7 +32,9 @@ use serde::{Deserialize, Serialize};
 pub use bundle::PolicyBundle;
 pub use cases::{CaseFailure, TestReport};
 pub use error::{PolicyError, Problem};
+pub use facts::AdequacyDecision;
 pub use grant::Grant;
+pub use rules::RuleInfo;
 pub use store::{
     PolicyStore, ReloadEvent, ReloadObserver, ReloadTriggers, spawn_reloader, spawn_reloader_with,
 };

@@ -18,6 +18,20 @@ pub(crate) struct Rules {
     pub schema: Schema,
     /// Policy id → the human text (`@reason`, and/or `@legal_basis`).
     pub reasons: HashMap<String, String>,
+    /// Every rule as written, in file and source order (for people reading the bundle).
+    pub list: Vec<RuleInfo>,
+}
+
+/// One rule of the bundle, as its author annotated it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RuleInfo {
+    pub id: String,
+    /// "permit" or "forbid".
+    pub effect: &'static str,
+    pub reason: Option<String>,
+    pub legal_basis: Option<String>,
+    pub file: String,
+    pub line: usize,
 }
 
 /// First byte offset of the first label of a diagnostic, if it has one.
@@ -107,6 +121,7 @@ pub(crate) fn load(
 
     let mut set = PolicySet::new();
     let mut reasons = HashMap::new();
+    let mut list = Vec::new();
     let mut located: HashMap<String, Located> = HashMap::new();
     let cedar_files: Vec<(&String, &String)> = sources
         .iter()
@@ -243,6 +258,18 @@ pub(crate) fn load(
                 continue;
             }
             reasons.insert(id.clone(), text_for_people);
+            let annotation = |a: Option<&str>| a.filter(|t| !t.is_empty()).map(str::to_string);
+            list.push(RuleInfo {
+                id: id.clone(),
+                effect: match policy.effect() {
+                    cedar_policy::Effect::Permit => "permit",
+                    cedar_policy::Effect::Forbid => "forbid",
+                },
+                reason: annotation(reason),
+                legal_basis: annotation(basis),
+                file: file.clone(),
+                line,
+            });
             located.insert(
                 id,
                 Located {
@@ -281,6 +308,7 @@ pub(crate) fn load(
         set,
         schema,
         reasons,
+        list,
     })
 }
 

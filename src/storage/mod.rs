@@ -154,6 +154,15 @@ pub trait Destination: Send + Sync + 'static {
     fn verification(&self) -> Verification {
         Verification::Declared
     }
+    /// Where the configuration says the destination is (what a probe is checked against),
+    /// whatever its verification.
+    fn configured_location(&self) -> Location {
+        self.location().0
+    }
+    /// When the location was last probed; `None` for a store nobody can probe.
+    fn last_probe(&self) -> Option<SystemTime> {
+        None
+    }
     /// Makes the tenant root `prefix` (`a/b`, no trailing `/`) exist. The operator chose it
     /// in the config, not a client. Stores with real directories create it; S3 only
     /// remembers it, so nothing is written to a bucket before a transfer is allowed.

@@ -4,8 +4,8 @@
 
 use super::{Gateway, Principal, Route, TransferError};
 use crate::audit::AuditEvent;
-use crate::policy::{Grant, Request};
-use crate::storage::Verification;
+use crate::policy::{Classification, Decision, Grant, PolicyBundle, Request};
+use crate::storage::{Destination, Verification};
 
 /// What a decision is for; audit records name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,32 +37,14 @@ impl Gateway {
         op: Operation,
     ) -> Result<Grant, TransferError> {
         let dest = &route.destination;
-        let (location, evidence) = dest.location();
-        let request = Request {
-            tenant: who.tenant.clone(),
-            user: who.user.clone(),
-            classification: route.classification,
-            destination: dest.name().to_string(),
-            location,
-            evidence,
-        };
-        let (mut decision, mut grant) = self.policy.current().decide(&request);
-        let observed_region = match dest.verification() {
-            Verification::Verified {
-                observed_region, ..
-            } => Some(observed_region),
-            Verification::Quarantined {
-                reason,
-                observed_region,
-            } => {
-                decision.allowed = false;
-                decision.policies = vec!["destination-quarantined".into()];
-                decision.reasons = vec![reason];
-                grant = None;
-                observed_region
-            }
-            Verification::Declared => None,
-        };
+        let bundle = self.policy.current();
+        let (request, decision, grant, observed_region) = decide_for(
+            &bundle,
+            dest.as_ref(),
+            &who.tenant,
+            &who.user,
+            route.classification,
+        );
         let recorded = self.audit.append(&AuditEvent::Decision {
             operation: op.as_str().to_string(),
             tenant: who.tenant.clone(),
@@ -119,3 +101,45 @@ impl Gateway {
         })
     }
 }
+
+/// Decides as the gateway does for `dest`: on the location the destination verified, and
+/// denied whatever the rules say while it is quarantined. Also returns the request and the
+/// observed region, for the audit record. Records nothing: callers that act on it record it.
+pub(crate) fn decide_for(
+    bundle: &PolicyBundle,
+    dest: &dyn Destination,
+    tenant: &str,
+    user: &str,
+    classification: Option<Classification>,
+) -> (Request, Decision, Option<Grant>, Option<String>) {
+    let (location, evidence) = dest.location();
+    let request = Request {
+        tenant: tenant.to_string(),
+        user: user.to_string(),
+        classification,
+        destination: dest.name().to_string(),
+        location,
+        evidence,
+    };
+    let (mut decision, mut grant) = bundle.decide(&request);
+    let observed_region = match dest.verification() {
+        Verification::Verified {
+            observed_region, ..
+        } => Some(observed_region),
+        Verification::Quarantined {
+            reason,
+            observed_region,
+        } => {
+            decision.allowed = false;
+            decision.policies = vec![QUARANTINED_ID.into()];
+            decision.reasons = vec![reason];
+            grant = None;
+            observed_region
+        }
+        Verification::Declared => None,
+    };
+    (request, decision, grant, observed_region)
+}
+
+/// The deciding "rule" of a decision on a quarantined destination.
+pub(crate) const QUARANTINED_ID: &str = "destination-quarantined";

@@ -53,6 +53,7 @@ pub use in_flight::InFlightSnapshot;
 pub use listing::DirListing;
 pub use path::{PathError, VirtualPath};
 pub use upload::UploadHandle;
+pub use view::preview;
 
 /// Bytes read to find an object's header (the format's maximum header is well below this).
 const HEADER_PROBE: usize = 4096;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::Gateway;
 use crate::audit::AuditLog;
-use crate::policy::{PolicyBundle, PolicyStore};
+use crate::policy::{Classification, Decision, PolicyBundle, PolicyStore};
 use crate::storage::Destination;
 
 impl Gateway {
@@ -27,4 +27,16 @@ impl Gateway {
     pub fn audit_log(&self) -> &Arc<AuditLog> {
         &self.audit
     }
+}
+
+/// What `bundle` decides for an upload by `tenant` to `dest`, exactly as a transfer would be
+/// decided (on the verified location; denied while quarantined), without recording anything.
+pub fn preview(
+    bundle: &PolicyBundle,
+    dest: &dyn Destination,
+    tenant: &str,
+    user: &str,
+    classification: Option<Classification>,
+) -> Decision {
+    super::decide::decide_for(bundle, dest, tenant, user, classification).1
 }

@@ -51,6 +51,8 @@ struct Inner {
     target: Arc<Target>,
     hooks: Hooks,
     state: RwLock<Verification>,
+    /// When `verify` last asked the store.
+    probed_at: RwLock<Option<SystemTime>>,
 }
 
 pub struct S3Destination {
@@ -128,6 +130,7 @@ impl S3Destination {
                 reason: "not probed yet".into(),
                 observed_region: None,
             }),
+            probed_at: RwLock::new(None),
         });
         inner.verify(true).await;
         let refresh = {
@@ -193,6 +196,9 @@ impl Inner {
 
     async fn verify(&self, first: bool) {
         let probed = probe_region(&self.target.client, &self.target.bucket).await;
+        if let Ok(mut at) = self.probed_at.write() {
+            *at = Some(SystemTime::now());
+        }
         let (observed, probe_error) = match probed {
             Ok(o) => (Some(o), None),
             Err(e) => (None, Some(e.to_string())),
@@ -339,6 +345,19 @@ impl Destination for S3Destination {
 
     fn verification(&self) -> Verification {
         self.inner.verification()
+    }
+
+    fn configured_location(&self) -> Location {
+        let cfg = &self.inner.cfg;
+        if cfg.provider == SELF_HOSTED {
+            Location::Declared(cfg.country.iter().cloned().collect())
+        } else {
+            Location::Region(format!("{}:{}", cfg.provider, cfg.region))
+        }
+    }
+
+    fn last_probe(&self) -> Option<SystemTime> {
+        self.inner.probed_at.read().ok().and_then(|t| *t)
     }
 
     async fn ensure_root(&self, prefix: &str) -> Result<(), StorageError> {
