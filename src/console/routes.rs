@@ -11,6 +11,10 @@ pub(super) async fn route(ctx: &Ctx<'_>) -> Result<Reply, ConsoleError> {
     match (get, ctx.path) {
         (true, "/console" | "/console/") => Ok(Reply::SeeOther("/console/matrix".into())),
         (true, "/console/whoami") => Ok(pages::whoami::get(ctx)),
+        (true, "/console/audit") => pages::audit::get(ctx).await,
+        (true, "/console/audit/export") => pages::audit::export(ctx).await,
+        (true, "/console/register") => pages::register::get(ctx).await,
+        (true, "/console/register/export") => pages::register::export(ctx).await,
         _ => Err(ConsoleError::NotFound(format!(
             "no console page at {} for {}",
             ctx.path, ctx.method
