@@ -111,6 +111,10 @@ fn layout(ctx: Option<&Ctx<'_>>, title: &str, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 // Under the CSP htmx must not inject styles or evaluate strings.
                 meta name="htmx-config" content=r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false}"#;
+                @if let Some(c) = ctx {
+                    // For scripted clients and htmx requests that are not forms.
+                    meta name="csrf-token" content=(c.csrf_token());
+                }
                 title { (title) " · eugate console" }
                 link rel="stylesheet" href="/console/static/console.css";
                 script src="/console/static/htmx.min.js" defer {}
