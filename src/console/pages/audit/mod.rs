@@ -6,6 +6,7 @@
 mod export;
 mod render;
 pub mod search;
+mod view;
 
 use std::path::PathBuf;
 
