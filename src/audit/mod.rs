@@ -19,6 +19,7 @@
 mod event;
 mod field;
 mod log;
+pub mod records;
 pub mod register;
 mod throttle;
 pub mod time;

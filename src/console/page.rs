@@ -108,6 +108,8 @@ pub(super) fn error_page(
 }
 
 fn layout(ctx: Option<&Ctx<'_>>, title: &str, body: Markup) -> Markup {
+    // `?print=1`: a document to print or hand on, without the console's navigation.
+    let print = ctx.is_some_and(|c| c.query.get("print") == Some("1"));
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -125,7 +127,7 @@ fn layout(ctx: Option<&Ctx<'_>>, title: &str, body: Markup) -> Markup {
                 script src="/console/static/htmx.min.js" defer {}
             }
             body {
-                header.top {
+                @if !print { header.top {
                     span.brand { "eugate console" }
                     @if let Some(c) = ctx {
                         nav {
@@ -139,7 +141,7 @@ fn layout(ctx: Option<&Ctx<'_>>, title: &str, body: Markup) -> Markup {
                         }
                         span.who #officer { (c.officer.name) " (" (c.officer.roles_text()) ")" }
                     }
-                }
+                } }
                 main { (body) }
             }
         }

@@ -18,6 +18,10 @@ pub(super) async fn route(ctx: &Ctx<'_>) -> Result<Reply, ConsoleError> {
         (_, p) if p == "/console/proposals" || p.starts_with("/console/proposals/") => {
             pages::proposals::route(ctx, get).await
         }
+        (true, "/console/audit") => pages::audit::get(ctx).await,
+        (true, "/console/audit/export") => pages::audit::export(ctx).await,
+        (true, "/console/register") => pages::register::get(ctx).await,
+        (true, "/console/register/export") => pages::register::export(ctx).await,
         _ => Err(ConsoleError::NotFound(format!(
             "no console page at {} for {}",
             ctx.path, ctx.method

@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::read::Record;
 use super::{Denial, Query, Rule, Total, Transfer};
 use crate::audit::AuditEvent;
+use crate::audit::records::Record;
 
 /// Decisions kept per upload key: enough to find one from the commit's bundle across a reload.
 const KEPT_PER_KEY: usize = 4;

@@ -17,15 +17,18 @@
 
 mod link;
 mod period;
-mod read;
 mod render;
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::audit::AuditEvent;
+
 pub use period::{DateError, Millis, Period, format_time, parse_time};
-pub use render::{to_csv, to_text};
+pub use render::{defuse, to_csv, to_text};
+
+use crate::audit::records::{self, Log, Record};
 
 /// Version of the JSON shape below; bumped on any incompatible change.
 pub const JSON_FORMAT: &str = "eugate-transfer-register/1";
@@ -183,7 +186,7 @@ pub fn build<P: AsRef<Path>>(files: &[P], query: &Query) -> Result<Register, Reg
     let mut inputs = Vec::new();
     let mut sources = Vec::new();
     for path in files {
-        let (records, status) = read::read_file(path.as_ref())?;
+        let (records, status) = read_file(path.as_ref())?;
         if let (Some(line), false) = (status.broken_line, query.allow_unverified) {
             return Err(RegisterError::Unverified {
                 file: status.file,
@@ -208,6 +211,38 @@ pub fn build<P: AsRef<Path>>(files: &[P], query: &Query) -> Result<Register, Reg
         transfers,
         denials,
     })
+}
+
+/// The file's decisions and commits, and its chain status.
+fn read_file(path: &Path) -> Result<(Vec<Record>, FileStatus), RegisterError> {
+    let log = records::read_log(path).map_err(|e| RegisterError::Io {
+        file: e.file,
+        source: e.source,
+    })?;
+    let status = status_of(&log);
+    let records = log
+        .records
+        .into_iter()
+        .filter(|r| {
+            matches!(
+                r.event,
+                AuditEvent::Decision { .. } | AuditEvent::Committed { .. }
+            )
+        })
+        .collect();
+    Ok((records, status))
+}
+
+fn status_of(log: &Log) -> FileStatus {
+    FileStatus {
+        file: log.file.display().to_string(),
+        instances: log.instances.iter().cloned().collect(),
+        records: log.lines,
+        unreadable: log.unreadable.len() as u64,
+        head: log.head.clone(),
+        broken_line: log.broken.as_ref().map(|b| b.line),
+        broken_reason: log.broken.as_ref().map(|b| b.reason.clone()),
+    }
 }
 
 impl Register {

@@ -13,7 +13,7 @@ mod read;
 mod window;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -175,7 +175,7 @@ pub fn replay(
         decisions: Vec::new(),
     };
     for path in logs {
-        let (info, records) = read_log(path, opts.allow_unverified)?;
+        let (info, records) = read::read_log(path, opts.allow_unverified)?;
         report.logs.push(info);
         for rec in records {
             if !opts.window.contains(rec.ts_ms) {
@@ -193,39 +193,6 @@ pub fn replay(
     }
     tracing::debug!(bundle = %report.bundle, decisions = report.summary.decisions, "replayed");
     Ok(report)
-}
-
-fn read_log(
-    path: &Path,
-    allow_unverified: bool,
-) -> Result<(LogInfo, Vec<RecordedDecision>), ReplayError> {
-    let problem = match crate::audit::verify_file(path) {
-        Ok(_) => None,
-        Err(crate::audit::VerifyError::Io(m)) => {
-            return Err(ReplayError::Io {
-                path: path.to_path_buf(),
-                source: std::io::Error::other(m),
-            });
-        }
-        Err(e) if allow_unverified => Some(e.to_string()),
-        Err(e) => {
-            return Err(ReplayError::Unverified {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            });
-        }
-    };
-    let verified = problem.is_none();
-    let (records, count) = read::decisions(path, verified)?;
-    Ok((
-        LogInfo {
-            path: path.to_path_buf(),
-            records: count,
-            verified,
-            problem,
-        },
-        records,
-    ))
 }
 
 /// Re-decides one record.

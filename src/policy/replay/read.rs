@@ -1,12 +1,12 @@
-//! Reads the `decision` records of one audit log.
+//! The `decision` records of one audit log, read and verified by `audit::records`.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::{ReplayError, window::parse_rfc3339_ms};
+use super::{LogInfo, ReplayError};
 use crate::audit::AuditEvent;
+use crate::audit::records::{self, Log};
 
 /// A `decision` record as written, with where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -38,52 +38,68 @@ pub struct RecordedDecision {
     pub protocol: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct Line {
-    #[serde(default)]
-    instance: Option<String>,
-    seq: u64,
-    ts: String,
-    event: AuditEvent,
+fn open(path: &Path) -> Result<Log, ReplayError> {
+    records::read_log(path).map_err(|e| ReplayError::Io {
+        path: e.file,
+        source: e.source,
+    })
 }
 
-/// Every decision in the log, and how many records it holds. A line that is not a record is
-/// an error in a verified log and skipped in an unverified one.
+/// The log's status and its decisions. A log whose chain is broken is refused unless
+/// `allow_unverified`; then all its decisions are marked unverified.
+pub(super) fn read_log(
+    path: &Path,
+    allow_unverified: bool,
+) -> Result<(LogInfo, Vec<RecordedDecision>), ReplayError> {
+    let log = open(path)?;
+    let problem = match &log.broken {
+        None => None,
+        Some(b) if allow_unverified => Some(b.to_verify_error().to_string()),
+        Some(b) => {
+            return Err(ReplayError::Unverified {
+                path: path.to_path_buf(),
+                reason: b.to_verify_error().to_string(),
+            });
+        }
+    };
+    let verified = problem.is_none();
+    let (decisions, records) = from_log(log, verified)?;
+    let info = LogInfo {
+        path: path.to_path_buf(),
+        records,
+        verified,
+        problem,
+    };
+    Ok((info, decisions))
+}
+
+/// Every decision in the log, and how many records it holds, as if its chain status were
+/// `verified`.
+#[cfg(test)]
 pub(super) fn decisions(
     path: &Path,
     verified: bool,
 ) -> Result<(Vec<RecordedDecision>, u64), ReplayError> {
-    let io = |source| ReplayError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let default_instance = path
+    from_log(open(path)?, verified)
+}
+
+/// A line that is not a record is an error in a verified log and skipped in an unverified one.
+fn from_log(log: Log, verified: bool) -> Result<(Vec<RecordedDecision>, u64), ReplayError> {
+    if let (true, Some(bad)) = (verified, log.unreadable.first()) {
+        return Err(ReplayError::Record {
+            path: log.file,
+            line: bad.line,
+            reason: bad.reason.clone(),
+        });
+    }
+    let default_instance = log
+        .file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let count = log.records.len() as u64;
     let mut out = Vec::new();
-    let mut count = 0u64;
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(io)?;
-        let bad = |reason: String| ReplayError::Record {
-            path: path.to_path_buf(),
-            line: i as u64 + 1,
-            reason,
-        };
-        let parsed = serde_json::from_str::<Line>(&line)
-            .map_err(|e| format!("not an audit record: {e}"))
-            .and_then(|l| {
-                parse_rfc3339_ms(&l.ts)
-                    .map(|ms| (l, ms))
-                    .map_err(|e| e.to_string())
-            });
-        let (l, ts_ms) = match parsed {
-            Ok(p) => p,
-            Err(_) if !verified => continue,
-            Err(reason) => return Err(bad(reason)),
-        };
-        count += 1;
+    for r in log.records {
         if let AuditEvent::Decision {
             operation,
             tenant,
@@ -99,14 +115,14 @@ pub(super) fn decisions(
             evidence,
             bundle,
             protocol,
-        } = l.event
+        } = r.event
         {
             out.push(RecordedDecision {
-                ts: l.ts,
-                ts_ms,
-                instance: l.instance.unwrap_or_else(|| default_instance.clone()),
-                log: path.to_path_buf(),
-                seq: l.seq,
+                ts: r.ts,
+                ts_ms: r.at,
+                instance: r.instance.unwrap_or_else(|| default_instance.clone()),
+                log: log.file.clone(),
+                seq: r.seq,
                 verified,
                 operation,
                 tenant,
