@@ -666,7 +666,10 @@ fn a_demo_folder_without_admin_starts_and_says_how_to_turn_it_on() {
     let (_, tail) = rest
         .split_once("\n[tenants.demo]")
         .expect("the demo tenant after [admin] and [console]");
-    assert!(!tail.contains("[admin]") && !tail.contains("[console"), "{tail}");
+    assert!(
+        !tail.contains("[admin]") && !tail.contains("[console"),
+        "{tail}"
+    );
     std::fs::write(&config, format!("{head}[tenants.demo]{tail}")).unwrap();
 
     let demo = start(cwd.path());
