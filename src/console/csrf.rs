@@ -31,7 +31,8 @@ impl CsrfKey {
 /// Whether the browser says the request came from another site. `Sec-Fetch-Site` is set by
 /// every current browser; `Origin` by older ones on POST. Either naming another origin refuses.
 pub(super) fn cross_site(headers: &hyper::HeaderMap, host: Option<&str>) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if let Some(site) = fetch_site
         && !matches!(site, "same-origin" | "none")
     {
         return true;
@@ -39,7 +40,9 @@ pub(super) fn cross_site(headers: &hyper::HeaderMap, host: Option<&str>) -> bool
     match (headers.get(hyper::header::ORIGIN), host) {
         (Some(origin), Some(host)) => {
             let origin = origin.to_str().unwrap_or("");
-            origin != format!("https://{host}")
+            // Under the console's `Referrer-Policy: no-referrer` Chromium sends `Origin: null`
+            // for the console's own forms; `Sec-Fetch-Site` (checked above) then decides.
+            !(origin == format!("https://{host}") || (origin == "null" && fetch_site.is_some()))
         }
         (Some(_), None) => true,
         (None, _) => false,
@@ -68,6 +71,13 @@ mod tests {
         h.insert("sec-fetch-site", "same-origin".parse().unwrap());
         h.insert("origin", "https://127.0.0.1:9443".parse().unwrap());
         assert!(!cross_site(&h, Some("127.0.0.1:9443")));
+        // A same-origin form under no-referrer: Chromium says `Origin: null`.
+        let mut n = hyper::HeaderMap::new();
+        n.insert("sec-fetch-site", "same-origin".parse().unwrap());
+        n.insert("origin", "null".parse().unwrap());
+        assert!(!cross_site(&n, Some("127.0.0.1:9443")));
+        n.remove("sec-fetch-site");
+        assert!(cross_site(&n, Some("127.0.0.1:9443")));
         assert!(cross_site(&h, Some("127.0.0.1:9444")));
         h.insert("sec-fetch-site", "cross-site".parse().unwrap());
         assert!(cross_site(&h, Some("127.0.0.1:9443")));

@@ -305,6 +305,18 @@ impl Browser {
         self.run(&format!("type into `{css}`"), e.send_keys(text));
     }
 
+    /// Chooses `file` in the file input matching `css`, as a user picking it in the dialog
+    /// (WebDriver takes the path as typed keys; a file input must not be cleared first).
+    pub fn choose_file(&self, css: &str, file: &Path) {
+        self.wait_for(css);
+        let e = self.run(
+            &format!("find `{css}`"),
+            self.client().find(Locator::Css(css)),
+        );
+        let path = file.to_str().expect("a UTF-8 path");
+        self.run(&format!("choose a file in `{css}`"), e.send_keys(path));
+    }
+
     /// Clicks the element matching `css` and, as it submits a form or follows a link, waits
     /// until the next document has loaded.
     pub fn click_and_load(&self, css: &str) {
