@@ -108,11 +108,13 @@ authorityKeyIdentifier = keyid
 EOF
 export OPENSSL_CONF="$work/openssl.cnf"
 
-# The CA: may sign end-entity certificates only (pathlen 0).
+# The CA: may sign end-entity certificates only (pathlen 0). Its name carries random bits: two
+# CAs made in the same second must not share a subject, or a verifier that trusts one matches the
+# other's certificates to it by name and fails on the signature instead of "unknown CA".
 newkey "$work/ca.key"
 quiet openssl req -x509 -new -config "$OPENSSL_CONF" -extensions ca_ext -key "$work/ca.key" \
     -sha256 -days "$days" -set_serial "$(serial)" \
-    -subj "/O=eugate demo/CN=eugate demo CA $(date -u +%Y%m%dT%H%M%SZ)" -out "$work/ca.pem"
+    -subj "/O=eugate demo/CN=eugate demo CA $(date -u +%Y%m%dT%H%M%SZ) $(openssl rand -hex 4)" -out "$work/ca.pem"
 
 # sign NAME SUBJECT: a certificate for NAME.key with the extensions [NAME_ext], signed by the CA.
 sign() {
