@@ -25,24 +25,7 @@ when { context.classification == "special-category" && resource in Country::"DE"
 "#;
 
 fn start() -> Console {
-    Console::start_with(
-        Options {
-            extra_keys: vec!["hana"],
-            extra_tenants: vec!["acme-health"],
-            extra_toml: r#"
-[tenants.acme-health]
-route = { destination = "local", prefix = "acme-health/" }
-classification = "special-category"
-
-[tenants.acme-health.users.hana]
-authorized_keys_file = "hana.pub"
-permissions = ["read", "write"]
-"#
-            .into(),
-            ..Default::default()
-        },
-        "",
-    )
+    Console::start_with(Options::acme_health(), "")
 }
 
 fn upload(c: &Console, user: &str, name: &str) -> std::process::Output {

@@ -77,6 +77,29 @@ pub struct Options {
     pub env: Vec<(String, String)>,
 }
 
+impl Options {
+    /// Defaults plus tenant `acme-health` (special-category data, to the DE `local` store) with
+    /// user `hana` (key pair `hana`, read and write): the tenant the shipped
+    /// `tenant-acme-health.cedar` is about.
+    pub fn acme_health() -> Options {
+        Options {
+            extra_keys: vec!["hana"],
+            extra_tenants: vec!["acme-health"],
+            extra_toml: r#"
+[tenants.acme-health]
+route = { destination = "local", prefix = "acme-health/" }
+classification = "special-category"
+
+[tenants.acme-health.users.hana]
+authorized_keys_file = "hana.pub"
+permissions = ["read", "write"]
+"#
+            .into(),
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
