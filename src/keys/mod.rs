@@ -5,6 +5,7 @@
 mod error;
 mod keyring;
 mod private_file;
+pub mod provider;
 mod reloader;
 mod store;
 mod version;
