@@ -10,6 +10,7 @@ pub mod crypt;
 pub mod demo;
 pub mod destinations;
 pub mod keys;
+mod keys_list;
 pub mod passwd;
 pub mod policy;
 pub mod serve;

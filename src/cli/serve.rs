@@ -50,7 +50,13 @@ pub(crate) struct Bound {
 /// Opens keys and policy, builds the gateway, binds, calls `ready` with the bound addresses, and
 /// serves until a shutdown signal.
 pub(crate) async fn serve(config: Config, ready: impl FnOnce(&Bound)) -> anyhow::Result<()> {
-    let keys = KeyringStore::open(&config.keys.keyring, &config.keys.master_key_file)
+    // A master key held by a provider is asked for the keyring key now: unreachable, revoked
+    // or wrong, the gateway refuses to start (nothing could be sealed).
+    let master = crate::keys::MasterKey::from_config(&config.keys)
+        .await
+        .context("cannot set up the master key named in [keys]")?;
+    let keys = KeyringStore::open_with(&config.keys.keyring, master)
+        .await
         .context("cannot open the keyring named in [keys]")?;
     tracing::info!(version = %keys.current().version(), "keyring loaded");
     let bundle = match &config.policy.dir {

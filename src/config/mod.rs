@@ -9,6 +9,7 @@ mod audit;
 mod console;
 mod destinations;
 mod ftps;
+mod keys;
 mod limits;
 mod raw;
 mod s3;
@@ -25,6 +26,7 @@ pub use audit::AuditConfig;
 pub use console::{ConsoleConfig, DEFAULT_REPLAY_DAYS, OfficerConfig, OfficerRole};
 pub use destinations::{DestinationConfig, DestinationKind};
 pub use ftps::{FtpsConfig, client_ca_roots};
+pub use keys::{KeysConfig, MasterKeyConfig};
 pub use limits::LimitsConfig;
 pub use s3::{S3Credentials, S3DestinationConfig, SELF_HOSTED, StorageConfig};
 pub use server::{
@@ -59,26 +61,11 @@ pub struct Config {
 }
 
 #[derive(Debug, Clone)]
-pub struct KeysConfig {
-    pub keyring: PathBuf,
-    pub master_key_file: PathBuf,
-}
-
-#[derive(Debug, Clone)]
 pub struct PolicyConfig {
     /// `None`: the embedded default policy bundle.
     pub dir: Option<PathBuf>,
     /// Reload the directory on change / SIGHUP (default true when `dir` is set).
     pub watch: bool,
-}
-
-impl KeysConfig {
-    fn new(raw: &raw::RawKeys, resolve: &dyn Fn(&str) -> PathBuf) -> KeysConfig {
-        KeysConfig {
-            keyring: resolve(&raw.keyring),
-            master_key_file: resolve(&raw.master_key_file),
-        }
-    }
 }
 
 impl PolicyConfig {
@@ -240,7 +227,7 @@ impl Config {
 
         let server = server::server(&raw.server, &resolve, c);
         let auth = server::auth(&raw.auth, &resolve, c);
-        let keys = KeysConfig::new(&raw.keys, &resolve);
+        let keys = keys::keys(&raw.keys, &raw.key_providers, &resolve, c);
         let policy = PolicyConfig::new(&raw.policy, &resolve);
         let audit = audit::audit(&raw.audit, &resolve, c);
         let storage = s3::storage(&raw.storage, &resolve, c);
@@ -262,6 +249,7 @@ impl Config {
         }
         let destinations = destinations::destinations(raw.destinations, &resolve, c);
         let tenants = tenants::tenants(raw.tenants, &destinations, &resolve, c);
+        keys::check_tenant_providers(&keys, &tenants, c);
         let client_ca = ftps.as_ref().is_some_and(|f| f.client_ca.is_some());
         users::check_login_methods(&tenants, !auth.user_ca_keys.is_empty(), client_ca, c);
         Config {

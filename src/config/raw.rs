@@ -27,6 +27,8 @@ pub struct RawConfig {
     /// `[console]`: the compliance console on the admin listener; absent means no console.
     pub console: Option<RawConsole>,
     #[serde(default)]
+    pub key_providers: BTreeMap<String, RawKeyProvider>,
+    #[serde(default)]
     pub destinations: BTreeMap<String, RawDestination>,
     #[serde(default)]
     pub tenants: BTreeMap<String, RawTenant>,
@@ -96,7 +98,36 @@ pub struct RawAuth {
 #[serde(deny_unknown_fields)]
 pub struct RawKeys {
     pub keyring: String,
-    pub master_key_file: String,
+    pub master_key_file: Option<String>,
+    /// The name of a `[key_providers.NAME]` that seals the keyring instead of a file.
+    pub master: Option<String>,
+    pub unwrap_cache_secs: Option<u64>,
+    pub unwrap_cache_entries: Option<u64>,
+}
+
+/// `[key_providers.NAME]`: one key held outside the gateway (`super::keys`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeyProvider {
+    pub kind: String,
+    pub timeout_secs: Option<u64>,
+    // pkcs11
+    pub module: Option<String>,
+    pub token_label: Option<String>,
+    pub pin_file: Option<String>,
+    pub key_label: Option<String>,
+    // transit
+    pub address: Option<String>,
+    pub mount: Option<String>,
+    pub key: Option<String>,
+    pub token_file: Option<String>,
+    pub ca_bundle: Option<String>,
+    pub namespace: Option<String>,
+    // aws-kms
+    pub region: Option<String>,
+    pub key_id: Option<String>,
+    pub endpoint: Option<String>,
+    pub credentials: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,6 +182,8 @@ pub struct RawStorage {
 pub struct RawTenant {
     pub route: RawRoute,
     pub classification: Option<String>,
+    /// Hold-your-own-key: the `[key_providers.NAME]` that wraps each object's key.
+    pub key_provider: Option<String>,
     #[serde(default)]
     pub users: BTreeMap<String, RawUser>,
 }

@@ -256,7 +256,70 @@ pub(super) fn destination(
         }
         (None, false) => None,
     };
-    let credentials = match &d.credentials {
+    let credentials = credentials(key, d.credentials.as_ref(), resolve, c);
+    let verify = d
+        .verify_interval_secs
+        .unwrap_or(DEFAULT_VERIFY_INTERVAL_SECS);
+    if !(10..=86_400).contains(&verify) {
+        c.push(
+            format!("{key}.verify_interval_secs"),
+            "must lie between 10 and 86400 seconds; the default 300 re-checks the bucket's region every 5 minutes",
+        );
+    }
+    S3DestinationConfig {
+        provider,
+        endpoint,
+        bucket,
+        region,
+        country,
+        path_style: d.path_style.unwrap_or(false),
+        credentials,
+        ca_bundle: d.ca_bundle.as_deref().map(resolve),
+        verify_interval: Duration::from_secs(verify),
+    }
+}
+
+fn valid_bucket(b: &str) -> bool {
+    let bytes = b.as_bytes();
+    (3..=63).contains(&b.len())
+        && bytes
+            .iter()
+            .all(|&x| x.is_ascii_lowercase() || x.is_ascii_digit() || x == b'.' || x == b'-')
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[b.len() - 1].is_ascii_alphanumeric()
+}
+
+/// Used by fs destinations too: s3-only keys in an fs block are mistakes worth naming.
+pub(super) fn reject_s3_keys(key: &str, d: &RawDestination, c: &mut Collector) {
+    let s3_only = [
+        ("provider", d.provider.is_some()),
+        ("endpoint", d.endpoint.is_some()),
+        ("bucket", d.bucket.is_some()),
+        ("region", d.region.is_some()),
+        ("path_style", d.path_style.is_some()),
+        ("credentials", d.credentials.is_some()),
+        ("ca_bundle", d.ca_bundle.is_some()),
+        ("verify_interval_secs", d.verify_interval_secs.is_some()),
+    ];
+    for (name, present) in s3_only {
+        if present {
+            c.push(
+                format!("{key}.{name}"),
+                "belongs to s3 destinations; an fs destination has root and country",
+            );
+        }
+    }
+}
+
+/// `credentials = { env = "PREFIX" } | { file = "s3.toml" } | "aws-chain"` at `key`; secrets
+/// inline are refused. Shared by S3 destinations and the AWS KMS key provider.
+pub(super) fn credentials(
+    key: &str,
+    value: Option<&toml::Value>,
+    resolve: &dyn Fn(&str) -> PathBuf,
+    c: &mut Collector,
+) -> S3Credentials {
+    match value {
         None => {
             c.push(
                 format!("{key}.credentials"),
@@ -312,58 +375,6 @@ pub(super) fn destination(
                 "must be { env = \"PREFIX\" }, { file = \"s3.toml\" } or \"aws-chain\"",
             );
             S3Credentials::AwsChain
-        }
-    };
-    let verify = d
-        .verify_interval_secs
-        .unwrap_or(DEFAULT_VERIFY_INTERVAL_SECS);
-    if !(10..=86_400).contains(&verify) {
-        c.push(
-            format!("{key}.verify_interval_secs"),
-            "must lie between 10 and 86400 seconds; the default 300 re-checks the bucket's region every 5 minutes",
-        );
-    }
-    S3DestinationConfig {
-        provider,
-        endpoint,
-        bucket,
-        region,
-        country,
-        path_style: d.path_style.unwrap_or(false),
-        credentials,
-        ca_bundle: d.ca_bundle.as_deref().map(resolve),
-        verify_interval: Duration::from_secs(verify),
-    }
-}
-
-fn valid_bucket(b: &str) -> bool {
-    let bytes = b.as_bytes();
-    (3..=63).contains(&b.len())
-        && bytes
-            .iter()
-            .all(|&x| x.is_ascii_lowercase() || x.is_ascii_digit() || x == b'.' || x == b'-')
-        && bytes[0].is_ascii_alphanumeric()
-        && bytes[b.len() - 1].is_ascii_alphanumeric()
-}
-
-/// Used by fs destinations too: s3-only keys in an fs block are mistakes worth naming.
-pub(super) fn reject_s3_keys(key: &str, d: &RawDestination, c: &mut Collector) {
-    let s3_only = [
-        ("provider", d.provider.is_some()),
-        ("endpoint", d.endpoint.is_some()),
-        ("bucket", d.bucket.is_some()),
-        ("region", d.region.is_some()),
-        ("path_style", d.path_style.is_some()),
-        ("credentials", d.credentials.is_some()),
-        ("ca_bundle", d.ca_bundle.is_some()),
-        ("verify_interval_secs", d.verify_interval_secs.is_some()),
-    ];
-    for (name, present) in s3_only {
-        if present {
-            c.push(
-                format!("{key}.{name}"),
-                "belongs to s3 destinations; an fs destination has root and country",
-            );
         }
     }
 }

@@ -19,6 +19,9 @@ pub struct TenantConfig {
     pub prefix: String,
     /// Default data classification of the tenant's uploads.
     pub classification: Option<Classification>,
+    /// Hold-your-own-key: the `[key_providers.NAME]` that wraps each object's key; `None`:
+    /// the tenant's key is in the keyring.
+    pub key_provider: Option<String>,
     pub users: BTreeMap<String, UserConfig>,
 }
 
@@ -80,6 +83,7 @@ fn tenant(
         destination: t.route.destination,
         prefix: t.route.prefix,
         classification,
+        key_provider: t.key_provider,
         users,
     }
 }

@@ -54,6 +54,29 @@ pub enum KeyError {
     #[error("the system random number generator failed")]
     Random,
     #[error(
+        "{path} is sealed by {sealed_by}, but the configuration names {configured}; point [keys] at the key that sealed it, or move it with `eugate keys rewrap`"
+    )]
+    SealedByOther {
+        path: PathBuf,
+        sealed_by: String,
+        configured: String,
+    },
+    #[error("{path}: {source}")]
+    Provider {
+        path: PathBuf,
+        #[source]
+        source: super::provider::ProviderError,
+    },
+    #[error("{0}")]
+    NoProvider(String),
+    #[error("tenant {tenant:?} holds its own key in [key_providers.{provider}]: {source}")]
+    TenantProvider {
+        tenant: String,
+        provider: String,
+        #[source]
+        source: super::provider::ProviderError,
+    },
+    #[error(
         "the new keyring no longer holds key {key_id:?} version {version} of tenant {tenant:?}, and does not record it as shredded: objects sealed under it would become undecryptable, so the loaded keyring stays in force (an older copy of the keyring file? restart the gateway to load this file anyway)"
     )]
     ReloadDropsKey {

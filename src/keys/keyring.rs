@@ -1,9 +1,17 @@
 //! The tenant keyring: every tenant's key-encryption keys (KEKs), all versions, sealed under a
 //! master key that lives in a separate file and is never written into the keyring.
 //!
-//! Keyring file: `EUGATEKR` ‖ version 0x01 ‖ 12-byte random nonce ‖ AES-256-GCM(JSON) ‖ tag.
+//! Keyring file, version 1 (master key file):
+//! `EUGATEKR` ‖ 0x01 ‖ 12-byte random nonce ‖ AES-256-GCM(JSON) ‖ tag.
 //! The AEAD key is HKDF-SHA256(master key, info "eugate keyring v1"), so the master key itself is
 //! never used directly as a cipher key. The magic and version are the AAD.
+//!
+//! Version 2 (master key held by a provider: PKCS#11, Transit, AWS KMS):
+//! `EUGATEKR` ‖ 0x02 ‖ provider kind u8 ‖ provider key version u32 BE ‖ blob length u16 BE ‖
+//! blob ‖ nonce ‖ AES-256-GCM(JSON) ‖ tag, where the blob is a random keyring key wrapped by the
+//! provider (context [`KEYRING_CONTEXT`]), the AEAD key is HKDF-SHA256(keyring key,
+//! "eugate keyring v2"), and everything before the nonce is the AAD. No key material is on disk
+//! in plaintext; the provider is asked once per open.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,10 +23,14 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use super::provider::{MAX_BLOB_LEN, ProviderKind, Wrapped};
 use super::{KeyError, private_file};
 
 const MAGIC: &[u8; 8] = b"EUGATEKR";
 const FORMAT_VERSION: u8 = 1;
+const FORMAT_VERSION_PROVIDER: u8 = 2;
+/// What a provider binds to the keyring key it wraps.
+pub const KEYRING_CONTEXT: &[u8] = b"eugate keyring v2";
 const MASTER_PREFIX: &str = "EUGATE-MASTER-KEY-V1:";
 const MAX_TENANT_LEN: usize = 64;
 
@@ -62,10 +74,104 @@ struct TenantKeys {
     versions: BTreeMap<u32, Zeroizing<[u8; 32]>>,
 }
 
+/// What seals the keyring file.
+pub enum SealKey {
+    /// Version 1: the master key from a file.
+    File(Zeroizing<[u8; 32]>),
+    /// Version 2: a keyring key wrapped by a provider; saves reuse the same wrap (no call).
+    Provider {
+        key: Zeroizing<[u8; 32]>,
+        kind: ProviderKind,
+        wrapped: Wrapped,
+    },
+}
+
+/// A keyring file's framing before decryption: what sealed it, and (version 2) the wrapped
+/// keyring key the provider must unwrap.
+#[derive(Debug)]
+pub struct SealedKeyring {
+    pub path: PathBuf,
+    /// `None`: version 1, sealed by a master key file.
+    pub provider: Option<(ProviderKind, Wrapped)>,
+    bytes: Zeroizing<Vec<u8>>,
+    aad_len: usize,
+}
+
+impl SealedKeyring {
+    /// Reads and frames `path` (0600 required); nothing is decrypted yet.
+    pub fn read(path: &Path) -> Result<SealedKeyring, KeyError> {
+        let bytes = private_file::read(path)?;
+        let malformed = |reason: String| KeyError::KeyringMalformed {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let head = MAGIC.len() + 1;
+        if bytes.len() < head + NONCE_LEN + AES_256_GCM.tag_len() {
+            return Err(malformed("file too short".into()));
+        }
+        if &bytes[..MAGIC.len()] != MAGIC {
+            return Err(malformed("bad magic bytes".into()));
+        }
+        let (provider, aad_len) = match bytes[MAGIC.len()] {
+            FORMAT_VERSION => (None, head),
+            FORMAT_VERSION_PROVIDER => {
+                let at = |i: usize| {
+                    bytes
+                        .get(i)
+                        .copied()
+                        .ok_or_else(|| malformed("file too short".into()))
+                };
+                let kind = ProviderKind::from_id(at(head)?)
+                    .filter(|k| *k != ProviderKind::File)
+                    .ok_or_else(|| {
+                        malformed(format!("unknown key provider kind {}", bytes[head]))
+                    })?;
+                let version = u32::from_be_bytes([
+                    at(head + 1)?,
+                    at(head + 2)?,
+                    at(head + 3)?,
+                    at(head + 4)?,
+                ]);
+                let blob_len = usize::from(u16::from_be_bytes([at(head + 5)?, at(head + 6)?]));
+                if blob_len == 0 || blob_len > MAX_BLOB_LEN {
+                    return Err(malformed(format!(
+                        "wrapped key length {blob_len} is not 1..={MAX_BLOB_LEN}"
+                    )));
+                }
+                let start = head + 7;
+                let end = start + blob_len;
+                if bytes.len() < end + NONCE_LEN + AES_256_GCM.tag_len() {
+                    return Err(malformed("file too short".into()));
+                }
+                let wrapped = Wrapped {
+                    key_version: version,
+                    blob: bytes[start..end].to_vec(),
+                };
+                (Some((kind, wrapped)), end)
+            }
+            v => return Err(malformed(format!("unsupported keyring version {v}"))),
+        };
+        Ok(SealedKeyring {
+            path: path.to_path_buf(),
+            provider,
+            bytes,
+            aad_len,
+        })
+    }
+
+    /// How this file is sealed, for messages: `master key file` or the provider kind.
+    pub fn sealed_by(&self) -> &'static str {
+        match &self.provider {
+            None => "a master key file",
+            Some((kind, _)) => kind.as_str(),
+        }
+    }
+}
+
 /// The decrypted keyring. Key bytes stay in `Zeroizing` buffers and are wiped when dropped.
 pub struct Keyring {
     path: PathBuf,
-    master: Zeroizing<[u8; 32]>,
+    seal: SealKey,
     tenants: BTreeMap<String, TenantKeys>,
     shredded: Vec<ShredRecord>,
 }
@@ -107,61 +213,87 @@ impl Keyring {
                 master: master_key.to_path_buf(),
             });
         }
-        if !have_master {
-            let mut key = Zeroizing::new([0u8; 32]);
-            fill_random(&mut key[..])?;
-            let text = Zeroizing::new(format!("{MASTER_PREFIX}{}\n", hex::encode(&key[..])));
-            private_file::create_new(master_key, text.as_bytes())?;
-        }
         if !have_keyring {
-            let ring = Keyring {
-                path: keyring.to_path_buf(),
-                master: read_master(master_key)?,
-                tenants: BTreeMap::new(),
-                shredded: Vec::new(),
-            };
+            let ring = Keyring::empty(keyring, SealKey::File(Keyring::init_master(master_key)?));
             let sealed = ring.seal()?;
             private_file::create_new(keyring, &sealed)?;
         }
         Keyring::open(keyring, master_key)
     }
 
+    /// The master key in `path`, created (0600) if absent.
+    pub fn init_master(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+        if !path.exists() {
+            let key = random_key()?;
+            let text = Zeroizing::new(format!("{MASTER_PREFIX}{}\n", hex::encode(&key[..])));
+            private_file::create_new(path, text.as_bytes())?;
+        }
+        read_master(path)
+    }
+
+    /// A new keyring with no tenants, sealed by `seal` when saved.
+    pub fn empty(path: &Path, seal: SealKey) -> Keyring {
+        Keyring {
+            path: path.to_path_buf(),
+            seal,
+            tenants: BTreeMap::new(),
+            shredded: Vec::new(),
+        }
+    }
+
+    /// Writes a new keyring file (0600); refuses to replace one.
+    pub fn create(&self) -> Result<(), KeyError> {
+        private_file::create_new(&self.path, &self.seal()?)
+    }
+
     /// Opens an existing keyring; refuses files others can read and a master key that does not fit.
     pub fn open(keyring: &Path, master_key: &Path) -> Result<Keyring, KeyError> {
+        let sealed = SealedKeyring::read(keyring)?;
+        if sealed.provider.is_some() {
+            return Err(KeyError::SealedByOther {
+                path: keyring.to_path_buf(),
+                sealed_by: sealed.sealed_by().to_string(),
+                configured: format!("the master key file {}", master_key.display()),
+            });
+        }
         let master = read_master(master_key)?;
-        let mut sealed = private_file::read(keyring)?;
+        Keyring::open_sealed(sealed, SealKey::File(master)).map_err(|e| match e {
+            KeyError::WrongMasterKey { path, .. } => KeyError::WrongMasterKey {
+                path,
+                master: master_key.to_path_buf(),
+            },
+            e => e,
+        })
+    }
+
+    /// Decrypts a framed file with the key that sealed it (for version 2, the keyring key the
+    /// provider unwrapped).
+    pub fn open_sealed(sealed: SealedKeyring, seal: SealKey) -> Result<Keyring, KeyError> {
+        let SealedKeyring {
+            path,
+            mut bytes,
+            aad_len,
+            ..
+        } = sealed;
         let malformed = |reason: &str| KeyError::KeyringMalformed {
-            path: keyring.to_path_buf(),
+            path: path.clone(),
             reason: reason.to_string(),
         };
-        let head = MAGIC.len() + 1;
-        if sealed.len() < head + NONCE_LEN + AES_256_GCM.tag_len() {
-            return Err(malformed("file too short"));
-        }
-        if &sealed[..MAGIC.len()] != MAGIC {
-            return Err(malformed("bad magic bytes"));
-        }
-        if sealed[MAGIC.len()] != FORMAT_VERSION {
-            return Err(malformed(&format!(
-                "unsupported keyring version {}",
-                sealed[MAGIC.len()]
-            )));
-        }
-        let (aad, rest) = sealed.split_at_mut(head);
+        let (aad, rest) = bytes.split_at_mut(aad_len);
         let (nonce, body) = rest.split_at_mut(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| malformed("bad nonce"))?;
-        let plain = keyring_cipher(&master)?
+        let plain = keyring_cipher(&seal)?
             .open_in_place(nonce, Aad::from(&aad[..]), body)
             .map_err(|_| KeyError::WrongMasterKey {
-                path: keyring.to_path_buf(),
-                master: master_key.to_path_buf(),
+                path: path.clone(),
+                master: PathBuf::from("(provider)"),
             })?;
         let stored: Stored =
             serde_json::from_slice(plain).map_err(|e| KeyError::KeyringMalformed {
-                path: keyring.to_path_buf(),
+                path: path.clone(),
                 reason: format!("contents: {e}"),
             })?;
-        // The decrypted JSON is in `sealed` (opened in place): it is wiped when `sealed` drops.
+        // The decrypted JSON is in `bytes` (opened in place): it is wiped when `bytes` drops.
         let mut tenants = BTreeMap::new();
         for (name, t) in stored.tenants {
             let mut versions = BTreeMap::new();
@@ -187,11 +319,25 @@ impl Keyring {
             );
         }
         Ok(Keyring {
-            path: keyring.to_path_buf(),
-            master,
+            path,
+            seal,
             tenants,
             shredded: stored.shredded,
         })
+    }
+
+    /// Seals future saves with `seal` (a master key rotation or a move to another provider);
+    /// tenant keys, and so every stored object, are untouched.
+    pub fn reseal(&mut self, seal: SealKey) {
+        self.seal = seal;
+    }
+
+    /// What seals this keyring: `file`, or the provider kind and its key version.
+    pub fn sealed_by(&self) -> (ProviderKind, Option<u32>) {
+        match &self.seal {
+            SealKey::File(_) => (ProviderKind::File, None),
+            SealKey::Provider { kind, wrapped, .. } => (*kind, Some(wrapped.key_version)),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -403,10 +549,29 @@ impl Keyring {
         })?);
         let mut nonce = [0u8; NONCE_LEN];
         fill_random(&mut nonce)?;
-        let mut header = Vec::with_capacity(MAGIC.len() + 1);
+        let mut header = Vec::with_capacity(MAGIC.len() + 8);
         header.extend_from_slice(MAGIC);
-        header.push(FORMAT_VERSION);
-        let tag = keyring_cipher(&self.master)?
+        match &self.seal {
+            SealKey::File(_) => header.push(FORMAT_VERSION),
+            SealKey::Provider { kind, wrapped, .. } => {
+                let len = u16::try_from(wrapped.blob.len())
+                    .ok()
+                    .filter(|l| usize::from(*l) <= MAX_BLOB_LEN && *l > 0)
+                    .ok_or_else(|| KeyError::KeyringMalformed {
+                        path: self.path.clone(),
+                        reason: format!(
+                            "the provider's wrapped key is {} bytes",
+                            wrapped.blob.len()
+                        ),
+                    })?;
+                header.push(FORMAT_VERSION_PROVIDER);
+                header.push(kind.id());
+                header.extend_from_slice(&wrapped.key_version.to_be_bytes());
+                header.extend_from_slice(&len.to_be_bytes());
+                header.extend_from_slice(&wrapped.blob);
+            }
+        }
+        let tag = keyring_cipher(&self.seal)?
             .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(&header[..]),
@@ -456,7 +621,11 @@ fn read_master(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeyError> {
     Ok(key)
 }
 
-fn keyring_cipher(master: &[u8; 32]) -> Result<LessSafeKey, KeyError> {
+fn keyring_cipher(seal: &SealKey) -> Result<LessSafeKey, KeyError> {
+    let (master, info): (&[u8; 32], &[u8]) = match seal {
+        SealKey::File(k) => (k, b"eugate keyring v1"),
+        SealKey::Provider { key, .. } => (key, b"eugate keyring v2"),
+    };
     struct Len(usize);
     impl hkdf::KeyType for Len {
         fn len(&self) -> usize {
@@ -466,14 +635,14 @@ fn keyring_cipher(master: &[u8; 32]) -> Result<LessSafeKey, KeyError> {
     let mut key = Zeroizing::new([0u8; 32]);
     hkdf::Salt::new(hkdf::HKDF_SHA256, b"")
         .extract(master)
-        .expand(&[b"eugate keyring v1"], Len(32))
+        .expand(&[info], Len(32))
         .and_then(|okm| okm.fill(&mut key[..]))
         .map_err(|_| KeyError::Random)?;
     let unbound = UnboundKey::new(&AES_256_GCM, &key[..]).map_err(|_| KeyError::Random)?;
     Ok(LessSafeKey::new(unbound))
 }
 
-fn random_key() -> Result<Zeroizing<[u8; 32]>, KeyError> {
+pub(crate) fn random_key() -> Result<Zeroizing<[u8; 32]>, KeyError> {
     let mut key = Zeroizing::new([0u8; 32]);
     fill_random(&mut key[..])?;
     Ok(key)

@@ -1,9 +1,13 @@
 //! Tenant keyrings: per-tenant key-encryption keys with versions, sealed under a master key.
 //!
-//! A file-based provider for now; a KMS provider can implement the same surface later.
+//! The master key is a file or a key held by a provider (PKCS#11, Transit, AWS KMS; see
+//! [`provider`]); hold-your-own-key tenants' object keys are wrapped by their own provider
+//! ([`ExternalKeys`]).
 
 mod error;
+mod external;
 mod keyring;
+mod master;
 mod private_file;
 pub mod provider;
 mod reloader;
@@ -11,7 +15,12 @@ mod store;
 mod version;
 
 pub use error::KeyError;
-pub use keyring::{ActiveKey, KeyInfo, Keyring, ShredRecord, validate_tenant};
+pub use external::{ExternalKeys, NewObjectKey};
+pub use keyring::{
+    ActiveKey, KEYRING_CONTEXT, KeyInfo, Keyring, SealKey, SealedKeyring, ShredRecord,
+    validate_tenant,
+};
+pub use master::MasterKey;
 pub use reloader::spawn_reloader;
 pub use store::{
     KeyringObserver, KeyringReloadEvent, KeyringStore, LoadedKeyring, ReloadFailure, ReloadOutcome,

@@ -65,7 +65,10 @@ fn watch(
     store: &KeyringStore,
     tx: tokio::sync::mpsc::UnboundedSender<()>,
 ) -> Option<notify::RecommendedWatcher> {
-    let files = [store.keyring_path(), store.master_key_path()];
+    let mut files = vec![store.keyring_path()];
+    if let super::MasterKey::File(master) = store.master() {
+        files.push(master);
+    }
     let names: BTreeSet<OsString> = files
         .iter()
         .filter_map(|p| p.file_name().map(OsString::from))

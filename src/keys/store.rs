@@ -15,7 +15,7 @@ use std::time::SystemTime;
 
 use subtle::ConstantTimeEq;
 
-use super::{KeyError, Keyring};
+use super::{KeyError, Keyring, MasterKey};
 
 /// A keyring as loaded, with its version and when it became the one in force.
 pub struct LoadedKeyring {
@@ -103,7 +103,7 @@ pub struct ReloadFailure {
 /// Holds the keyring in force and reloads it from its files.
 pub struct KeyringStore {
     keyring_path: PathBuf,
-    master_path: PathBuf,
+    master: MasterKey,
     current: RwLock<Arc<LoadedKeyring>>,
     last_failure: Mutex<Option<ReloadFailure>>,
     failures: AtomicU64,
@@ -123,22 +123,40 @@ impl KeyringStore {
     /// Opens the keyring (see [`Keyring::open`]); later reloads read the same two files.
     pub fn open(keyring: &Path, master_key: &Path) -> Result<Arc<KeyringStore>, KeyError> {
         let loaded = Keyring::open(keyring, master_key)?;
-        Ok(Arc::new(KeyringStore {
+        Ok(KeyringStore::loaded(
+            keyring,
+            MasterKey::File(master_key.to_path_buf()),
+            loaded,
+        ))
+    }
+
+    /// Opens the keyring with `master` (a provider is asked for the keyring key once).
+    pub async fn open_with(
+        keyring: &Path,
+        master: MasterKey,
+    ) -> Result<Arc<KeyringStore>, KeyError> {
+        let loaded = master.open(keyring).await?;
+        Ok(KeyringStore::loaded(keyring, master, loaded))
+    }
+
+    fn loaded(keyring: &Path, master: MasterKey, loaded: Keyring) -> Arc<KeyringStore> {
+        Arc::new(KeyringStore {
             keyring_path: keyring.to_path_buf(),
-            master_path: master_key.to_path_buf(),
+            master,
             current: RwLock::new(Arc::new(LoadedKeyring::new(loaded))),
             last_failure: Mutex::new(None),
             failures: AtomicU64::new(0),
             observer: RwLock::new(None),
-        }))
+        })
     }
 
     pub fn keyring_path(&self) -> &Path {
         &self.keyring_path
     }
 
-    pub fn master_key_path(&self) -> &Path {
-        &self.master_path
+    /// What seals the keyring.
+    pub fn master(&self) -> &MasterKey {
+        &self.master
     }
 
     /// The keyring in force now. Hold it only as long as one lookup needs it.
@@ -174,8 +192,22 @@ impl KeyringStore {
 
     /// Reads the files again and puts the keyring in force if it opens and keeps every key
     /// the loaded one has (or records it as shredded). On any error the loaded keyring stays.
+    ///
+    /// With a provider this blocks on its unwrap: call it on a blocking thread inside a Tokio
+    /// runtime (the reloader does).
     pub fn reload(&self) -> Result<ReloadOutcome, KeyError> {
-        let new = Keyring::open(&self.keyring_path, &self.master_path)?;
+        let new = match &self.master {
+            MasterKey::File(master) => Keyring::open(&self.keyring_path, master)?,
+            MasterKey::Provider(_) => {
+                let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+                    KeyError::NoProvider(
+                        "a provider-sealed keyring reloads only inside the gateway's runtime"
+                            .into(),
+                    )
+                })?;
+                handle.block_on(self.master.open(&self.keyring_path))?
+            }
+        };
         let new = Arc::new(LoadedKeyring::new(new));
         let mut guard = match self.current.write() {
             Ok(g) => g,

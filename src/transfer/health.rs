@@ -45,7 +45,9 @@ impl Gateway {
         let mut missing: Vec<&str> = self
             .routes
             .keys()
-            .filter(|t| loaded.keyring().active(t).is_err())
+            .filter(|t| {
+                self.external.provider_of(t).is_none() && loaded.keyring().active(t).is_err()
+            })
             .map(String::as_str)
             .collect();
         missing.sort_unstable();

@@ -196,6 +196,8 @@ pub enum GatewayError {
     NoKeys { tenant: String },
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
 }
 
 /// The gateway: configuration turned into live routes, plus keyring and policy store.
@@ -208,6 +210,8 @@ pub struct Gateway {
     sessions: Arc<SessionLimits>,
     /// The keyring in force (swapped by reloads; each transfer copies the key it needs).
     keys: Arc<KeyringStore>,
+    /// Hold-your-own-key tenants' providers: their objects' keys are wrapped there.
+    external: Arc<crate::keys::ExternalKeys>,
     policy: Arc<PolicyStore>,
     /// The last refused policy reload, for `/readyz`.
     policy_reloads: Arc<reloads::PolicyReloads>,

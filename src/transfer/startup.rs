@@ -101,12 +101,14 @@ impl Gateway {
             };
             destinations.insert(name.clone(), dest);
         }
+        let external = Arc::new(crate::keys::ExternalKeys::from_config(config).await?);
         let mut routes = HashMap::new();
         for (tname, t) in &config.tenants {
             let Some(dest) = destinations.get(&t.destination) else {
                 continue; // config validation guarantees this exists
             };
-            if keys.current().keyring().active(tname).is_err() {
+            // A hold-your-own-key tenant's keys are at its provider, not in the keyring.
+            if t.key_provider.is_none() && keys.current().keyring().active(tname).is_err() {
                 return Err(GatewayError::NoKeys {
                     tenant: tname.clone(),
                 });
@@ -146,6 +148,7 @@ impl Gateway {
             guard: AuthGuard::new(config.auth.clone()),
             sessions: SessionLimits::new(config.server.max_sessions_per_user),
             keys,
+            external,
             policy,
             policy_reloads,
             audit,

@@ -112,6 +112,6 @@ pub struct AwsKmsConfig {
     pub key_id: String,
     /// Another endpoint (a local KMS-compatible server in tests).
     pub endpoint: Option<String>,
-    /// `{ env = "PREFIX" }` or `{ file = "path" }` as for S3 destinations; `None`: AWS chain.
-    pub credentials: Option<String>,
+    /// As for S3 destinations: `{ env = "PREFIX" }`, `{ file = "kms.toml" }` or `"aws-chain"`.
+    pub credentials: crate::config::S3Credentials,
 }

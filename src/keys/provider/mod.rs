@@ -86,3 +86,14 @@ pub trait KeyProvider: Send + Sync + std::fmt::Debug {
         }
     }
 }
+
+/// Connects to the provider `cfg` describes (reads its PIN or token file; does not probe).
+pub async fn connect(
+    cfg: &ProviderConfig,
+) -> Result<std::sync::Arc<dyn KeyProvider>, ProviderError> {
+    // Implementations land with their modules (pkcs11, transit, aws_kms).
+    Err(ProviderError::Config {
+        key_ref: cfg.name.clone(),
+        reason: format!("provider kind {} is not built in", cfg.kind().as_str()),
+    })
+}
