@@ -2,6 +2,8 @@
 //! on a free loopback port; helpers to drive OpenSSH `sftp`/`scp` and the paramiko script.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod openbao;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

@@ -11,11 +11,13 @@
 
 mod config;
 mod error;
+mod transit;
 
 pub use config::{
     AwsKmsConfig, Pkcs11Config, ProviderConfig, ProviderKind, ProviderSettings, TransitConfig,
 };
 pub use error::ProviderError;
+pub use transit::TransitProvider;
 
 use zeroize::Zeroizing;
 
