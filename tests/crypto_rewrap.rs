@@ -11,6 +11,7 @@ fn seal(plain: &[u8]) -> Vec<u8> {
         key_id: "k-1".into(),
         key_version: 1,
         object_id: [7; 16],
+        external: None,
     };
     let mut sealer = Sealer::new(&KEK1, &ctx).unwrap();
     let mut out = sealer.header().to_vec();

@@ -13,6 +13,7 @@ fn ctx(tenant: &str) -> ObjectContext {
         key_id: "kek-main".into(),
         key_version: 7,
         object_id: [0x5a; 16],
+        external: None,
     }
 }
 
