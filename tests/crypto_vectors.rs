@@ -312,27 +312,26 @@ fn path(set: &Set) -> PathBuf {
 }
 
 fn load(set: &Set) -> VectorFile {
-    let path = || path(set);
+    let file = path(set);
     if std::env::var_os("EUGATE_REGEN_VECTORS").is_some_and(|v| v == "1") {
-        // Tests run in parallel: write each file once.
-        static WRITTEN: std::sync::Mutex<Vec<&str>> = std::sync::Mutex::new(Vec::new());
-        let mut written = WRITTEN.lock().unwrap_or_else(|e| e.into_inner());
-        if !written.contains(&set.file) {
-            let json = serde_json::to_string_pretty(&generate(set)).unwrap() + "\n";
-            std::fs::write(path(), json).unwrap();
-            written.push(set.file);
-        }
-        drop(written);
+        // Tests run in parallel: write every file, once.
+        static WRITTEN: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+        WRITTEN.get_or_init(|| {
+            for set in SETS {
+                let json = serde_json::to_string_pretty(&generate(set)).unwrap() + "\n";
+                std::fs::write(path(set), json).unwrap();
+            }
+        });
         panic!(
-            "EUGATE_REGEN_VECTORS=1: rewrote {}; review `git diff tests/vectors/` and rerun \
+            "EUGATE_REGEN_VECTORS=1: rewrote tests/vectors/object-v*.json (this was {}); review `git diff tests/vectors/` and rerun \
              without the variable (this test fails on purpose so it never passes while regenerating)",
-            path().display()
+            file.display()
         );
     }
-    let text = std::fs::read_to_string(path()).unwrap_or_else(|e| {
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
         panic!(
             "cannot read {}: {e}; generate it once with EUGATE_REGEN_VECTORS=1",
-            path().display()
+            file.display()
         )
     });
     serde_json::from_str(&text).unwrap()
@@ -355,6 +354,7 @@ fn sealing_reproduces_the_stored_vectors_byte_for_byte() {
 fn the_stored_files_are_exactly_what_the_generator_writes() {
     // Byte for byte, not only as parsed JSON: old versions' files never change.
     for set in SETS {
+        load(set); // fails on purpose while regenerating
         let stored = std::fs::read_to_string(path(set)).unwrap();
         let fresh = serde_json::to_string_pretty(&generate(set)).unwrap() + "\n";
         assert!(stored == fresh, "{} differs from the generator", set.file);
