@@ -47,6 +47,7 @@ fn ctx() -> ObjectContext {
         key_id: "bench-key".into(),
         key_version: 1,
         object_id: [1; 16],
+        external: None,
     }
 }
 

@@ -11,6 +11,7 @@ fn seal(plain: &[u8]) -> Vec<u8> {
         key_id: "k-1".into(),
         key_version: 1,
         object_id: [7; 16],
+        external: None,
     };
     let mut sealer = Sealer::new(&KEK1, &ctx).unwrap();
     let mut out = sealer.header().to_vec();
@@ -51,4 +52,134 @@ fn rewrapped_header_opens_the_unchanged_segments_under_the_new_key_only() {
         old.rewrap(&KEK2, &KEK1, "k-1", 3).unwrap_err(),
         CryptoError::KeyUnwrapFailed
     );
+}
+
+// --- Version 2 (hold-your-own-key).
+
+use eugate::crypto::ExternalKey;
+
+/// Object keys W (what the provider wrapped) before and after a provider-key rotation.
+const W1: [u8; 32] = [0x31; 32];
+const W2: [u8; 32] = [0x32; 32];
+
+fn transit(blob: &str) -> Option<ExternalKey> {
+    Some(ExternalKey {
+        provider: 0x02,
+        blob: blob.as_bytes().to_vec(),
+    })
+}
+
+fn seal_v2(plain: &[u8]) -> Vec<u8> {
+    let ctx = ObjectContext {
+        tenant: "acme".into(),
+        key_id: "vault-eu".into(),
+        key_version: 1,
+        object_id: [7; 16],
+        external: transit("vault:v1:b2xkIHdyYXBwZWQgVw=="),
+    };
+    let mut sealer = Sealer::new(&W1, &ctx).unwrap();
+    let mut out = sealer.header().to_vec();
+    sealer.push(plain, &mut out).unwrap();
+    sealer.finish(&mut out).unwrap();
+    out
+}
+
+fn replace_header(object: &[u8], new_header: &[u8]) -> Vec<u8> {
+    let old_len = Header::parse(object).unwrap().encoded_len();
+    let mut o = new_header.to_vec();
+    o.extend_from_slice(&object[old_len..]);
+    o
+}
+
+#[test]
+fn rewrap_refuses_a_v2_header_with_a_precise_error() {
+    let object = seal_v2(b"data");
+    let header = Header::parse(&object).unwrap();
+    assert_eq!(
+        header.rewrap(&W1, &W2, "vault-eu", 2).unwrap_err(),
+        CryptoError::RewrapNeedsExternalKey
+    );
+}
+
+#[test]
+fn rewrap_to_rotates_a_v2_header_to_a_new_object_key_and_blob() {
+    let plain: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
+    let object = seal_v2(&plain);
+    let old = Header::parse(&object).unwrap();
+    let new_header = old
+        .rewrap_to(
+            &W1,
+            &W2,
+            "vault-eu",
+            2,
+            transit("vault:v2:bmV3IHdyYXBwZWQgVw=="),
+        )
+        .unwrap();
+    let rotated = replace_header(&object, &new_header);
+    assert_eq!(open(&rotated, &W2).unwrap(), plain);
+    assert_eq!(open(&rotated, &W1), Err(CryptoError::KeyUnwrapFailed));
+    let parsed = Header::parse(&rotated).unwrap();
+    assert_eq!(parsed.version(), 2);
+    assert_eq!(parsed.context().key_version, 2);
+    assert_eq!(
+        parsed.context().external,
+        transit("vault:v2:bmV3IHdyYXBwZWQgVw==")
+    );
+    assert_eq!(parsed.context().object_id, [7; 16]);
+    // Segments untouched.
+    assert_eq!(
+        &rotated[parsed.encoded_len()..],
+        &object[old.encoded_len()..]
+    );
+    // The provider re-wrapped the same W (e.g. Transit's rewrap): also fine.
+    let same_w = old
+        .rewrap_to(&W1, &W1, "vault-eu", 2, transit("vault:v2:c2FtZSBX"))
+        .unwrap();
+    assert_eq!(open(&replace_header(&object, &same_w), &W1).unwrap(), plain);
+    // Only the holder of the old W can rotate.
+    assert_eq!(
+        old.rewrap_to(&W2, &W2, "vault-eu", 2, transit("x"))
+            .unwrap_err(),
+        CryptoError::KeyUnwrapFailed
+    );
+    // An invalid new external key is refused before anything is written.
+    assert!(matches!(
+        old.rewrap_to(
+            &W1,
+            &W2,
+            "vault-eu",
+            2,
+            Some(ExternalKey {
+                provider: 0x00,
+                blob: b"x".to_vec()
+            })
+        ),
+        Err(CryptoError::InvalidContext {
+            field: "external.provider",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn rewrap_to_moves_a_tenant_into_and_out_of_hold_your_own_key() {
+    let plain: Vec<u8> = (0..70_000u32).map(|i| (i % 13) as u8).collect();
+    let v1 = seal(&plain);
+    let h1 = Header::parse(&v1).unwrap();
+    // Keyring KEK → provider: v1 becomes v2, segments unchanged.
+    let to_v2 = h1
+        .rewrap_to(&KEK1, &W1, "vault-eu", 5, transit("vault:v5:VzE="))
+        .unwrap();
+    let v2 = replace_header(&v1, &to_v2);
+    let h2 = Header::parse(&v2).unwrap();
+    assert_eq!(h2.version(), 2);
+    assert_eq!(open(&v2, &W1).unwrap(), plain);
+    assert_eq!(open(&v2, &KEK1), Err(CryptoError::KeyUnwrapFailed));
+    // And back: provider → keyring KEK.
+    let back = h2.rewrap_to(&W1, &KEK2, "k-2", 1, None).unwrap();
+    let v1_again = replace_header(&v2, &back);
+    let h = Header::parse(&v1_again).unwrap();
+    assert_eq!(h.version(), 1);
+    assert_eq!(h.context().external, None);
+    assert_eq!(open(&v1_again, &KEK2).unwrap(), plain);
 }

@@ -14,6 +14,7 @@ fn ctx() -> ObjectContext {
         key_id: "acme-kek".into(),
         key_version: 2,
         object_id: *b"0123456789abcdef",
+        external: None,
     }
 }
 

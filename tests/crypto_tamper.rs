@@ -1,7 +1,8 @@
 //! Every tamper class fails, each with its own error, whatever the chunking of the input.
 
 use eugate::crypto::{
-    CryptoError, Header, ObjectContext, Opener, SEALED_SEGMENT_SIZE, SEGMENT_SIZE, Sealer,
+    CryptoError, ExternalKey, Header, ObjectContext, ObjectKey, Opener, SEALED_SEGMENT_SIZE,
+    SEGMENT_SIZE, Sealer,
 };
 
 const KEK: [u8; 32] = [0x11; 32];
@@ -13,6 +14,7 @@ fn ctx(tenant: &str) -> ObjectContext {
         key_id: "kek-main".into(),
         key_version: 7,
         object_id: [0x5a; 16],
+        external: None,
     }
 }
 
@@ -443,4 +445,184 @@ fn garbage_and_foreign_files_are_not_objects() {
             have: 0
         })
     );
+}
+
+// --- Version 2 (hold-your-own-key): KEK is the object key W, the provider blob is in the header.
+
+/// W of the version 2 objects below (the key the provider wrapped).
+const OBJECT_KEK: [u8; 32] = [0x33; 32];
+const TRANSIT_BLOB: &[u8] = b"vault:v2:c2VhbGVkIGJ5IHRyYW5zaXQ=";
+
+fn ctx_v2(provider: u8, blob: &[u8]) -> ObjectContext {
+    ObjectContext {
+        tenant: "acme".into(),
+        key_id: "acme-vault".into(),
+        key_version: 2,
+        object_id: [0x5a; 16],
+        external: Some(ExternalKey {
+            provider,
+            blob: blob.to_vec(),
+        }),
+    }
+}
+
+fn seal_v2(plaintext: &[u8]) -> Vec<u8> {
+    seal_with(&OBJECT_KEK, &ctx_v2(0x02, TRANSIT_BLOB), plaintext)
+}
+
+#[test]
+fn v2_round_trips_and_only_its_object_key_opens_it() {
+    for len in [0, 1, SEGMENT_SIZE, 2 * SEGMENT_SIZE + 3] {
+        let p = data(len);
+        let object = seal_v2(&p);
+        let header = Header::parse(&object).unwrap();
+        assert_eq!(header.version(), 2);
+        assert_eq!(header.context(), &ctx_v2(0x02, TRANSIT_BLOB));
+        for chunk in [1, 1000, SEALED_SEGMENT_SIZE + 1] {
+            assert_eq!(open_chunked(&object, &OBJECT_KEK, chunk).unwrap(), p);
+        }
+        assert_eq!(open_err(&object, &KEK), CryptoError::KeyUnwrapFailed);
+        let mut near = OBJECT_KEK;
+        near[31] ^= 0x80;
+        assert_eq!(open_err(&object, &near), CryptoError::KeyUnwrapFailed);
+    }
+}
+
+#[test]
+fn v1_objects_still_open_next_to_v2_ones() {
+    let p = data(SEGMENT_SIZE + 1);
+    let v1 = seal(&p);
+    let v2 = seal_v2(&p);
+    assert_eq!(Header::parse(&v1).unwrap().version(), 1);
+    assert_eq!(open_chunked(&v1, &KEK, 4096).unwrap(), p);
+    assert_eq!(open_chunked(&v2, &OBJECT_KEK, 4096).unwrap(), p);
+    // Same plaintext, different versions: each opens only with its own key.
+    assert_eq!(open_err(&v1, &OBJECT_KEK), CryptoError::KeyUnwrapFailed);
+}
+
+#[test]
+fn every_v2_header_byte_flip_fails_with_the_error_of_its_field() {
+    let object = seal_v2(&data(SEGMENT_SIZE + 10));
+    let h = header_len(&object);
+    let (t, k, b) = (4usize, 10usize, TRANSIT_BLOB.len());
+    let e = 3 + b;
+    assert_eq!(h, 156 + t + k + e);
+    let kind = 16 + t + k;
+    for i in 0..h {
+        let mut o = object.clone();
+        o[i] ^= 0x01;
+        let err = open_err(&o, &OBJECT_KEK);
+        let ok = match i {
+            0..=5 => err == CryptoError::BadMagic,
+            6 => err == CryptoError::UnsupportedVersion { version: 3 },
+            7 => err == CryptoError::UnsupportedSuite { suite: 0 },
+            8 | 9 => matches!(
+                err,
+                CryptoError::HeaderMalformed { .. } | CryptoError::HeaderTruncated { .. }
+            ),
+            10 => matches!(err, CryptoError::HeaderMalformed { .. }),
+            x if x == 11 + t => matches!(err, CryptoError::HeaderMalformed { .. }),
+            // 0x02 (transit) ^ 1 = 0x03 (aws-kms): structurally valid, so the wrap must catch it.
+            x if x == kind => err == CryptoError::KeyUnwrapFailed,
+            x if x == kind + 1 || x == kind + 2 => {
+                matches!(err, CryptoError::HeaderMalformed { .. })
+            }
+            // Tenant, key id, key version, blob, object id, salt, wrap nonce, wrapped key.
+            x if x < 124 + t + k + e => err == CryptoError::KeyUnwrapFailed,
+            _ => err == CryptoError::CommitmentMismatch,
+        };
+        assert!(ok, "v2 header byte {i}: unexpected {err:?}");
+    }
+}
+
+#[test]
+fn every_v2_header_byte_matters_for_all_bit_positions() {
+    let object = seal_v2(b"short object");
+    for i in 0..header_len(&object) {
+        for bit in [0x02u8, 0x04, 0x80] {
+            let mut o = object.clone();
+            o[i] ^= bit;
+            assert!(
+                open_chunked(&o, &OBJECT_KEK, 7).is_err(),
+                "byte {i} bit {bit:#x}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_provider_kind_and_blob_are_authenticated() {
+    let object = seal_v2(b"payload");
+    let h = header_len(&object);
+    let body = &object[h..];
+    let kind_at = 16 + 4 + 10;
+    // Every other valid provider kind: parses, but the wrap no longer authenticates.
+    for other in [0x01u8, 0x03] {
+        let mut o = object.clone();
+        o[kind_at] = other;
+        let header = Header::parse(&o).unwrap();
+        assert_eq!(header.context().external.as_ref().unwrap().provider, other);
+        assert_eq!(open_err(&o, &OBJECT_KEK), CryptoError::KeyUnwrapFailed);
+    }
+    // The blob of another object (same length, same W even): refused.
+    let other_blob = b"vault:v2:YW5vdGhlciBvYmplY3Qncw==";
+    assert_eq!(other_blob.len(), TRANSIT_BLOB.len());
+    let other = seal_with(&OBJECT_KEK, &ctx_v2(0x02, other_blob), b"payload");
+    let mut spliced = other[..h].to_vec();
+    spliced[kind_at + 3..kind_at + 3 + TRANSIT_BLOB.len()].copy_from_slice(TRANSIT_BLOB);
+    spliced.extend_from_slice(&other[h..]);
+    assert_eq!(
+        open_err(&spliced, &OBJECT_KEK),
+        CryptoError::KeyUnwrapFailed
+    );
+    // A shorter or longer blob with header_len adjusted to match: the wrap fails too.
+    for blob in [
+        &TRANSIT_BLOB[..TRANSIT_BLOB.len() - 1],
+        b"vault:v2:c2VhbGVkIGJ5IHRyYW5zaXQ==",
+    ] {
+        let mut h2 = object[..kind_at + 1].to_vec();
+        h2.extend_from_slice(&(blob.len() as u16).to_be_bytes());
+        h2.extend_from_slice(blob);
+        h2.extend_from_slice(&object[kind_at + 3 + TRANSIT_BLOB.len()..h]);
+        let len = h2.len() as u16;
+        h2[8..10].copy_from_slice(&len.to_be_bytes());
+        h2.extend_from_slice(body);
+        assert_eq!(open_err(&h2, &OBJECT_KEK), CryptoError::KeyUnwrapFailed);
+    }
+}
+
+#[test]
+fn relabelling_the_version_byte_never_opens() {
+    // A v1 header read as v2 and a v2 header read as v1: the version byte is authenticated,
+    // and the structures differ; whatever the parser makes of it, nothing opens.
+    let v1 = seal(b"payload");
+    let mut as_v2 = v1.clone();
+    as_v2[6] = 2;
+    assert!(open_chunked(&as_v2, &KEK, 7).is_err());
+    assert!(open_chunked(&as_v2, &OBJECT_KEK, 7).is_err());
+    let v2 = seal_v2(b"payload");
+    let mut as_v1 = v2.clone();
+    as_v1[6] = 1;
+    assert!(open_chunked(&as_v1, &OBJECT_KEK, 7).is_err());
+    assert!(open_chunked(&as_v1, &KEK, 7).is_err());
+}
+
+#[test]
+fn v2_segments_open_alone_for_ranged_reads() {
+    let p = data(2 * SEGMENT_SIZE + 5);
+    let object = seal_v2(&p);
+    let header = Header::parse(&object).unwrap();
+    let key: ObjectKey = header.unlock(&OBJECT_KEK).unwrap();
+    let h = header.encoded_len() as u64;
+    let plain_len = eugate::crypto::plaintext_len(h, object.len() as u64).unwrap();
+    assert_eq!(plain_len, p.len() as u64);
+    let n = eugate::crypto::segment_count(plain_len);
+    for i in 0..n {
+        let r = eugate::crypto::sealed_segment_range(h, plain_len, i).unwrap();
+        let seg = &object[r.start as usize..r.end as usize];
+        let mut got = Vec::new();
+        key.open_segment(i, i + 1 == n, seg, &mut got).unwrap();
+        let pr = eugate::crypto::plaintext_segment_range(plain_len, i).unwrap();
+        assert_eq!(got[..], p[pr.start as usize..pr.end as usize]);
+    }
 }

@@ -1,6 +1,8 @@
 //! Known-answer vectors: the object format may never drift silently.
 //!
-//! `tests/vectors/object-v1.json` was generated once by this file and is asserted byte for byte.
+//! `tests/vectors/object-v1.json` (version 1, keyring KEK) and `tests/vectors/object-v2.json`
+//! (version 2, hold-your-own-key: the data key wrapped under a per-object key W that a provider
+//! wrapped) were generated once by this file and are asserted byte for byte.
 //! To regenerate (only for a deliberate, reviewed change before a version is released — never for
 //! a released version; a format change is a new version with its own file):
 //!
@@ -13,7 +15,10 @@
 use std::path::PathBuf;
 
 use eugate::crypto::vector_internals::derive_raw;
-use eugate::crypto::{Header, ObjectContext, Opener, SEALED_SEGMENT_SIZE, SEGMENT_SIZE, Sealer};
+use eugate::crypto::{
+    ExternalKey, Header, ObjectContext, Opener, SEALED_SEGMENT_SIZE, SEGMENT_SIZE, Sealer,
+    external_key_context,
+};
 use serde::{Deserialize, Serialize};
 
 /// Vectors whose ciphertext is stored in full; larger ones store a SHA-256 and every tag.
@@ -24,6 +29,9 @@ struct VectorFile {
     format: String,
     plaintext_rule: String,
     regenerate: String,
+    /// What the fields mean where they differ from version 1 (version 2 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fields: Option<String>,
     vectors: Vec<Vector>,
 }
 
@@ -37,6 +45,13 @@ struct Vector {
     tenant: String,
     key_id: String,
     key_version: u32,
+    // Version 2 only: provider kind byte, provider blob (hex) and the provider context (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provider: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    blob: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provider_context: Option<String>,
     object_id: String,
     plaintext_len: usize,
     // Key schedule outputs, for independent implementations.
@@ -53,6 +68,7 @@ struct Vector {
 
 struct Input {
     name: &'static str,
+    /// The tenant KEK (version 1) or the object key W (version 2).
     kek: [u8; 32],
     data_key: [u8; 32],
     salt: [u8; 32],
@@ -69,12 +85,13 @@ fn arr<const N: usize>(v: Vec<u8>) -> [u8; N] {
     v.try_into().unwrap()
 }
 
-fn inputs() -> Vec<Input> {
+fn inputs_v1() -> Vec<Input> {
     let ctx = |tenant: &str, key_id: &str, key_version, object_id: u8| ObjectContext {
         tenant: tenant.into(),
         key_id: key_id.into(),
         key_version,
         object_id: arr(counting(object_id, 16)),
+        external: None,
     };
     let base = |name, plaintext_len, c: ObjectContext| Input {
         name,
@@ -107,6 +124,108 @@ fn inputs() -> Vec<Input> {
     });
     v
 }
+
+fn inputs_v2() -> Vec<Input> {
+    let transit_blob = format!(
+        "vault:v3:{}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            counting(0xd0, 60)
+        )
+    );
+    let transit = || ObjectContext {
+        tenant: "acme-gmbh".into(),
+        key_id: "acme-transit".into(),
+        key_version: 3,
+        object_id: arr(counting(0x80, 16)),
+        external: Some(ExternalKey {
+            provider: 0x02,
+            blob: transit_blob.clone().into_bytes(),
+        }),
+    };
+    let base = |name, plaintext_len, c: ObjectContext| Input {
+        name,
+        kek: arr(counting(0xa0, 32)),
+        data_key: arr(counting(0x20, 32)),
+        salt: arr(counting(0x40, 32)),
+        wrap_nonce: arr(counting(0x60, 12)),
+        ctx: c,
+        plaintext_len,
+    };
+    let mut v = vec![
+        base("transit-empty", 0, transit()),
+        base("transit-one-byte", 1, transit()),
+        base("transit-short", 100, transit()),
+        base("transit-one-full-segment", SEGMENT_SIZE, transit()),
+        base("transit-segment-plus-one", SEGMENT_SIZE + 1, transit()),
+        base("transit-three-segments", 2 * SEGMENT_SIZE + 1000, transit()),
+    ];
+    // A binary blob shaped like the PKCS#11 provider's (nonce ‖ ciphertext ‖ tag).
+    v.push(base(
+        "pkcs11-binary-blob",
+        17,
+        ObjectContext {
+            tenant: "acme-gmbh".into(),
+            key_id: "hsm".into(),
+            key_version: 1,
+            object_id: arr(counting(0x90, 16)),
+            external: Some(ExternalKey {
+                provider: 0x01,
+                blob: counting(0x10, 60),
+            }),
+        },
+    ));
+    // Largest blob, other tenant, key material everywhere different.
+    v.push(Input {
+        name: "aws-kms-max-blob-unicode-tenant",
+        kek: [0xff; 32],
+        data_key: [0x01; 32],
+        salt: [0x02; 32],
+        wrap_nonce: [0x03; 12],
+        ctx: ObjectContext {
+            tenant: "bäckerei-müller".into(),
+            key_id: "kms-eu".into(),
+            key_version: 4_000_000_000,
+            object_id: arr(counting(0xf0, 16)),
+            external: Some(ExternalKey {
+                provider: 0x03,
+                blob: counting(0x00, 1024),
+            }),
+        },
+        plaintext_len: 17,
+    });
+    v
+}
+
+/// One vector file and the inputs it was generated from.
+struct Set {
+    file: &'static str,
+    format: &'static str,
+    fields: Option<&'static str>,
+    inputs: fn() -> Vec<Input>,
+}
+
+const V1: Set = Set {
+    file: "tests/vectors/object-v1.json",
+    format: "eugate object format v1 (docs/object-format.md)",
+    fields: None,
+    inputs: inputs_v1,
+};
+
+const V2: Set = Set {
+    file: "tests/vectors/object-v2.json",
+    format: "eugate object format v2, hold-your-own-key (docs/object-format.md, Version 2)",
+    fields: Some(
+        "kek = the object key W (what the provider wrapped; the data key is wrapped under it); \
+         provider = provider kind byte; blob = the provider's wrapped W (hex, opaque to eugate); \
+         provider_context = external_key_context(tenant, object_id) (hex), the context the \
+         provider bound to the blob; key_id = the provider's name; key_version = the provider \
+         key's version",
+    ),
+    inputs: inputs_v2,
+};
+
+const SETS: [&Set; 2] = [&V1, &V2];
 
 /// Plaintext rule: byte i = i mod 251.
 fn plaintext(len: usize) -> Vec<u8> {
@@ -141,68 +260,78 @@ fn tags(object: &[u8], header_len: usize) -> Vec<String> {
         .collect()
 }
 
-fn generate() -> VectorFile {
-    let vectors = inputs()
-        .iter()
-        .map(|i| {
-            let object = seal(i, 1 << 20);
-            let header_len = Header::parse(&object).unwrap().encoded_len();
-            let raw = derive_raw(&i.data_key, &i.salt).unwrap();
-            Vector {
-                name: i.name.into(),
-                kek: hex::encode(i.kek),
-                data_key: hex::encode(i.data_key),
-                salt: hex::encode(i.salt),
-                wrap_nonce: hex::encode(i.wrap_nonce),
-                tenant: i.ctx.tenant.clone(),
-                key_id: i.ctx.key_id.clone(),
-                key_version: i.ctx.key_version,
-                object_id: hex::encode(i.ctx.object_id),
-                plaintext_len: i.plaintext_len,
-                payload_key: hex::encode(*raw.payload_key),
-                nonce_prefix: hex::encode(*raw.nonce_prefix),
-                commitment: hex::encode(raw.commitment),
-                header: hex::encode(&object[..header_len]),
-                sealed_len: object.len(),
-                ciphertext_sha256: sha256_hex(&object),
-                segment_tags: tags(&object, header_len),
-                ciphertext: (object.len() <= FULL_HEX_LIMIT).then(|| hex::encode(&object)),
-            }
-        })
-        .collect();
+fn generate(set: &Set) -> VectorFile {
+    let vectors =
+        (set.inputs)()
+            .iter()
+            .map(|i| {
+                let object = seal(i, 1 << 20);
+                let header_len = Header::parse(&object).unwrap().encoded_len();
+                let raw = derive_raw(&i.data_key, &i.salt).unwrap();
+                Vector {
+                    name: i.name.into(),
+                    kek: hex::encode(i.kek),
+                    data_key: hex::encode(i.data_key),
+                    salt: hex::encode(i.salt),
+                    wrap_nonce: hex::encode(i.wrap_nonce),
+                    tenant: i.ctx.tenant.clone(),
+                    key_id: i.ctx.key_id.clone(),
+                    key_version: i.ctx.key_version,
+                    provider: i.ctx.external.as_ref().map(|e| e.provider),
+                    blob: i.ctx.external.as_ref().map(|e| hex::encode(&e.blob)),
+                    provider_context: i.ctx.external.as_ref().map(|_| {
+                        hex::encode(external_key_context(&i.ctx.tenant, &i.ctx.object_id))
+                    }),
+                    object_id: hex::encode(i.ctx.object_id),
+                    plaintext_len: i.plaintext_len,
+                    payload_key: hex::encode(*raw.payload_key),
+                    nonce_prefix: hex::encode(*raw.nonce_prefix),
+                    commitment: hex::encode(raw.commitment),
+                    header: hex::encode(&object[..header_len]),
+                    sealed_len: object.len(),
+                    ciphertext_sha256: sha256_hex(&object),
+                    segment_tags: tags(&object, header_len),
+                    ciphertext: (object.len() <= FULL_HEX_LIMIT).then(|| hex::encode(&object)),
+                }
+            })
+            .collect();
     VectorFile {
-        format: "eugate object format v1 (docs/object-format.md)".into(),
+        format: set.format.into(),
         plaintext_rule: "plaintext byte i = i mod 251".into(),
         regenerate:
             "EUGATE_REGEN_VECTORS=1 cargo test --test crypto_vectors, then review git diff; \
                      never for a released version"
                 .into(),
+        fields: set.fields.map(Into::into),
         vectors,
     }
 }
 
-fn path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/object-v1.json")
+fn path(set: &Set) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(set.file)
 }
 
-fn load() -> VectorFile {
+fn load(set: &Set) -> VectorFile {
+    let file = path(set);
     if std::env::var_os("EUGATE_REGEN_VECTORS").is_some_and(|v| v == "1") {
-        // Tests run in parallel: write once.
+        // Tests run in parallel: write every file, once.
         static WRITTEN: std::sync::OnceLock<()> = std::sync::OnceLock::new();
         WRITTEN.get_or_init(|| {
-            let json = serde_json::to_string_pretty(&generate()).unwrap() + "\n";
-            std::fs::write(path(), json).unwrap();
+            for set in SETS {
+                let json = serde_json::to_string_pretty(&generate(set)).unwrap() + "\n";
+                std::fs::write(path(set), json).unwrap();
+            }
         });
         panic!(
-            "EUGATE_REGEN_VECTORS=1: rewrote {}; review `git diff tests/vectors/` and rerun \
+            "EUGATE_REGEN_VECTORS=1: rewrote tests/vectors/object-v*.json (this was {}); review `git diff tests/vectors/` and rerun \
              without the variable (this test fails on purpose so it never passes while regenerating)",
-            path().display()
+            file.display()
         );
     }
-    let text = std::fs::read_to_string(path()).unwrap_or_else(|e| {
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
         panic!(
             "cannot read {}: {e}; generate it once with EUGATE_REGEN_VECTORS=1",
-            path().display()
+            file.display()
         )
     });
     serde_json::from_str(&text).unwrap()
@@ -210,37 +339,73 @@ fn load() -> VectorFile {
 
 #[test]
 fn sealing_reproduces_the_stored_vectors_byte_for_byte() {
-    let stored = load();
-    let fresh = generate();
-    assert_eq!(stored.vectors.len(), fresh.vectors.len());
-    for (s, f) in stored.vectors.iter().zip(&fresh.vectors) {
-        assert_eq!(s, f, "vector `{}` drifted", s.name);
+    for set in SETS {
+        let stored = load(set);
+        let fresh = generate(set);
+        assert_eq!(stored, fresh, "{}: header fields drifted", set.file);
+        assert_eq!(stored.vectors.len(), fresh.vectors.len());
+        for (s, f) in stored.vectors.iter().zip(&fresh.vectors) {
+            assert_eq!(s, f, "vector `{}` drifted", s.name);
+        }
+    }
+}
+
+#[test]
+fn the_stored_files_are_exactly_what_the_generator_writes() {
+    // Byte for byte, not only as parsed JSON: old versions' files never change.
+    for set in SETS {
+        load(set); // fails on purpose while regenerating
+        let stored = std::fs::read_to_string(path(set)).unwrap();
+        let fresh = serde_json::to_string_pretty(&generate(set)).unwrap() + "\n";
+        assert!(stored == fresh, "{} differs from the generator", set.file);
+    }
+}
+
+#[test]
+fn each_file_holds_only_its_version() {
+    for (set, version) in [(&V1, 1u8), (&V2, 2u8)] {
+        for v in load(set).vectors {
+            let header = hex::decode(&v.header).unwrap();
+            assert_eq!(header[6], version, "{}", v.name);
+            assert_eq!(v.provider.is_some(), version == 2, "{}", v.name);
+        }
     }
 }
 
 #[test]
 fn push_chunking_does_not_change_the_bytes() {
-    let stored = load();
-    for (input, v) in inputs().iter().zip(&stored.vectors) {
-        for push in [1, 7, SEGMENT_SIZE, SEGMENT_SIZE + 1, 255 * 1024] {
-            if push == 1 && input.plaintext_len > 2 * SEGMENT_SIZE {
-                continue; // byte-at-a-time over 130 KiB is covered by the smaller vectors
+    for set in SETS {
+        let stored = load(set);
+        for (input, v) in (set.inputs)().iter().zip(&stored.vectors) {
+            for push in [1, 7, SEGMENT_SIZE, SEGMENT_SIZE + 1, 255 * 1024] {
+                if push == 1 && input.plaintext_len > 2 * SEGMENT_SIZE {
+                    continue; // byte-at-a-time over 130 KiB is covered by the smaller vectors
+                }
+                let object = seal(input, push);
+                assert_eq!(
+                    sha256_hex(&object),
+                    v.ciphertext_sha256,
+                    "{} push {push}",
+                    v.name
+                );
             }
-            let object = seal(input, push);
-            assert_eq!(
-                sha256_hex(&object),
-                v.ciphertext_sha256,
-                "{} push {push}",
-                v.name
-            );
         }
     }
 }
 
 #[test]
 fn stored_ciphertexts_open_to_the_plaintext_rule() {
-    for v in load().vectors {
-        let input = inputs().into_iter().find(|i| i.name == v.name).unwrap();
+    for set in SETS {
+        stored_ciphertexts_open(set);
+    }
+}
+
+fn stored_ciphertexts_open(set: &Set) {
+    for v in load(set).vectors {
+        let input = (set.inputs)()
+            .into_iter()
+            .find(|i| i.name == v.name)
+            .unwrap();
         let object = match &v.ciphertext {
             Some(hex) => hex::decode(hex).unwrap(),
             None => seal(&input, 1 << 20),
@@ -250,7 +415,21 @@ fn stored_ciphertexts_open_to_the_plaintext_rule() {
         let header = Header::parse(&object).unwrap();
         assert_eq!(header.encoded(), hex::decode(&v.header).unwrap());
         assert_eq!(header.context(), &input.ctx);
+        if let Some(ext) = &header.context().external {
+            assert_eq!(Some(ext.provider), v.provider);
+            assert_eq!(Some(hex::encode(&ext.blob)), v.blob);
+            assert_eq!(
+                Some(hex::encode(external_key_context(
+                    &header.context().tenant,
+                    &header.context().object_id
+                ))),
+                v.provider_context
+            );
+        }
         let kek: [u8; 32] = arr(hex::decode(&v.kek).unwrap());
+        let mut wrong = kek;
+        wrong[0] ^= 1;
+        assert!(header.unlock(&wrong).is_err(), "{}", v.name);
         let mut opener = Opener::new(header.unlock(&kek).unwrap());
         let mut out = Vec::new();
         opener
@@ -289,17 +468,19 @@ fn seal_by_parts(input: &Input, segments_per_part: usize, push: usize) -> Vec<u8
 
 #[test]
 fn part_sealing_reproduces_the_stored_vectors() {
-    let stored = load();
-    for (input, v) in inputs().iter().zip(&stored.vectors) {
-        for segments in [1, 2, 16] {
-            for push in [7, SEGMENT_SIZE, SEGMENT_SIZE + 1, 255 * 1024] {
-                let object = seal_by_parts(input, segments, push);
-                assert_eq!(
-                    sha256_hex(&object),
-                    v.ciphertext_sha256,
-                    "{}: {segments} segments per part, fill {push}",
-                    v.name
-                );
+    for set in SETS {
+        let stored = load(set);
+        for (input, v) in (set.inputs)().iter().zip(&stored.vectors) {
+            for segments in [1, 2, 16] {
+                for push in [7, SEGMENT_SIZE, SEGMENT_SIZE + 1, 255 * 1024] {
+                    let object = seal_by_parts(input, segments, push);
+                    assert_eq!(
+                        sha256_hex(&object),
+                        v.ciphertext_sha256,
+                        "{}: {segments} segments per part, fill {push}",
+                        v.name
+                    );
+                }
             }
         }
     }

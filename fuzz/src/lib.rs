@@ -17,6 +17,7 @@ fn ctx() -> ObjectContext {
         key_id: "fuzz-key".into(),
         key_version: 1,
         object_id: [7; 16],
+        external: None,
     }
 }
 

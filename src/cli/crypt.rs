@@ -58,6 +58,7 @@ pub fn encrypt(args: EncryptArgs) -> anyhow::Result<()> {
         key_id: key.key_id.clone(),
         key_version: key.version,
         object_id,
+        external: None,
     };
     let mut sealer = Sealer::new(&key.kek, &ctx).context("cannot start sealing")?;
     drop(key);

@@ -13,7 +13,7 @@ pub enum CryptoError {
 
     /// A format version this build does not know.
     #[error(
-        "unsupported object format version {version} (this build reads version 1); upgrade eugate"
+        "unsupported object format version {version} (this build reads versions 1 and 2); upgrade eugate"
     )]
     UnsupportedVersion { version: u8 },
 
@@ -45,12 +45,21 @@ pub enum CryptoError {
     #[error("object header is for a different {field} than expected; refusing to open it")]
     ContextMismatch { field: &'static str },
 
-    /// The wrapped data key did not authenticate: wrong KEK (or KEK version), or a header byte
-    /// before the wrapped key (tenant, key id, version, object id, salt...) was altered.
+    /// The wrapped data key did not authenticate: wrong KEK (or KEK version; for version 2, the
+    /// wrong object key W), or a header byte before the wrapped key (tenant, key id, version,
+    /// provider kind and blob, object id, salt...) was altered.
     #[error(
         "cannot unwrap the object's data key: wrong tenant key (or key version), or the header was altered"
     )]
     KeyUnwrapFailed,
+
+    /// `Header::rewrap` was given a version 2 (hold-your-own-key) header: its provider blob is
+    /// authenticated by the data-key wrap, so a rotation must supply the new provider-wrapped
+    /// object key (`Header::rewrap_to`).
+    #[error(
+        "cannot rewrap a version 2 (hold-your-own-key) header without a new provider-wrapped object key; use Header::rewrap_to"
+    )]
+    RewrapNeedsExternalKey,
 
     /// The data key unwrapped but does not match the header's key commitment.
     #[error("key commitment mismatch: the header's commitment does not match its data key")]

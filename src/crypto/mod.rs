@@ -1,6 +1,8 @@
 //! The encrypted object format (`docs/object-format.md`): a header that wraps a fresh data key
-//! under the tenant's KEK and commits to it, followed by 64 KiB AES-256-GCM segments with
-//! STREAM nonces (prefix ‖ counter ‖ last flag).
+//! and commits to it, followed by 64 KiB AES-256-GCM segments with STREAM nonces
+//! (prefix ‖ counter ‖ last flag). Version 1 wraps the data key under the tenant's KEK; version 2
+//! (hold-your-own-key) under a per-object key W that an external key provider wraps
+//! ([`ObjectContext::external`], [`external_key_context`]).
 //!
 //! Pure: no I/O besides the system random number generator.
 //!
@@ -23,8 +25,8 @@ mod wipe;
 
 pub use error::CryptoError;
 pub use header::{
-    FORMAT_VERSION, HEADER_MAX_LEN, HEADER_MIN_LEN, HEADER_PREFIX_LEN, Header, MAGIC,
-    ObjectContext, Suite,
+    EXTERNAL_BLOB_MAX_LEN, ExternalKey, FORMAT_VERSION, FORMAT_VERSION_HYOK, HEADER_MAX_LEN,
+    HEADER_MIN_LEN, HEADER_PREFIX_LEN, Header, MAGIC, ObjectContext, Suite, external_key_context,
 };
 pub use layout::{
     MAX_SEGMENTS, SEALED_SEGMENT_SIZE, SEGMENT_SIZE, TAG_LEN, plaintext_len,

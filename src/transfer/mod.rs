@@ -57,6 +57,7 @@ pub use view::preview;
 
 /// Bytes read to find an object's header (the format's maximum header is well below this).
 const HEADER_PROBE: usize = 4096;
+const _: () = assert!(HEADER_PROBE >= crate::crypto::HEADER_MAX_LEN);
 
 /// Who is asking: established by authentication, never by the client's words.
 #[derive(Debug, Clone)]
@@ -433,6 +434,7 @@ impl Gateway {
             key_id: active.key_id.clone(),
             key_version: active.version,
             object_id,
+            external: None,
         };
         let sealer = Sealer::new(&active.kek, &ctx).map_err(|e| {
             tracing::error!(error = %e, "sealer");
@@ -444,7 +446,7 @@ impl Gateway {
             Publish::Replace
         };
         let meta = ObjectMeta {
-            format_version: crate::crypto::FORMAT_VERSION,
+            format_version: ctx.format_version(),
             tenant: who.tenant.clone(),
             key_id: active.key_id.clone(),
             key_version: active.version,

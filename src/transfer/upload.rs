@@ -637,6 +637,7 @@ mod tests {
             key_id: "k".into(),
             key_version: 1,
             object_id: [7; 16],
+            external: None,
         };
         let sealer = Sealer::with_material(&[1; 32], &ctx, &[2; 32], &[3; 32], &[4; 12]).unwrap();
         let record = UploadRecord {
