@@ -14,6 +14,7 @@ mod health;
 mod in_flight;
 mod listing;
 mod namespace;
+mod object_keys;
 pub mod path;
 mod reloads;
 mod reorder;
@@ -34,7 +35,7 @@ use crate::audit::{AuditEvent, AuditLog, AuthThrottle};
 use crate::auth::{Account, SessionInfo, SessionLimits, Users};
 use crate::budget::MemoryBudget;
 use crate::config::{Config, DestinationKind, Permissions};
-use crate::crypto::{Header, ObjectContext, Sealer};
+use crate::crypto::{Header, Sealer};
 use crate::keys::KeyringStore;
 use crate::policy::{Classification, PolicyStore};
 use crate::storage::fs::FsDestination;
@@ -413,33 +414,22 @@ impl Gateway {
             Err(e) => return Err(e.into()),
         }
 
-        // Copied out: this upload seals with this key to its end, whatever a reload does.
-        let active = self
-            .keys
-            .current()
-            .keyring()
-            .active(&who.tenant)
-            .map_err(|e| {
-                tracing::error!(tenant = %who.tenant, error = %e, "no active key");
-                TransferError::Failure(
-                    "the tenant's key is unavailable; contact the operator".into(),
-                )
-            })?;
         let mut object_id = [0u8; 16];
         ring::rand::SystemRandom::new()
             .fill(&mut object_id)
             .map_err(|_| TransferError::Failure("random generator failed".into()))?;
-        let ctx = ObjectContext {
-            tenant: who.tenant.clone(),
-            key_id: active.key_id.clone(),
-            key_version: active.version,
-            object_id,
-            external: None,
+        let (ctx, kek) = match self.upload_key(&who.tenant, object_id).await {
+            Ok(k) => k,
+            Err(e) => {
+                self.audit_refused_open(who, dest.name(), &key, &e);
+                return Err(e);
+            }
         };
-        let sealer = Sealer::new(&active.kek, &ctx).map_err(|e| {
+        let sealer = Sealer::new(&kek, &ctx).map_err(|e| {
             tracing::error!(error = %e, "sealer");
             TransferError::Failure("encryption setup failed".into())
         })?;
+        drop(kek);
         let publish = if mode.exclusive {
             Publish::NoClobber
         } else {
@@ -448,8 +438,8 @@ impl Gateway {
         let meta = ObjectMeta {
             format_version: ctx.format_version(),
             tenant: who.tenant.clone(),
-            key_id: active.key_id.clone(),
-            key_version: active.version,
+            key_id: ctx.key_id.clone(),
+            key_version: ctx.key_version,
             object_id: hex::encode(object_id),
         };
         let record = upload::UploadRecord {
@@ -461,8 +451,8 @@ impl Gateway {
             destination: dest.name().to_string(),
             object: key.to_string(),
             object_id: hex::encode(object_id),
-            key_id: active.key_id.clone(),
-            key_version: active.version,
+            key_id: ctx.key_id.clone(),
+            key_version: ctx.key_version,
             policies: grant.policies().to_vec(),
             bundle: grant.bundle_hash().to_string(),
             metrics: self.metrics.clone(),
@@ -512,12 +502,7 @@ impl Gateway {
                 "object belongs to another tenant".into(),
             ));
         }
-        let kek = self
-            .keys
-            .current()
-            .keyring()
-            .kek(&ctx.tenant, &ctx.key_id, ctx.key_version)
-            .map_err(|e| TransferError::Failure(format!("cannot open the object: {e}")))?;
+        let kek = self.download_key(ctx).await?;
         let key = header
             .unlock(&kek)
             .map_err(|e| TransferError::Failure(format!("object failed verification: {e}")))?;

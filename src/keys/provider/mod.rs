@@ -89,13 +89,16 @@ pub trait KeyProvider: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// Connects to the provider `cfg` describes (reads its PIN or token file; does not probe).
+/// Connects to the provider `cfg` describes (reads its PIN or token file; asks the provider
+/// nothing that wraps or unwraps).
 pub async fn connect(
     cfg: &ProviderConfig,
 ) -> Result<std::sync::Arc<dyn KeyProvider>, ProviderError> {
-    // Implementations land with their modules (pkcs11, transit, aws_kms).
-    Err(ProviderError::Config {
-        key_ref: cfg.name.clone(),
-        reason: format!("provider kind {} is not built in", cfg.kind().as_str()),
-    })
+    match cfg.kind() {
+        ProviderKind::Transit => Ok(std::sync::Arc::new(TransitProvider::connect(cfg).await?)),
+        kind => Err(ProviderError::Config {
+            key_ref: cfg.name.clone(),
+            reason: format!("provider kind {} is not built in", kind.as_str()),
+        }),
+    }
 }
