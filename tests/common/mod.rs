@@ -967,3 +967,4 @@ impl Gateway {
         (child, out)
     }
 }
+pub mod softhsm;

@@ -9,13 +9,17 @@
 //! context fails as [`ProviderError::WrongKey`], so a blob cannot be moved to another object or
 //! keyring.
 
+mod aws_kms;
 mod config;
 mod error;
+mod pkcs11;
 
 pub use config::{
     AwsKmsConfig, Pkcs11Config, ProviderConfig, ProviderKind, ProviderSettings, TransitConfig,
 };
+pub use aws_kms::AwsKmsProvider;
 pub use error::ProviderError;
+pub use pkcs11::Pkcs11Provider;
 
 use zeroize::Zeroizing;
 
