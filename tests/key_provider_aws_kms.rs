@@ -126,7 +126,10 @@ async fn round_trip_context_tamper_and_other_key() {
     let w = p.wrap(&key(9), b"object 1").await.unwrap();
     assert_eq!(w.key_version, 1);
     assert!(!w.blob.windows(8).any(|x| x == [9u8; 8]));
-    assert_eq!(&p.unwrap(&w.blob, b"object 1").await.unwrap()[..], &key(9)[..]);
+    assert_eq!(
+        &p.unwrap(&w.blob, b"object 1").await.unwrap()[..],
+        &key(9)[..]
+    );
     p.probe().await.unwrap();
 
     match p.unwrap(&w.blob, b"object 2").await {

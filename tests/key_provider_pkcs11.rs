@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::softhsm::{MODULE, Token, config_with};
+use common::softhsm::{MODULE, Token, config_with, in_own_process};
 use eugate::keys::provider::{
     KeyProvider, Pkcs11Provider, ProviderError, ProviderKind, WRAPPED_KEY_LEN,
 };
@@ -27,6 +27,9 @@ async fn connect(token: &Token, key_label: &str) -> Pkcs11Provider {
 
 #[tokio::test]
 async fn wrap_unwrap_round_trip_bound_to_context() {
+    if !in_own_process("wrap_unwrap_round_trip_bound_to_context") {
+        return;
+    }
     let token = Token::new("rt");
     token.keygen("master");
     let p = connect(&token, "master").await;
@@ -65,6 +68,9 @@ async fn wrap_unwrap_round_trip_bound_to_context() {
 
 #[tokio::test]
 async fn altered_blobs_are_wrong_keys() {
+    if !in_own_process("altered_blobs_are_wrong_keys") {
+        return;
+    }
     let token = Token::new("tamper");
     token.keygen("master");
     let p = connect(&token, "master").await;
@@ -100,6 +106,9 @@ async fn altered_blobs_are_wrong_keys() {
 
 #[tokio::test]
 async fn a_second_key_cannot_unwrap_the_firsts_blob() {
+    if !in_own_process("a_second_key_cannot_unwrap_the_firsts_blob") {
+        return;
+    }
     let token = Token::new("two");
     token.keygen("tenant-a");
     token.keygen("tenant-b");
@@ -115,6 +124,9 @@ async fn a_second_key_cannot_unwrap_the_firsts_blob() {
 
 #[tokio::test]
 async fn a_key_deleted_on_the_token_is_not_found_on_the_next_call() {
+    if !in_own_process("a_key_deleted_on_the_token_is_not_found_on_the_next_call") {
+        return;
+    }
     let token = Token::new("del");
     token.keygen("tenant");
     let p = connect(&token, "tenant").await;
@@ -146,6 +158,9 @@ async fn a_key_deleted_on_the_token_is_not_found_on_the_next_call() {
 
 #[tokio::test]
 async fn a_key_disabled_on_the_token_is_revoked_until_restored() {
+    if !in_own_process("a_key_disabled_on_the_token_is_revoked_until_restored") {
+        return;
+    }
     let token = Token::new("revoke");
     token.keygen("tenant");
     let p = connect(&token, "tenant").await;
@@ -166,6 +181,9 @@ async fn a_key_disabled_on_the_token_is_revoked_until_restored() {
 
 #[tokio::test]
 async fn two_keys_with_one_label_are_a_config_error() {
+    if !in_own_process("two_keys_with_one_label_are_a_config_error") {
+        return;
+    }
     let token = Token::new("dup");
     token.keygen("twice");
     token.keygen("twice");
@@ -179,6 +197,9 @@ async fn two_keys_with_one_label_are_a_config_error() {
 
 #[tokio::test]
 async fn a_wrong_pin_is_denied_at_connect() {
+    if !in_own_process("a_wrong_pin_is_denied_at_connect") {
+        return;
+    }
     let token = Token::new("pin");
     token.keygen("master");
     let pin_file = token.pin_file_with("wrong", "not-the-pin", 0o600);
@@ -193,6 +214,9 @@ async fn a_wrong_pin_is_denied_at_connect() {
 
 #[tokio::test]
 async fn an_open_pin_file_is_refused_naming_it() {
+    if !in_own_process("an_open_pin_file_is_refused_naming_it") {
+        return;
+    }
     let token = Token::new("mode");
     token.keygen("master");
     let pin_file = token.pin_file_with("open", &token.pin.clone(), 0o644);
@@ -210,6 +234,9 @@ async fn an_open_pin_file_is_refused_naming_it() {
 
 #[tokio::test]
 async fn a_missing_token_is_a_clear_error() {
+    if !in_own_process("a_missing_token_is_a_clear_error") {
+        return;
+    }
     let token = Token::new("notok");
     let cfg = config_with(
         MODULE.as_ref(),
@@ -230,6 +257,9 @@ async fn a_missing_token_is_a_clear_error() {
 
 #[tokio::test]
 async fn a_missing_module_is_a_clear_error() {
+    if !in_own_process("a_missing_module_is_a_clear_error") {
+        return;
+    }
     let token = Token::new("nomod");
     let cfg = config_with(
         "/nonexistent/libpkcs11.so".as_ref(),

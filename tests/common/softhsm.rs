@@ -11,6 +11,33 @@ use std::time::Duration;
 
 use eugate::keys::provider::{Pkcs11Config, ProviderConfig, ProviderSettings};
 
+/// SoftHSM reads its token list once, at C_Initialize, and the provider never finalises the
+/// module: a process sees only tokens that existed when it first loaded it. So each test runs
+/// its body in a fresh process of the test binary (under `cargo test` and nextest alike).
+/// Returns true in that child (run the body), false in the parent (the child passed).
+pub fn in_own_process(test: &str) -> bool {
+    const VAR: &str = "EUGATE_SOFTHSM_TEST";
+    if std::env::var(VAR).as_deref() == Ok(test) {
+        return true;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(VAR, test)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{test} failed in its own process:\n{text}"
+    );
+    assert!(text.contains("1 passed"), "{test} did not run:\n{text}");
+    false
+}
+
 pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 pub const SO_PIN: &str = "87654321";
 
@@ -42,16 +69,36 @@ impl Token {
         let mut label = format!("eg-{}-{n}-{tag}", std::process::id());
         label.truncate(32);
         let pin = format!("pin-{n}-{}", std::process::id());
-        run(Command::new("softhsm2-util").args([
-            "--init-token",
-            "--free",
-            "--label",
-            &label,
-            "--so-pin",
-            SO_PIN,
-            "--pin",
-            &pin,
-        ]));
+        // softhsm2-util fails when another test deletes a token while it scans the slots:
+        // try again a few times.
+        let init = || {
+            Command::new("softhsm2-util")
+                .args([
+                    "--init-token",
+                    "--free",
+                    "--label",
+                    &label,
+                    "--so-pin",
+                    SO_PIN,
+                    "--pin",
+                    &pin,
+                ])
+                .output()
+                .expect("softhsm2-util (is softhsm2 installed?)")
+        };
+        let mut out = init();
+        for _ in 0..10 {
+            if out.status.success() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            out = init();
+        }
+        assert!(
+            out.status.success(),
+            "softhsm2-util --init-token {label}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Token {
             label,
             pin,
@@ -88,13 +135,9 @@ impl Token {
 
     /// Deletes the secret key labelled `key_label` (a tenant revoking its key).
     pub fn delete_key(&self, key_label: &str) {
-        run(self.tool().args([
-            "--delete-object",
-            "--type",
-            "secrkey",
-            "--label",
-            key_label,
-        ]));
+        run(self
+            .tool()
+            .args(["--delete-object", "--type", "secrkey", "--label", key_label]));
     }
 
     /// Sets CKA_ENCRYPT and CKA_DECRYPT of the key (false: the owner revoked its use without
@@ -115,7 +158,10 @@ impl Token {
             .get_slots_with_token()
             .unwrap()
             .into_iter()
-            .find(|s| ctx.get_token_info(*s).unwrap().label() == self.label)
+            .find(|s| {
+                ctx.get_token_info(*s)
+                    .is_ok_and(|i| i.label() == self.label)
+            })
             .expect("token slot");
         let session = ctx.open_rw_session(slot).unwrap();
         match session.login(UserType::User, Some(&AuthPin::from(self.pin.as_str()))) {
@@ -173,9 +219,19 @@ pub fn config_with(
 impl Drop for Token {
     fn drop(&mut self) {
         // Best effort: a failed delete must not hide the test's own failure.
-        let out = Command::new("softhsm2-util")
-            .args(["--delete-token", "--token", &self.label])
-            .output();
+        let delete = || {
+            Command::new("softhsm2-util")
+                .args(["--delete-token", "--token", &self.label])
+                .output()
+        };
+        let mut out = delete();
+        for _ in 0..5 {
+            if matches!(&out, Ok(o) if o.status.success()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            out = delete();
+        }
         if !matches!(&out, Ok(o) if o.status.success()) {
             eprintln!("could not delete SoftHSM token {}: {out:?}", self.label);
         }

@@ -60,8 +60,9 @@ fn credential_source(
             } else {
                 Err(ProviderError::Config {
                     key_ref: key_ref.to_string(),
-                    reason: "credentials must be the AWS chain, an environment prefix or a 0600 file"
-                        .into(),
+                    reason:
+                        "credentials must be the AWS chain, an environment prefix or a 0600 file"
+                            .into(),
                 })
             }
         }
@@ -173,7 +174,10 @@ where
         },
         SdkError::DispatchFailure(d) if d.is_timeout() => ProviderError::Unreachable {
             key_ref,
-            reason: format!("connection timed out: {}", aws_sdk_kms::error::DisplayErrorContext(&e)),
+            reason: format!(
+                "connection timed out: {}",
+                aws_sdk_kms::error::DisplayErrorContext(&e)
+            ),
         },
         SdkError::DispatchFailure(_) => ProviderError::Unreachable {
             key_ref,
@@ -324,13 +328,22 @@ mod tests {
 
     #[test]
     fn service_codes_map_to_their_kinds() {
-        assert!(matches!(kind("NotFoundException"), ProviderError::KeyNotFound { .. }));
-        assert!(matches!(kind("DisabledException"), ProviderError::Revoked { .. }));
+        assert!(matches!(
+            kind("NotFoundException"),
+            ProviderError::KeyNotFound { .. }
+        ));
+        assert!(matches!(
+            kind("DisabledException"),
+            ProviderError::Revoked { .. }
+        ));
         assert!(matches!(
             kind("KMSInvalidStateException"),
             ProviderError::Revoked { .. }
         ));
-        assert!(matches!(kind("AccessDeniedException"), ProviderError::Denied { .. }));
+        assert!(matches!(
+            kind("AccessDeniedException"),
+            ProviderError::Denied { .. }
+        ));
         assert!(matches!(
             kind("UnrecognizedClientException"),
             ProviderError::Denied { .. }
@@ -339,7 +352,10 @@ mod tests {
             kind("InvalidCiphertextException"),
             ProviderError::WrongKey { .. }
         ));
-        assert!(matches!(kind("IncorrectKeyException"), ProviderError::WrongKey { .. }));
+        assert!(matches!(
+            kind("IncorrectKeyException"),
+            ProviderError::WrongKey { .. }
+        ));
         assert!(kind("KeyUnavailableException").is_unavailable());
         assert!(matches!(kind("Whatever"), ProviderError::Protocol { .. }));
         let msg = kind("DisabledException").to_string();

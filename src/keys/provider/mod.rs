@@ -14,10 +14,10 @@ mod config;
 mod error;
 mod pkcs11;
 
+pub use aws_kms::AwsKmsProvider;
 pub use config::{
     AwsKmsConfig, Pkcs11Config, ProviderConfig, ProviderKind, ProviderSettings, TransitConfig,
 };
-pub use aws_kms::AwsKmsProvider;
 pub use error::ProviderError;
 pub use pkcs11::Pkcs11Provider;
 

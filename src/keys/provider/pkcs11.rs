@@ -132,9 +132,7 @@ fn map_ck(key_ref: &str, what: &str, e: CkError) -> ProviderError {
         R::PinIncorrect | R::PinInvalid | R::PinLenRange | R::PinExpired | R::PinLocked => {
             ProviderError::Denied { key_ref, reason }
         }
-        R::UserNotLoggedIn | R::UserPinNotInitialized => {
-            ProviderError::Denied { key_ref, reason }
-        }
+        R::UserNotLoggedIn | R::UserPinNotInitialized => ProviderError::Denied { key_ref, reason },
         R::KeyFunctionNotPermitted => ProviderError::Revoked {
             key_ref,
             reason: format!(
@@ -159,7 +157,9 @@ fn map_ck(key_ref: &str, what: &str, e: CkError) -> ProviderError {
         | R::CryptokiNotInitialized => ProviderError::Unreachable { key_ref, reason },
         R::KeyTypeInconsistent | R::KeySizeRange | R::MechanismInvalid => ProviderError::Config {
             key_ref,
-            reason: format!("{reason}; the key must be an AES-256 secret key that supports CKM_AES_GCM"),
+            reason: format!(
+                "{reason}; the key must be an AES-256 secret key that supports CKM_AES_GCM"
+            ),
         },
         _ => ProviderError::Protocol { key_ref, reason },
     }
@@ -229,9 +229,15 @@ fn find_slot(
     let mut found = Vec::new();
     let mut labels = Vec::new();
     for slot in slots {
-        let info = ctx
-            .get_token_info(slot)
-            .map_err(|e| map_ck(key_ref, "reading token info", e))?;
+        // A token removed since the module was initialised (SoftHSM: its directory deleted by
+        // another process) still has a slot whose info fails: skip it, it is not ours.
+        let info = match ctx.get_token_info(slot) {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::debug!(slot = slot.id(), error = %e, "PKCS#11 slot skipped");
+                continue;
+            }
+        };
         if !info.token_initialized() {
             continue;
         }
@@ -371,7 +377,16 @@ impl Inner {
                 .map_err(|e| map_ck(&self.key_ref, "AES-GCM parameters", e))?;
             let plain = Zeroizing::new(
                 s.decrypt(&Mechanism::AesGcm(params), handle, sealed)
-                    .map_err(|e| map_ck(&self.key_ref, "C_Decrypt (AES-GCM)", e))?,
+                    .map_err(|e| match e {
+                        // SoftHSM (2.6) answers a failed GCM tag check with CKR_GENERAL_ERROR.
+                        CkError::Pkcs11(RvError::GeneralError, _) => ProviderError::WrongKey {
+                            key_ref: self.key_ref.clone(),
+                            reason: format!(
+                                "C_Decrypt (AES-GCM) failed ({e}): the authentication tag does not match"
+                            ),
+                        },
+                        e => map_ck(&self.key_ref, "C_Decrypt (AES-GCM)", e),
+                    })?,
             );
             let mut out = Zeroizing::new([0u8; WRAPPED_KEY_LEN]);
             if plain.len() != WRAPPED_KEY_LEN {
@@ -507,9 +522,21 @@ mod tests {
     #[test]
     fn pin_and_handle_errors_map_to_their_kinds() {
         use cryptoki::context::Function;
-        let e = |rv| map_ck("pkcs11:token=t;object=k", "x", CkError::Pkcs11(rv, Function::Login));
-        assert!(matches!(e(RvError::PinIncorrect), ProviderError::Denied { .. }));
-        assert!(matches!(e(RvError::PinLocked), ProviderError::Denied { .. }));
+        let e = |rv| {
+            map_ck(
+                "pkcs11:token=t;object=k",
+                "x",
+                CkError::Pkcs11(rv, Function::Login),
+            )
+        };
+        assert!(matches!(
+            e(RvError::PinIncorrect),
+            ProviderError::Denied { .. }
+        ));
+        assert!(matches!(
+            e(RvError::PinLocked),
+            ProviderError::Denied { .. }
+        ));
         assert!(matches!(
             e(RvError::KeyFunctionNotPermitted),
             ProviderError::Revoked { .. }

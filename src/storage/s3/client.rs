@@ -119,7 +119,9 @@ pub async fn build_client(s: &S3Settings) -> Result<aws_sdk_s3::Client, S3Error>
 
 /// The credentials `source` names, read now (a missing variable or an open file fails here);
 /// `None` for the standard AWS chain. Shared with the `aws-kms` key provider.
-pub(crate) fn static_credentials(source: &CredentialSource) -> Result<Option<Credentials>, S3Error> {
+pub(crate) fn static_credentials(
+    source: &CredentialSource,
+) -> Result<Option<Credentials>, S3Error> {
     Ok(match source {
         CredentialSource::Env {
             access_key_id_var,
