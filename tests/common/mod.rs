@@ -969,3 +969,4 @@ impl Gateway {
         (child, out)
     }
 }
+pub mod softhsm;

@@ -9,14 +9,18 @@
 //! context fails as [`ProviderError::WrongKey`], so a blob cannot be moved to another object or
 //! keyring.
 
+mod aws_kms;
 mod config;
 mod error;
+mod pkcs11;
 mod transit;
 
+pub use aws_kms::AwsKmsProvider;
 pub use config::{
     AwsKmsConfig, Pkcs11Config, ProviderConfig, ProviderKind, ProviderSettings, TransitConfig,
 };
 pub use error::ProviderError;
+pub use pkcs11::Pkcs11Provider;
 pub use transit::TransitProvider;
 
 use zeroize::Zeroizing;
@@ -96,6 +100,8 @@ pub async fn connect(
 ) -> Result<std::sync::Arc<dyn KeyProvider>, ProviderError> {
     match cfg.kind() {
         ProviderKind::Transit => Ok(std::sync::Arc::new(TransitProvider::connect(cfg).await?)),
+        ProviderKind::Pkcs11 => Ok(std::sync::Arc::new(Pkcs11Provider::connect(cfg).await?)),
+        ProviderKind::AwsKms => Ok(std::sync::Arc::new(AwsKmsProvider::connect(cfg).await?)),
         kind => Err(ProviderError::Config {
             key_ref: cfg.name.clone(),
             reason: format!("provider kind {} is not built in", kind.as_str()),

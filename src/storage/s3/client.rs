@@ -80,30 +80,7 @@ pub async fn build_client(s: &S3Settings) -> Result<aws_sdk_s3::Client, S3Error>
         .tls_context(tls_context)
         .build_https();
 
-    let credentials = match &s.credentials {
-        CredentialSource::Env {
-            access_key_id_var,
-            secret_access_key_var,
-        } => {
-            let get = |var: &str| {
-                std::env::var(var).map_err(|_| {
-                    S3Error::Config(format!(
-                        "environment variable {var} (named in the destination's credentials) is not set"
-                    ))
-                })
-            };
-            let secret = Zeroizing::new(get(secret_access_key_var)?);
-            Some(Credentials::new(
-                get(access_key_id_var)?,
-                secret.as_str(),
-                None,
-                None,
-                "eugate-env",
-            ))
-        }
-        CredentialSource::File(path) => Some(read_credential_file(path)?),
-        CredentialSource::DefaultChain => None,
-    };
+    let credentials = static_credentials(&s.credentials)?;
 
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(s.connect_timeout)
@@ -138,6 +115,37 @@ pub async fn build_client(s: &S3Settings) -> Result<aws_sdk_s3::Client, S3Error>
         }
     };
     Ok(aws_sdk_s3::Client::from_conf(builder.build()))
+}
+
+/// The credentials `source` names, read now (a missing variable or an open file fails here);
+/// `None` for the standard AWS chain. Shared with the `aws-kms` key provider.
+pub(crate) fn static_credentials(
+    source: &CredentialSource,
+) -> Result<Option<Credentials>, S3Error> {
+    Ok(match source {
+        CredentialSource::Env {
+            access_key_id_var,
+            secret_access_key_var,
+        } => {
+            let get = |var: &str| {
+                std::env::var(var).map_err(|_| {
+                    S3Error::Config(format!(
+                        "environment variable {var} (named in the destination's credentials) is not set"
+                    ))
+                })
+            };
+            let secret = Zeroizing::new(get(secret_access_key_var)?);
+            Some(Credentials::new(
+                get(access_key_id_var)?,
+                secret.as_str(),
+                None,
+                None,
+                "eugate-env",
+            ))
+        }
+        CredentialSource::File(path) => Some(read_credential_file(path)?),
+        CredentialSource::DefaultChain => None,
+    })
 }
 
 fn read_credential_file(path: &Path) -> Result<Credentials, S3Error> {

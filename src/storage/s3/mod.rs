@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use crate::budget::MemoryBudget;
+pub(crate) use client::static_credentials;
 pub use client::{CredentialSource, S3Settings, build_client};
 pub use destination::{Hooks, S3Destination, StateChange};
 pub use journal::{JournalError, Pending, UploadJournal};
