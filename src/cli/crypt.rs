@@ -13,8 +13,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
-use super::keys::KeyFiles;
-use crate::crypto::{CryptoError, Header, ObjectContext, Opener, Sealer};
+use super::keys::{KeyFiles, KeySource};
+use crate::crypto::{
+    CryptoError, ExternalKey, Header, ObjectContext, Opener, Sealer, external_key_context,
+};
+use crate::keys::provider::{self, ProviderKind};
 
 const CHUNK: usize = 1 << 20;
 
@@ -90,7 +93,8 @@ pub fn encrypt(args: EncryptArgs) -> anyhow::Result<()> {
 }
 
 pub fn decrypt(args: DecryptArgs) -> anyhow::Result<()> {
-    let ring = args.files.open()?;
+    let keys = args.files.source()?;
+    let ring = keys.open()?;
     let mut input = open_input(&args.input)?;
     let len = input.metadata().map(|m| m.len()).unwrap_or(0);
     let what = |e: CryptoError| anyhow::Error::new(e).context(format!("{}", args.input.display()));
@@ -120,9 +124,13 @@ pub fn decrypt(args: DecryptArgs) -> anyhow::Result<()> {
             expected
         );
     }
-    let kek = ring
-        .kek(&ctx.tenant, &ctx.key_id, ctx.key_version)
-        .with_context(|| format!("{}: no key to open it", args.input.display()))?;
+    let kek = match &ctx.external {
+        None => ring
+            .kek(&ctx.tenant, &ctx.key_id, ctx.key_version)
+            .with_context(|| format!("{}: no key to open it", args.input.display()))?,
+        Some(ext) => held_by_tenant(&keys, &ctx, ext)
+            .with_context(|| format!("{}: no key to open it", args.input.display()))?,
+    };
     let key = header.unlock(&kek).map_err(what)?;
     drop(kek);
     let mut opener = Opener::new(key);
@@ -150,6 +158,42 @@ pub fn decrypt(args: DecryptArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     report("opened", &args.output, &ctx);
     Ok(())
+}
+
+/// The object key of a hold-your-own-key object, unwrapped by the provider its header names
+/// (`--config` says where that provider is). A revoked or deleted key is named here.
+fn held_by_tenant(
+    keys: &KeySource,
+    ctx: &ObjectContext,
+    ext: &ExternalKey,
+) -> anyhow::Result<Zeroizing<[u8; 32]>> {
+    let config = keys.config.as_ref().with_context(|| {
+        format!(
+            "its key is held by the tenant's key provider `{}`: name the gateway configuration with --config",
+            ctx.key_id
+        )
+    })?;
+    let cfg = config.keys.providers.get(&ctx.key_id).with_context(|| {
+        format!(
+            "its key is held by key provider `{}`, which {} does not configure",
+            ctx.key_id,
+            config.file.display()
+        )
+    })?;
+    if ProviderKind::from_id(ext.provider) != Some(cfg.kind()) {
+        bail!(
+            "its key was wrapped by a provider of kind {:#04x}, but [key_providers.{}] is {}",
+            ext.provider,
+            ctx.key_id,
+            cfg.kind().as_str()
+        );
+    }
+    let context = external_key_context(&ctx.tenant, &ctx.object_id);
+    keys.block_on(async {
+        let p = provider::connect(cfg).await?;
+        p.unwrap(&ext.blob, &context).await
+    })
+    .map_err(anyhow::Error::new)
 }
 
 /// One line on stderr naming what was written and under which key (never key bytes).

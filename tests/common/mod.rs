@@ -77,6 +77,8 @@ pub struct Options {
     pub extra_tenants: Vec<&'static str>,
     /// Environment of the gateway process (e.g. S3 credentials).
     pub env: Vec<(String, String)>,
+    /// More `[keys]` lines (e.g. `unwrap_cache_secs = 0`).
+    pub keys_toml: String,
 }
 
 impl Options {
@@ -120,6 +122,7 @@ impl Default for Options {
             extra_keys: Vec::new(),
             extra_tenants: Vec::new(),
             env: Vec::new(),
+            keys_toml: String::new(),
         }
     }
 }
@@ -229,6 +232,7 @@ ban_secs = {ban}
 [keys]
 keyring = "keyring"
 master_key_file = "master.key"
+{keys_toml}
 
 [audit]
 file = "{audit_file}"
@@ -291,6 +295,7 @@ authorized_keys_file = "dave.pub"
                 extra = o.extra_toml,
                 audit_file = audit_file.display(),
                 audit_toml = o.audit_toml,
+                keys_toml = o.keys_toml,
             ),
         )
         .unwrap();
