@@ -195,7 +195,12 @@ enum KeysCommand {
     },
     /// Ask every configured key provider (the master key's and the tenants') to wrap and unwrap
     /// a random key; exits 1 if any fails (needs --config).
-    Probe,
+    Probe {
+        /// Time this many wraps and unwraps per provider and print their median and 90th
+        /// percentile (what a hold-your-own-key upload adds at OPEN, a download at open).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        repeat: u32,
+    },
 }
 
 pub fn run(args: KeysArgs) -> anyhow::Result<()> {
@@ -242,7 +247,7 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
         KeysCommand::Rewrap {
             from_master_key_file,
         } => rewrap(&keys, from_master_key_file)?,
-        KeysCommand::Probe => super::keys_list::probe(&keys)?,
+        KeysCommand::Probe { repeat } => super::keys_list::probe(&keys, repeat)?,
     }
     Ok(())
 }

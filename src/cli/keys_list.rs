@@ -126,7 +126,7 @@ async fn current_version(p: &dyn KeyProvider) -> Result<u32, String> {
         .map_err(|e| e.to_string())
 }
 
-pub(super) fn probe(keys: &KeySource) -> anyhow::Result<()> {
+pub(super) fn probe(keys: &KeySource, repeat: u32) -> anyhow::Result<()> {
     let Some(config) = &keys.config else {
         bail!(
             "`eugate keys probe` needs --config: it probes the providers the configuration names"
@@ -134,7 +134,7 @@ pub(super) fn probe(keys: &KeySource) -> anyhow::Result<()> {
     };
     let mut failed = 0;
     if let MasterKey::Provider(p) = &keys.master {
-        failed += report("master", p.as_ref(), keys);
+        failed += report("master", p.as_ref(), keys, repeat);
     }
     let master = master_name(config);
     for (name, cfg) in &config.keys.providers {
@@ -142,7 +142,7 @@ pub(super) fn probe(keys: &KeySource) -> anyhow::Result<()> {
             continue; // probed above, as "master"
         }
         match keys.block_on(provider::connect(cfg)) {
-            Ok(p) => failed += report(name, p.as_ref(), keys),
+            Ok(p) => failed += report(name, p.as_ref(), keys, repeat),
             Err(e) => {
                 println!("{name:<20} FAILED {e}");
                 failed += 1;
@@ -162,10 +162,19 @@ fn master_name(config: &crate::config::Config) -> Option<String> {
     }
 }
 
-fn report(name: &str, p: &dyn KeyProvider, keys: &KeySource) -> usize {
+fn report(name: &str, p: &dyn KeyProvider, keys: &KeySource, repeat: u32) -> usize {
     match keys.block_on(p.probe()) {
         Ok(()) => {
             println!("{name:<20} ok     {} ({})", p.key_ref(), p.kind().as_str());
+            if repeat > 1 {
+                match keys.block_on(timings(p, repeat)) {
+                    Ok(t) => println!("{name:<20} {t}"),
+                    Err(e) => {
+                        println!("{name:<20} FAILED while timing: {e}");
+                        return 1;
+                    }
+                }
+            }
             0
         }
         Err(e) => {
@@ -173,4 +182,31 @@ fn report(name: &str, p: &dyn KeyProvider, keys: &KeySource) -> usize {
             1
         }
     }
+}
+
+/// Wrap and unwrap latencies over `n` calls each: `wrap median … p90 …, unwrap …`.
+async fn timings(p: &dyn KeyProvider, n: u32) -> Result<String, provider::ProviderError> {
+    let key = zeroize::Zeroizing::new([7u8; provider::WRAPPED_KEY_LEN]);
+    let mut wraps = Vec::new();
+    let mut unwraps = Vec::new();
+    for _ in 0..n {
+        let t = std::time::Instant::now();
+        let w = p.wrap(&key, b"eugate timing").await?;
+        wraps.push(t.elapsed());
+        let t = std::time::Instant::now();
+        p.unwrap(&w.blob, b"eugate timing").await?;
+        unwraps.push(t.elapsed());
+    }
+    let pct = |v: &mut Vec<std::time::Duration>, q: usize| {
+        v.sort();
+        let i = (v.len() * q / 100).min(v.len() - 1);
+        v[i].as_secs_f64() * 1000.0
+    };
+    Ok(format!(
+        "{n} calls: wrap median {:.2} ms p90 {:.2} ms; unwrap median {:.2} ms p90 {:.2} ms",
+        pct(&mut wraps, 50),
+        pct(&mut wraps, 90),
+        pct(&mut unwraps, 50),
+        pct(&mut unwraps, 90)
+    ))
 }

@@ -274,13 +274,15 @@ pub(super) fn check_tenant_providers(
     c: &mut Collector,
 ) {
     for (tname, t) in tenants {
-        if let Some(p) = &t.key_provider {
-            if !keys.providers.contains_key(p) {
-                c.push(
-                    format!("tenants.{tname}.key_provider"),
-                    format!("no key provider `{p}`; define [key_providers.{p}]"),
-                );
-            }
+        if let Some(p) = t
+            .key_provider
+            .as_ref()
+            .filter(|p| !keys.providers.contains_key(*p))
+        {
+            c.push(
+                format!("tenants.{tname}.key_provider"),
+                format!("no key provider `{p}`; define [key_providers.{p}]"),
+            );
         }
     }
 }

@@ -241,50 +241,6 @@ impl CacheInner {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(b: u8) -> Zeroizing<[u8; 32]> {
-        Zeroizing::new([b; 32])
-    }
-
-    #[test]
-    fn cache_is_bounded_oldest_first() {
-        let c = UnwrapCache::new(Duration::from_secs(60), 2);
-        c.put([1; 32], key(1));
-        c.put([2; 32], key(2));
-        c.put([3; 32], key(3));
-        assert!(c.get(&[1; 32]).is_none());
-        assert_eq!(*c.get(&[2; 32]).unwrap(), [2; 32]);
-        assert_eq!(*c.get(&[3; 32]).unwrap(), [3; 32]);
-    }
-
-    #[test]
-    fn cache_expires_and_zero_disables() {
-        let c = UnwrapCache::new(Duration::from_millis(1), 8);
-        c.put([1; 32], key(1));
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(c.get(&[1; 32]).is_none());
-        let off = UnwrapCache::new(Duration::ZERO, 8);
-        off.put([1; 32], key(1));
-        assert!(off.get(&[1; 32]).is_none());
-        let none = UnwrapCache::new(Duration::from_secs(60), 0);
-        none.put([1; 32], key(1));
-        assert!(none.get(&[1; 32]).is_none());
-    }
-
-    #[test]
-    fn cache_ids_separate_provider_blob_and_context() {
-        let a = cache_id("p", b"blob", b"ctx");
-        assert_ne!(a, cache_id("q", b"blob", b"ctx"));
-        assert_ne!(a, cache_id("p", b"blob2", b"ctx"));
-        assert_ne!(a, cache_id("p", b"blob", b"ctx2"));
-        // Length prefixes: moving a byte between fields changes the id.
-        assert_ne!(cache_id("pb", b"lob", b"ctx"), a);
-    }
-}
-
 impl ExternalKeys {
     /// Connects the provider of every hold-your-own-key tenant in `config`. A provider that
     /// cannot be set up (its token or PIN file, its module) stops the start; one that is only
@@ -329,5 +285,49 @@ impl ExternalKeys {
             config.keys.cache_ttl,
             config.keys.cache_entries,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(b: u8) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new([b; 32])
+    }
+
+    #[test]
+    fn cache_is_bounded_oldest_first() {
+        let c = UnwrapCache::new(Duration::from_secs(60), 2);
+        c.put([1; 32], key(1));
+        c.put([2; 32], key(2));
+        c.put([3; 32], key(3));
+        assert!(c.get(&[1; 32]).is_none());
+        assert_eq!(*c.get(&[2; 32]).unwrap(), [2; 32]);
+        assert_eq!(*c.get(&[3; 32]).unwrap(), [3; 32]);
+    }
+
+    #[test]
+    fn cache_expires_and_zero_disables() {
+        let c = UnwrapCache::new(Duration::from_millis(1), 8);
+        c.put([1; 32], key(1));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(c.get(&[1; 32]).is_none());
+        let off = UnwrapCache::new(Duration::ZERO, 8);
+        off.put([1; 32], key(1));
+        assert!(off.get(&[1; 32]).is_none());
+        let none = UnwrapCache::new(Duration::from_secs(60), 0);
+        none.put([1; 32], key(1));
+        assert!(none.get(&[1; 32]).is_none());
+    }
+
+    #[test]
+    fn cache_ids_separate_provider_blob_and_context() {
+        let a = cache_id("p", b"blob", b"ctx");
+        assert_ne!(a, cache_id("q", b"blob", b"ctx"));
+        assert_ne!(a, cache_id("p", b"blob2", b"ctx"));
+        assert_ne!(a, cache_id("p", b"blob", b"ctx2"));
+        // Length prefixes: moving a byte between fields changes the id.
+        assert_ne!(cache_id("pb", b"lob", b"ctx"), a);
     }
 }

@@ -213,5 +213,6 @@ pub(super) fn keys_of(p: &[Problem]) -> Vec<String> {
     p.iter().map(|p| p.key.clone()).collect()
 }
 
+mod keys;
 mod sections;
 mod storage;
