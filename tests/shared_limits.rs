@@ -189,6 +189,21 @@ fn greeting(port: u16) -> (TcpStream, String) {
     (s, String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
+/// A connection that got `prefix` as its greeting. A slot freed by an earlier client (the
+/// harness's readiness probe, a greeting just dropped) is released asynchronously after the
+/// close, so this retries until one is free again rather than racing that release.
+fn held(port: u16, prefix: &str) -> TcpStream {
+    let mut got = None;
+    let ok = eventually(20, || {
+        let (s, said) = greeting(port);
+        let ok = said.starts_with(prefix);
+        got = ok.then_some(s);
+        ok
+    });
+    assert!(ok, "no {prefix:?} greeting on port {port}");
+    got.unwrap()
+}
+
 #[test]
 fn connections_still_logging_in_are_counted_across_protocols() {
     let b = start(Options {
@@ -196,9 +211,8 @@ fn connections_still_logging_in_are_counted_across_protocols() {
         ..Options::default()
     });
     // Two FTPS connections that never log in use up this address's pre-login slots...
-    let f1 = greeting(b.port);
-    let f2 = greeting(b.port);
-    assert!(f1.1.starts_with("220") && f2.1.starts_with("220"));
+    let f1 = held(b.port, "220");
+    let f2 = held(b.port, "220");
     // ...so an SSH connection from it is closed before the version exchange.
     let (_s, said) = greeting(b.g.port);
     assert_eq!(said, "", "SSH connection taken beyond the shared cap");
@@ -209,9 +223,8 @@ fn connections_still_logging_in_are_counted_across_protocols() {
     );
 
     // The other way round.
-    let s1 = greeting(b.g.port);
-    let s2 = greeting(b.g.port);
-    assert!(s1.1.starts_with("SSH-2.0-") && s2.1.starts_with("SSH-2.0-"));
+    let s1 = held(b.g.port, "SSH-2.0-");
+    let s2 = held(b.g.port, "SSH-2.0-");
     let (_f, said) = greeting(b.port);
     assert_eq!(said, "", "FTPS connection taken beyond the shared cap");
     drop((s1, s2));
