@@ -42,7 +42,7 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Start a ready-to-use local gateway in ./eugate-demo (keys, config, store) and print how to connect.
     Demo(demo::DemoArgs),
-    /// Manage tenant keys: init, add-tenant, rotate, shred, list.
+    /// Manage keys: init, add-tenant, rotate, shred, list, rewrap, probe.
     Keys(keys::KeysArgs),
     /// Seal a local file for a tenant in the eugate object format.
     Encrypt(crypt::EncryptArgs),
