@@ -14,6 +14,7 @@ fn req(tenant: &str, location: Location, c: Option<Classification>) -> Request {
         destination: "bench-dest".into(),
         location,
         evidence: Evidence::Probed,
+        key_held_by_tenant: false,
     }
 }
 

@@ -210,13 +210,11 @@ fn keyring_sealed_by_a_transit_key_follows_its_rotation() {
     );
 }
 
-/// A gateway whose tenant `hyok` (user `hoyt`) holds its key in OpenBao key `acme`.
-fn hyok_gateway(bao: &OpenBao, token: &Path) -> Gateway {
-    Gateway::start_with(Options {
-        extra_keys: vec!["hoyt"],
-        keys_toml: "unwrap_cache_secs = 0".into(),
-        extra_toml: format!(
-            r#"
+/// Config for tenant `hyok` (user `hoyt`, uploads classified `classification`) holding its key
+/// in OpenBao key `acme`.
+fn hyok_toml(bao: &OpenBao, token: &Path, classification: &str) -> String {
+    format!(
+        r#"
 [key_providers.acme-bao]
 kind = "transit"
 address = "{}"
@@ -226,16 +224,24 @@ timeout_secs = 2
 
 [tenants.hyok]
 route = {{ destination = "local", prefix = "hyok/" }}
-classification = "personal"
+classification = "{classification}"
 key_provider = "acme-bao"
 
 [tenants.hyok.users.hoyt]
 authorized_keys_file = "hoyt.pub"
 permissions = ["read", "write"]
 "#,
-            bao.address,
-            token.display()
-        ),
+        bao.address,
+        token.display()
+    )
+}
+
+/// A gateway whose tenant `hyok` (user `hoyt`) holds its key in OpenBao key `acme`.
+fn hyok_gateway(bao: &OpenBao, token: &Path) -> Gateway {
+    Gateway::start_with(Options {
+        extra_keys: vec!["hoyt"],
+        keys_toml: "unwrap_cache_secs = 0".into(),
+        extra_toml: hyok_toml(bao, token, "personal"),
         ..Default::default()
     })
 }
@@ -343,5 +349,122 @@ fn hold_your_own_key_uploads_decrypt_only_while_the_key_exists() {
     assert!(!g.dir.path().join("plain.out").exists());
     // The keyring tenant still uploads and reads.
     g.sftp_ok("alice", "put in.bin alice2.bin\nget alice2.bin a2.bin\n");
+    g.assert_audit_verifies();
+}
+
+/// An officer's rule: special-category (and unclassified) data only under a key the tenant
+/// holds in its own KMS.
+const OWN_KEY_RULE: &str = r#"
+@id("special-category-needs-own-key")
+@reason("Special-category data is stored only under a key its tenant holds in its own KMS.")
+forbid (principal, action, resource)
+when { ["special-category", "unclassified"].contains(context.classification) }
+unless { context.key_held_by_tenant };
+"#;
+
+/// The same rule's expected decisions; they replace the shipped cases, which expect
+/// special-category uploads under keyring keys to pass.
+const OWN_KEY_CASES: &str = r#"
+[[case]]
+name = "special-category under the tenant's own key"
+tenant = "hyok"
+destination = "aws:eu-central-1"
+classification = "special-category"
+key_held_by_tenant = true
+expect = "allow"
+
+[[case]]
+name = "special-category under a keyring key"
+tenant = "acme-health"
+destination = "aws:eu-central-1"
+classification = "special-category"
+expect = "deny"
+policies = ["special-category-needs-own-key"]
+"#;
+
+fn policy_explain(pol: &Path, extra: &[&str]) -> Output {
+    Command::new(bin())
+        .args(["policy", "--policies"])
+        .arg(pol)
+        .args([
+            "explain",
+            "--tenant",
+            "hyok",
+            "--destination",
+            "aws:eu-central-1",
+            "--classification",
+            "special-category",
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_policy_can_require_the_tenants_own_key_for_special_category_data() {
+    let pol = common::copy_policies();
+    for f in ["default.toml", "tenants.toml"] {
+        std::fs::remove_file(pol.path().join("tests").join(f)).unwrap();
+    }
+    std::fs::write(pol.path().join("own-key.cedar"), OWN_KEY_RULE).unwrap();
+    std::fs::write(pol.path().join("tests/own-key.toml"), OWN_KEY_CASES).unwrap();
+    // The officer's tools see the fact: explain with and without it.
+    let out = policy_explain(pol.path(), &[]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("special-category-needs-own-key"));
+    let out = policy_explain(pol.path(), &["--key-held-by-tenant"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    let bao = OpenBao::start();
+    bao.create_key("acme");
+    let tokdir = tempfile::tempdir().unwrap();
+    let token = private(
+        &tokdir.path().join("acme.token"),
+        &bao.limited_token("acme"),
+    );
+    let mut o = Options::acme_health();
+    o.extra_keys.push("hoyt");
+    o.extra_toml = format!(
+        "\n[policy]\ndir = \"{}\"\n{}{}",
+        pol.path().display(),
+        o.extra_toml,
+        hyok_toml(&bao, &token, "special-category")
+    );
+    let g = Gateway::start_with(o);
+    let plain = common::data(50_000, 5);
+    std::fs::write(g.dir.path().join("in.bin"), &plain).unwrap();
+
+    // hyok holds its key: its special-category upload is allowed and sealed by its provider.
+    g.sftp_ok("hoyt", "put in.bin record.bin\n");
+    assert_eq!(
+        std::fs::read(g.store.join("hyok/record.bin")).unwrap()[6],
+        2
+    );
+    // acme-health's keys are in the keyring: the same upload is refused, nothing stored.
+    let out = g.sftp("hana", "put in.bin record.bin\n");
+    assert!(!out.status.success());
+    assert!(!g.store.join("acme-health/record.bin").exists());
+    // Personal data of a keyring tenant is not affected by the rule.
+    g.sftp_ok("alice", "put in.bin personal.bin\n");
+
+    let decisions = g.events("decision");
+    let of = |tenant: &str| {
+        decisions
+            .iter()
+            .find(|d| d["tenant"] == tenant && d["operation"] == "upload")
+            .unwrap_or_else(|| panic!("no upload decision of {tenant}: {decisions:?}"))
+            .clone()
+    };
+    let hyok = of("hyok");
+    assert_eq!(hyok["allowed"], true, "{hyok}");
+    assert_eq!(hyok["key_held_by_tenant"], true, "{hyok}");
+    let health = of("acme-health");
+    assert_eq!(health["allowed"], false, "{health}");
+    assert_eq!(
+        health["policies"],
+        serde_json::json!(["special-category-needs-own-key"]),
+        "{health}"
+    );
+    assert!(health.get("key_held_by_tenant").is_none(), "{health}");
     g.assert_audit_verifies();
 }

@@ -72,6 +72,7 @@ fn grant(d: &S3Destination) -> eugate::policy::Grant {
         destination: d.name().to_string(),
         location,
         evidence,
+        key_held_by_tenant: false,
     };
     let (decision, grant) = eugate::policy::PolicyBundle::embedded().decide(&req);
     grant.unwrap_or_else(|| panic!("embedded policy denied DE: {decision:?}"))

@@ -69,6 +69,10 @@ pub enum AuditEvent {
         /// before this field existed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         protocol: Option<String>,
+        /// The tenant held its own key (`context.key_held_by_tenant`); written only when true,
+        /// so records of other tenants, and those written before the fact existed, read false.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        key_held_by_tenant: bool,
     },
     /// An upload made durable and visible.
     Committed {

@@ -70,6 +70,10 @@ pub struct ExplainArgs {
     pub evidence: String,
     #[arg(long, default_value = "policy-explain")]
     pub user: String,
+    /// Ask as for a tenant that holds its own key (`[tenants.X] key_provider`); rules see
+    /// `context.key_held_by_tenant`.
+    #[arg(long)]
+    pub key_held_by_tenant: bool,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
@@ -148,6 +152,7 @@ fn explain(dir: &Path, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
         destination,
         location,
         evidence,
+        key_held_by_tenant: args.key_held_by_tenant,
     };
     let (decision, _grant) = bundle.decide(&req);
     match args.format {
@@ -218,7 +223,7 @@ fn diff(old_dir: &Path, new_dir: &Path) -> anyhow::Result<ExitCode> {
             "{:<36} {:<17} {:<20} {} -> {}  (was [{}], now [{}])",
             c.destination,
             class,
-            c.tenant,
+            c.tenant_label(),
             c.old,
             c.new,
             c.old_policies.join(", "),

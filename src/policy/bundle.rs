@@ -268,7 +268,7 @@ impl PolicyBundle {
             Types::uid(&self.types.tenant, "schema-probe"),
             self.types.action.clone(),
             Types::uid(&self.types.destination, "schema-probe"),
-            self.context("public", "probed", true, "u", "d")
+            self.context("public", "probed", true, "u", "d", false)
                 .map_err(|m| schema_problem(&m))?,
             Some(&self.rules.schema),
         );
@@ -357,6 +357,7 @@ impl PolicyBundle {
         known: bool,
         user: &str,
         destination: &str,
+        key_held_by_tenant: bool,
     ) -> Result<Context, String> {
         Context::from_pairs([
             (
@@ -378,6 +379,10 @@ impl PolicyBundle {
             (
                 "destination_name".to_string(),
                 RestrictedExpression::new_string(destination.to_string()),
+            ),
+            (
+                "key_held_by_tenant".to_string(),
+                RestrictedExpression::new_bool(key_held_by_tenant),
             ),
         ])
         .map_err(|e| e.to_string())
@@ -570,6 +575,7 @@ impl PolicyBundle {
             known,
             &req.user,
             &req.destination,
+            req.key_held_by_tenant,
         ) {
             Err(m) => notes.push(format!("cannot build request context: {m}")),
             Ok(context) => {
@@ -699,7 +705,7 @@ fn schema_problem(message: &str) -> PolicyError {
         file: SCHEMA.into(),
         line: 0,
         message: format!(
-            "the schema does not accept the engine's request (principal Tenant, action \"store\", resource Destination, context classification/evidence/user/destination_name: String, location_known: Bool): {message}"
+            "the schema does not accept the engine's request (principal Tenant, action \"store\", resource Destination, context classification/evidence/user/destination_name: String, location_known/key_held_by_tenant: Bool): {message}"
         ),
     }])
 }

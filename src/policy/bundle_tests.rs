@@ -15,6 +15,7 @@ fn req(tenant: &str, location: Location, class: Option<Classification>) -> Reque
         destination: "dest".into(),
         location,
         evidence: Evidence::Probed,
+        key_held_by_tenant: false,
     }
 }
 
@@ -143,6 +144,137 @@ fn missing_files_are_reported() {
     };
     assert!(p.iter().any(|p| p.file == "regions.toml"));
     assert!(p.iter().any(|p| p.file == "schema.cedarschema"));
+}
+
+/// An officer's rule: special-category (and unclassified) data only under a key the tenant holds.
+const OWN_KEY_RULE: &str = r#"
+@id("special-category-needs-own-key")
+@reason("Special-category data is stored only under a key its tenant holds in its own KMS.")
+forbid (principal, action, resource)
+when { ["special-category", "unclassified"].contains(context.classification) }
+unless { context.key_held_by_tenant };
+"#;
+
+fn with_own_key_rule() -> BTreeMap<String, String> {
+    let mut s = crate::policy::embedded::sources();
+    s.insert("own-key.cedar".into(), OWN_KEY_RULE.into());
+    s
+}
+
+#[test]
+fn rules_see_whether_the_tenant_holds_its_own_key() {
+    let b = PolicyBundle::from_sources(with_own_key_rule()).expect("valid");
+    let special = Some(Classification::SpecialCategory);
+    let mut r = req("globex", region("aws:eu-central-1"), special);
+    let (d, grant) = b.decide(&r);
+    assert!(!d.allowed && grant.is_none());
+    assert_eq!(d.policies, ["special-category-needs-own-key"]);
+    assert!(d.reasons[0].contains("holds in its own KMS"), "{d:?}");
+    r.key_held_by_tenant = true;
+    let (d, grant) = b.decide(&r);
+    assert!(d.allowed && grant.is_some(), "{d:?}");
+    // Unclassified data is covered too; personal data is not.
+    r.key_held_by_tenant = false;
+    r.classification = None;
+    assert!(!b.decide(&r).0.allowed);
+    r.classification = Some(Classification::Personal);
+    assert!(b.decide(&r).0.allowed);
+    // The other rules still apply to a tenant holding its key: no special-category data to
+    // Japan, whoever holds the key.
+    let mut r = req("globex", region("aws:ap-northeast-1"), special);
+    r.key_held_by_tenant = true;
+    let (d, _) = b.decide(&r);
+    assert_eq!(d.policies, ["special-category-eea-only"]);
+}
+
+#[test]
+fn a_schema_without_the_own_key_fact_is_refused_with_its_name() {
+    let mut s = crate::policy::embedded::sources();
+    let schema = s.get_mut("schema.cedarschema").expect("schema");
+    *schema = schema.replace("key_held_by_tenant: Bool,", "");
+    let Err(PolicyError::Invalid(p)) = PolicyBundle::from_sources(s) else {
+        panic!("must fail");
+    };
+    assert!(
+        p.iter()
+            .any(|p| p.file == "schema.cedarschema" && p.message.contains("key_held_by_tenant")),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn cases_can_state_that_the_tenant_holds_its_key() {
+    // The shipped cases expect special-category uploads without the rule: only ours here.
+    let own_cases = || {
+        let mut s = with_own_key_rule();
+        s.retain(|name, _| !name.starts_with("tests/"));
+        s
+    };
+    let mut s = own_cases();
+    s.insert(
+        "tests/own-key.toml".into(),
+        r#"
+[[case]]
+name = "special-category under the tenant's own key"
+tenant = "globex"
+destination = "aws:eu-central-1"
+classification = "special-category"
+key_held_by_tenant = true
+expect = "allow"
+
+[[case]]
+name = "special-category under a keyring key"
+tenant = "globex"
+destination = "aws:eu-central-1"
+classification = "special-category"
+expect = "deny"
+policies = ["special-category-needs-own-key"]
+"#
+        .into(),
+    );
+    let b = PolicyBundle::from_sources(s).expect("valid");
+    let report = b.run_tests();
+    assert_eq!(report.total, 2);
+    assert!(report.passed(), "{:?}", report.failures);
+    // Flipping the fact in the first case makes it fail: the field is read, not ignored.
+    let mut s = own_cases();
+    s.insert(
+        "tests/own-key.toml".into(),
+        "[[case]]\nname = \"x\"\ntenant = \"globex\"\ndestination = \"aws:eu-central-1\"\nclassification = \"special-category\"\nkey_held_by_tenant = false\nexpect = \"allow\"\n".into(),
+    );
+    assert_eq!(
+        PolicyBundle::from_sources(s)
+            .expect("valid")
+            .run_tests()
+            .failures
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn diff_says_when_a_change_depends_on_who_holds_the_key() {
+    let old = PolicyBundle::embedded();
+    let new = PolicyBundle::from_sources(with_own_key_rule()).expect("valid");
+    let changes = crate::policy::diff::diff(&old, &new);
+    assert!(!changes.is_empty());
+    // Only tenants without their own key lose anything, and the diff says so.
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.key_held_by_tenant == Some(false)
+                && c.tenant_label().ends_with("(keyring key)")),
+        "{changes:?}"
+    );
+    // A change that does not depend on the key is listed once.
+    let mut s = crate::policy::embedded::sources();
+    s.insert(
+        "no-de.cedar".into(),
+        "@id(\"no-de\")\n@reason(\"test\")\nforbid (principal, action, resource in Country::\"DE\");\n".into(),
+    );
+    let changes = crate::policy::diff::diff(&old, &PolicyBundle::from_sources(s).expect("valid"));
+    assert!(!changes.is_empty());
+    assert!(changes.iter().all(|c| c.key_held_by_tenant.is_none()));
 }
 
 #[test]

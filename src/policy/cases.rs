@@ -30,6 +30,9 @@ struct CaseEntry {
     declared: Option<Vec<String>>,
     classification: Option<String>,
     evidence: Option<String>,
+    /// The tenant holds its own key (`context.key_held_by_tenant`); default false.
+    #[serde(default)]
+    key_held_by_tenant: bool,
     expect: String,
     /// If given, the deciding policy ids must be exactly these (any order).
     policies: Option<Vec<String>>,
@@ -194,6 +197,7 @@ pub(crate) fn load(
                     destination,
                     location,
                     evidence,
+                    key_held_by_tenant: c.key_held_by_tenant,
                 },
                 expect_allow,
                 policies: c.policies,

@@ -15,6 +15,8 @@ pub struct Change {
     /// `None` = unclassified.
     pub classification: Option<Classification>,
     pub tenant: String,
+    /// `None`: the change is the same whether or not the tenant holds its own key.
+    pub key_held_by_tenant: Option<bool>,
     pub old: String,
     pub old_policies: Vec<String>,
     pub new: String,
@@ -55,10 +57,13 @@ pub fn catalogue_request(
         destination: region.to_string(),
         location: Location::Region(region.to_string()),
         evidence: Evidence::Probed,
+        key_held_by_tenant: false,
     }
 }
 
-/// Decisions that change (allow ↔ deny) from `old` to `new`, with probed evidence.
+/// Decisions that change (allow ↔ deny) from `old` to `new`, with probed evidence. Each
+/// question is asked for a tenant holding its own key and for one that does not; a change the
+/// same either way is listed once (`key_held_by_tenant: None`).
 pub fn diff(old: &PolicyBundle, new: &PolicyBundle) -> Vec<Change> {
     let destinations: BTreeSet<&str> = old.destinations().chain(new.destinations()).collect();
     let tenants = tenants(&[old, new]);
@@ -66,22 +71,54 @@ pub fn diff(old: &PolicyBundle, new: &PolicyBundle) -> Vec<Change> {
     for dest in destinations {
         for classification in classifications() {
             for tenant in &tenants {
-                let req = catalogue_request(dest, classification, tenant, "policy-diff");
-                let (a, _) = old.decide(&req);
-                let (b, _) = new.decide(&req);
-                if a.allowed != b.allowed {
-                    out.push(Change {
-                        destination: dest.to_string(),
-                        classification,
-                        tenant: tenant.to_string(),
-                        old: a.verdict().into(),
-                        old_policies: a.policies,
-                        new: b.verdict().into(),
-                        new_policies: b.policies,
-                    });
+                let mut req = catalogue_request(dest, classification, tenant, "policy-diff");
+                let without = change(old, new, &req);
+                req.key_held_by_tenant = true;
+                let with = change(old, new, &req);
+                match (without, with) {
+                    (Some(a), Some(b)) if a.old == b.old && a.new == b.new => out.push(a),
+                    (a, b) => out.extend(
+                        a.map(|c| c.held(false))
+                            .into_iter()
+                            .chain(b.map(|c| c.held(true))),
+                    ),
                 }
             }
         }
     }
     out
+}
+
+/// The change `req`'s decision makes from `old` to `new`, if it changes.
+fn change(old: &PolicyBundle, new: &PolicyBundle, req: &Request) -> Option<Change> {
+    let (a, _) = old.decide(req);
+    let (b, _) = new.decide(req);
+    (a.allowed != b.allowed).then(|| Change {
+        destination: req.destination.clone(),
+        classification: req.classification,
+        tenant: req.tenant.clone(),
+        key_held_by_tenant: None,
+        old: a.verdict().into(),
+        old_policies: a.policies,
+        new: b.verdict().into(),
+        new_policies: b.policies,
+    })
+}
+
+impl Change {
+    fn held(self, key_held_by_tenant: bool) -> Change {
+        Change {
+            key_held_by_tenant: Some(key_held_by_tenant),
+            ..self
+        }
+    }
+
+    /// The tenant, and whether it holds its own key when the change depends on it.
+    pub fn tenant_label(&self) -> String {
+        match self.key_held_by_tenant {
+            None => self.tenant.clone(),
+            Some(true) => format!("{} (holds its key)", self.tenant),
+            Some(false) => format!("{} (keyring key)", self.tenant),
+        }
+    }
 }

@@ -174,6 +174,7 @@ mod tests {
             destination,
             location,
             evidence: Evidence::Probed,
+            key_held_by_tenant: false,
         }
     }
 

@@ -174,6 +174,11 @@ pub struct Request {
     pub destination: String,
     pub location: Location,
     pub evidence: Evidence,
+    /// The tenant holds its own key (hold-your-own-key, `docs/keys.md`): its objects can be
+    /// opened only while its own KMS or HSM unwraps them. Rules see it as
+    /// `context.key_held_by_tenant`.
+    #[serde(default)]
+    pub key_held_by_tenant: bool,
 }
 
 /// How one country of the destination was decided.

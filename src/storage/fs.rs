@@ -474,6 +474,7 @@ mod tests {
             destination: dest.name().to_string(),
             location,
             evidence,
+            key_held_by_tenant: false,
         };
         let (decision, grant) = PolicyBundle::embedded().decide(&req);
         grant.unwrap_or_else(|| panic!("embedded policy denied DE: {decision:?}"))

@@ -26,6 +26,20 @@ impl Operation {
 }
 
 impl Gateway {
+    /// Whether `tenant` holds its own key (`[tenants.X] key_provider`): the fact the rules see
+    /// as `context.key_held_by_tenant`.
+    pub fn key_held_by_tenant(&self, tenant: &str) -> bool {
+        self.external.provider_of(tenant).is_some()
+    }
+
+    /// The tenants that hold their own key, for previews that must decide as uploads would.
+    pub fn tenants_holding_their_keys(&self) -> std::collections::BTreeSet<String> {
+        self.external
+            .tenants()
+            .map(|(t, _)| t.to_string())
+            .collect()
+    }
+
     /// Decides whether `who` may put `object` on the route's destination. The decision is on
     /// record before any byte or name can move: no record, no grant. A quarantined destination
     /// is denied whatever the rules say.
@@ -44,6 +58,7 @@ impl Gateway {
             &who.tenant,
             &who.user,
             route.classification,
+            self.key_held_by_tenant(&who.tenant),
         );
         let recorded = self.audit.append(&AuditEvent::Decision {
             operation: op.as_str().to_string(),
@@ -63,6 +78,7 @@ impl Gateway {
             evidence: request.evidence.as_str().to_string(),
             bundle: decision.bundle_hash.clone(),
             protocol: Some(who.protocol.as_str().to_string()),
+            key_held_by_tenant: request.key_held_by_tenant,
         });
         if let Err(e) = recorded {
             tracing::error!(error = %e, "audit log unavailable: transfer refused");
@@ -111,6 +127,7 @@ pub(crate) fn decide_for(
     tenant: &str,
     user: &str,
     classification: Option<Classification>,
+    key_held_by_tenant: bool,
 ) -> (Request, Decision, Option<Grant>, Option<String>) {
     let (location, evidence) = dest.location();
     let request = Request {
@@ -120,6 +137,7 @@ pub(crate) fn decide_for(
         destination: dest.name().to_string(),
         location,
         evidence,
+        key_held_by_tenant,
     };
     let (mut decision, mut grant) = bundle.decide(&request);
     let observed_region = match dest.verification() {

@@ -37,6 +37,15 @@ pub fn preview(
     tenant: &str,
     user: &str,
     classification: Option<Classification>,
+    key_held_by_tenant: bool,
 ) -> Decision {
-    super::decide::decide_for(bundle, dest, tenant, user, classification).1
+    super::decide::decide_for(
+        bundle,
+        dest,
+        tenant,
+        user,
+        classification,
+        key_held_by_tenant,
+    )
+    .1
 }

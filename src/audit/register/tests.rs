@@ -47,6 +47,7 @@ fn decision(user: &str, object: &str, dest: &str, allowed: bool, policy: &str) -
         evidence: "attested".into(),
         bundle: BUNDLE.into(),
         protocol: Some("sftp".into()),
+        key_held_by_tenant: false,
     }
 }
 

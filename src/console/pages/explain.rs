@@ -2,6 +2,7 @@
 //! is decided as the gateway decides it (verified location, quarantine); a catalogue region or a
 //! list of declared countries as `policy explain` decides it, with the same request.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use maud::{Markup, html};
@@ -59,7 +60,8 @@ pub fn get(ctx: &Ctx<'_>) -> Result<Reply, ConsoleError> {
             render(&bundle, configured, &input, None),
         ));
     }
-    match answer(&bundle, configured, &input) {
+    let held = gateway.tenants_holding_their_keys();
+    match answer(&bundle, configured, &held, &input) {
         Ok(a) => Ok(Reply::page(
             "Explain",
             render(&bundle, configured, &input, Some(Ok(&a))),
@@ -71,12 +73,15 @@ pub fn get(ctx: &Ctx<'_>) -> Result<Reply, ConsoleError> {
     }
 }
 
-/// Decides the officer's question, or says precisely which field is wrong.
+/// Decides the officer's question, or says precisely which field is wrong. A tenant in `held`
+/// holds its own key on this gateway, and is asked about as such.
 pub fn answer(
     bundle: &PolicyBundle,
     configured: &[Arc<dyn Destination>],
+    held: &BTreeSet<String>,
     input: &Input,
 ) -> Result<Answer, String> {
+    let key_held_by_tenant = held.contains(&input.tenant);
     if input.tenant.is_empty() {
         return Err("tenant: give the tenant whose upload is decided, e.g. acme".into());
     }
@@ -89,8 +94,14 @@ pub fn answer(
         );
     }
     if let Some(dest) = configured.iter().find(|d| d.name() == input.destination) {
-        let decision =
-            crate::transfer::preview(bundle, dest.as_ref(), &input.tenant, USER, classification);
+        let decision = crate::transfer::preview(
+            bundle,
+            dest.as_ref(),
+            &input.tenant,
+            USER,
+            classification,
+            key_held_by_tenant,
+        );
         return Ok(Answer {
             decision,
             configured: true,
@@ -118,6 +129,7 @@ pub fn answer(
         destination,
         location,
         evidence,
+        key_held_by_tenant,
     };
     Ok(Answer {
         decision: bundle.decide(&req).0,
@@ -290,7 +302,7 @@ mod tests {
     }
 
     fn page(bundle: &PolicyBundle, i: &Input) -> (Result<(), String>, String) {
-        match answer(bundle, &[], i) {
+        match answer(bundle, &[], &BTreeSet::new(), i) {
             Ok(a) => (Ok(()), render(bundle, &[], i, Some(Ok(&a))).into_string()),
             Err(m) => (
                 Err(m.clone()),
@@ -321,7 +333,11 @@ mod tests {
     #[test]
     fn bad_input_names_the_field() {
         let b = PolicyBundle::embedded();
-        let err = |i: Input| answer(&b, &[], &i).err().unwrap_or_default();
+        let err = |i: Input| {
+            answer(&b, &[], &BTreeSet::new(), &i)
+                .err()
+                .unwrap_or_default()
+        };
         assert!(
             err(input("t", "aws:eu-central-1", "", "secret"))
                 .starts_with("classification: unknown classification 'secret'")

@@ -3,6 +3,7 @@
 //! (verified location, quarantine), then every catalogue region, decided as `policy diff`
 //! decides it (probed). One table, one group of rows per classification, one column per tenant.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use maud::{Markup, html};
@@ -67,9 +68,10 @@ pub async fn get(ctx: &Ctx<'_>) -> Result<Reply, ConsoleError> {
     .map_err(ConsoleError::BadRequest)?;
     let bundle = ctx.console.gateway().policy();
     let configured = ctx.console.gateway().destinations().to_vec();
+    let held = ctx.console.gateway().tenants_holding_their_keys();
     // A few thousand decisions: off the reactor.
     let body = tokio::task::spawn_blocking(move || {
-        let m = build(&bundle, &configured, &filter);
+        let m = build(&bundle, &configured, &held, &filter);
         render(&bundle, &m, &filter)
     })
     .await
@@ -77,9 +79,11 @@ pub async fn get(ctx: &Ctx<'_>) -> Result<Reply, ConsoleError> {
     Ok(Reply::page("Residency matrix", body))
 }
 
+/// Every tenant × destination decision; tenants in `held` hold their own key on this gateway.
 pub fn build(
     bundle: &PolicyBundle,
     configured: &[Arc<dyn Destination>],
+    held: &BTreeSet<String>,
     filter: &Filter,
 ) -> Matrix {
     let tenants = match &filter.tenant {
@@ -102,7 +106,10 @@ pub fn build(
                     configured: true,
                     cells: tenants
                         .iter()
-                        .map(|t| crate::transfer::preview(bundle, d.as_ref(), t, USER, class))
+                        .map(|t| {
+                            let own_key = held.contains(t);
+                            crate::transfer::preview(bundle, d.as_ref(), t, USER, class, own_key)
+                        })
                         .collect(),
                 })
                 .collect();
@@ -114,7 +121,11 @@ pub fn build(
                     configured: false,
                     cells: tenants
                         .iter()
-                        .map(|t| bundle.decide(&catalogue_request(region, class, t, USER)).0)
+                        .map(|t| {
+                            let mut req = catalogue_request(region, class, t, USER);
+                            req.key_held_by_tenant = held.contains(t);
+                            bundle.decide(&req).0
+                        })
                         .collect(),
                 }
             }));
@@ -220,7 +231,7 @@ mod tests {
 
     fn matrix(configured: &[Arc<dyn Destination>], filter: &Filter) -> String {
         let b = PolicyBundle::embedded();
-        render(&b, &build(&b, configured, filter), filter).into_string()
+        render(&b, &build(&b, configured, &BTreeSet::new(), filter), filter).into_string()
     }
 
     fn cell_for(html: &str, href_part: &str) -> String {

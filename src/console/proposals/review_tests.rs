@@ -14,6 +14,7 @@ fn event(class: &str, country: &str) -> AuditEvent {
         destination: "local".into(),
         location: Location::Declared(vec![country.into()]),
         evidence: Evidence::Attested,
+        key_held_by_tenant: false,
     });
     AuditEvent::Decision {
         operation: "upload".into(),
@@ -30,6 +31,7 @@ fn event(class: &str, country: &str) -> AuditEvent {
         evidence: "attested".into(),
         bundle: d.bundle_hash,
         protocol: Some("sftp".into()),
+        key_held_by_tenant: false,
     }
 }
 

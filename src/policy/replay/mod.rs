@@ -263,6 +263,7 @@ fn request_for(bundle: &PolicyBundle, r: &RecordedDecision) -> Result<Request, S
         destination: r.destination.clone(),
         location,
         evidence,
+        key_held_by_tenant: r.key_held_by_tenant,
     })
 }
 
@@ -294,6 +295,7 @@ fn location_for(
                 destination: r.destination.clone(),
                 location: Location::Region((*id).to_string()),
                 evidence,
+                key_held_by_tenant: r.key_held_by_tenant,
             };
             bundle.decide(&probe).0.countries == r.countries
         })

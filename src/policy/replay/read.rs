@@ -36,6 +36,7 @@ pub struct RecordedDecision {
     /// Hash of the bundle that decided at the time.
     pub bundle: String,
     pub protocol: Option<String>,
+    pub key_held_by_tenant: bool,
 }
 
 fn open(path: &Path) -> Result<Log, ReplayError> {
@@ -115,6 +116,7 @@ fn from_log(log: Log, verified: bool) -> Result<(Vec<RecordedDecision>, u64), Re
             evidence,
             bundle,
             protocol,
+            key_held_by_tenant,
         } = r.event
         {
             out.push(RecordedDecision {
@@ -138,6 +140,7 @@ fn from_log(log: Log, verified: bool) -> Result<(Vec<RecordedDecision>, u64), Re
                 evidence,
                 bundle,
                 protocol,
+                key_held_by_tenant,
             });
         }
     }

@@ -30,6 +30,7 @@ fn event(tenant: &str, class: &str) -> AuditEvent {
         destination: "local".into(),
         location: Location::Declared(vec!["DE".into()]),
         evidence: Evidence::Attested,
+        key_held_by_tenant: false,
     });
     AuditEvent::Decision {
         operation: "upload".into(),
@@ -46,6 +47,7 @@ fn event(tenant: &str, class: &str) -> AuditEvent {
         evidence: "attested".into(),
         bundle: d.bundle_hash,
         protocol: Some("sftp".into()),
+        key_held_by_tenant: false,
     }
 }
 
@@ -178,6 +180,7 @@ fn probed_region_is_found_in_the_catalogue() {
         destination: "s3-fra".into(),
         location: Location::Region("aws:eu-central-1".into()),
         evidence: Evidence::Probed,
+        key_held_by_tenant: false,
     });
     assert!(d.allowed, "{d:#?}");
     let mut e = event("acme", "special-category");
@@ -326,4 +329,27 @@ fn missing_log_is_an_io_error() {
         err.to_string().contains("/nonexistent/audit.jsonl"),
         "{err}"
     );
+}
+
+#[test]
+fn replay_asks_with_the_recorded_own_key_fact() {
+    // A proposal requiring the tenant's own key for special-category data: a recorded upload of
+    // a tenant that held its key stays allowed; the same upload under a keyring key flips.
+    let mut sources = crate::policy::embedded::sources();
+    sources.insert(
+        "own-key.cedar".into(),
+        "@id(\"needs-own-key\")\n@reason(\"test\")\nforbid (principal, action, resource)\nwhen { context.classification == \"special-category\" }\nunless { context.key_held_by_tenant };\n".into(),
+    );
+    let own_key = PolicyBundle::from_sources(sources).expect("proposed bundle");
+    let mut held = event("acme", "special-category");
+    if let AuditEvent::Decision {
+        key_held_by_tenant, ..
+    } = &mut held
+    {
+        *key_held_by_tenant = true;
+    }
+    let r = replay_one(&own_key, record(held));
+    assert_eq!(r.change, Change::Unchanged, "{r:#?}");
+    let r = replay_one(&own_key, record(event("acme", "special-category")));
+    assert_eq!(r.change, Change::AllowToDeny, "{r:#?}");
 }

@@ -29,6 +29,7 @@ fn decision(tenant: &str, user: &str, object: &str, allowed: bool) -> AuditEvent
         evidence: "attested".into(),
         bundle: "sha256:aa".into(),
         protocol: Some("sftp".into()),
+        key_held_by_tenant: false,
     }
 }
 

@@ -64,7 +64,7 @@ fn diff(changes: &[Change]) -> Markup {
             tbody {
                 @for c in changes {
                     tr {
-                        td { (c.tenant) }
+                        td { (c.tenant_label()) }
                         td { (c.classification.map_or("unclassified", |k| k.as_str())) }
                         td { (c.destination) }
                         td class=(c.old) { (c.old) }

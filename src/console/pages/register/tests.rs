@@ -80,6 +80,7 @@ fn hostile_names_render_as_text_and_print_has_no_form() {
         evidence: "attested".into(),
         bundle: "sha256:bb".into(),
         protocol: Some("sftp".into()),
+        key_held_by_tenant: false,
     })
     .unwrap();
     let reg = register::build(
