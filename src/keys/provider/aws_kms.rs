@@ -58,14 +58,7 @@ impl AwsKmsProvider {
     /// made to KMS (use [`KeyProvider::probe`]).
     pub async fn connect(cfg: &ProviderConfig) -> Result<AwsKmsProvider, ProviderError> {
         let ProviderSettings::AwsKms(k) = &cfg.settings else {
-            return Err(ProviderError::Config {
-                key_ref: cfg.name.clone(),
-                reason: format!(
-                    "key provider {} is of kind {}, not aws-kms",
-                    cfg.name,
-                    cfg.kind().as_str()
-                ),
-            });
+            return Err(cfg.wrong_kind(ProviderKind::AwsKms));
         };
         let key_ref = match &k.endpoint {
             Some(e) => format!("aws-kms:{e}/{}/{}", k.region, k.key_id),
@@ -98,19 +91,11 @@ impl AwsKmsProvider {
         }
         builder = match credentials {
             Some(c) => builder.credentials_provider(c),
-            None => {
-                let shared = aws_config::defaults(BehaviorVersion::latest())
-                    .http_client(http)
-                    .region(Region::new(k.region.clone()))
-                    .load()
-                    .await;
-                let provider = shared.credentials_provider().ok_or_else(|| {
-                    config_err(
-                        "the standard AWS credential chain found no credentials provider".into(),
-                    )
-                })?;
-                builder.credentials_provider(provider)
-            }
+            None => builder.credentials_provider(
+                crate::storage::s3::chain_credentials(http, &k.region)
+                    .await
+                    .map_err(config_err)?,
+            ),
         };
         Ok(AwsKmsProvider {
             client: aws_sdk_kms::Client::from_conf(builder.build()),

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::ProviderError;
+
 /// Which kind of provider; the byte is stored in keyring files and object headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ProviderKind {
@@ -68,6 +70,19 @@ impl ProviderConfig {
             ProviderSettings::Pkcs11(_) => ProviderKind::Pkcs11,
             ProviderSettings::Transit(_) => ProviderKind::Transit,
             ProviderSettings::AwsKms(_) => ProviderKind::AwsKms,
+        }
+    }
+
+    /// The error of a provider built from a configuration of another kind.
+    pub(crate) fn wrong_kind(&self, expected: ProviderKind) -> ProviderError {
+        ProviderError::Config {
+            key_ref: format!("{}:{}", self.kind().as_str(), self.name),
+            reason: format!(
+                "key provider `{}` is of kind {}, not {}",
+                self.name,
+                self.kind().as_str(),
+                expected.as_str()
+            ),
         }
     }
 }

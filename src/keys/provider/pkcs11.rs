@@ -170,14 +170,7 @@ impl Pkcs11Provider {
     /// checks that exactly one secret key has `key_label`.
     pub async fn connect(cfg: &ProviderConfig) -> Result<Pkcs11Provider, ProviderError> {
         let ProviderSettings::Pkcs11(p) = &cfg.settings else {
-            return Err(ProviderError::Config {
-                key_ref: cfg.name.clone(),
-                reason: format!(
-                    "key provider {} is of kind {}, not pkcs11",
-                    cfg.name,
-                    cfg.kind().as_str()
-                ),
-            });
+            return Err(cfg.wrong_kind(ProviderKind::Pkcs11));
         };
         let key_ref = key_ref_of(&p.token_label, &p.key_label);
         let pin = read_pin(&p.pin_file, &key_ref)?;

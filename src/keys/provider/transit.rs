@@ -82,14 +82,7 @@ impl TransitProvider {
     /// Checks the settings and reads the token; no network call (`probe` makes one).
     pub async fn connect(cfg: &ProviderConfig) -> Result<TransitProvider, ProviderError> {
         let ProviderSettings::Transit(t) = &cfg.settings else {
-            return Err(ProviderError::Config {
-                key_ref: format!("{}:{}", cfg.kind().as_str(), cfg.name),
-                reason: format!(
-                    "key provider `{}` is not a transit provider (kind {})",
-                    cfg.name,
-                    cfg.kind().as_str()
-                ),
-            });
+            return Err(cfg.wrong_kind(ProviderKind::Transit));
         };
         let address = t.address.trim_end_matches('/').to_string();
         let key_ref = format!("transit:{address}/{}/keys/{}", t.mount, t.key);

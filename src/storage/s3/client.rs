@@ -100,21 +100,28 @@ pub async fn build_client(s: &S3Settings) -> Result<aws_sdk_s3::Client, S3Error>
     }
     builder = match credentials {
         Some(c) => builder.credentials_provider(c),
-        None => {
-            let shared = aws_config::defaults(BehaviorVersion::latest())
-                .http_client(http)
-                .region(Region::new(s.region.clone()))
-                .load()
-                .await;
-            let provider = shared.credentials_provider().ok_or_else(|| {
-                S3Error::Config(
-                    "the standard AWS credential chain found no credentials provider".into(),
-                )
-            })?;
-            builder.credentials_provider(provider)
-        }
+        None => builder.credentials_provider(
+            chain_credentials(http, &s.region)
+                .await
+                .map_err(S3Error::Config)?,
+        ),
     };
     Ok(aws_sdk_s3::Client::from_conf(builder.build()))
+}
+
+/// The standard AWS credential chain's provider (environment, profile, IMDS…), resolved over
+/// `http` in `region`. Shared with the `aws-kms` key provider.
+pub(crate) async fn chain_credentials(
+    http: impl aws_sdk_s3::config::HttpClient + 'static,
+    region: &str,
+) -> Result<aws_sdk_s3::config::SharedCredentialsProvider, String> {
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .region(Region::new(region.to_string()))
+        .load()
+        .await
+        .credentials_provider()
+        .ok_or_else(|| "the standard AWS credential chain found no credentials provider".into())
 }
 
 /// The credentials `source` names, read now (a missing variable or an open file fails here);

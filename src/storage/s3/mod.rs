@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use crate::budget::MemoryBudget;
-pub(crate) use client::static_credentials;
 pub use client::{CredentialSource, S3Settings, build_client};
+pub(crate) use client::{chain_credentials, static_credentials};
 pub use destination::{Hooks, S3Destination, StateChange};
 pub use journal::{JournalError, Pending, UploadJournal};
 pub use ops::{S3Entry, S3Reader};
