@@ -3,7 +3,9 @@
 # wrap) and a download at open (one unwrap, unless cached), measured with
 # `eugate keys probe --repeat N` against real local servers started here: OpenBao Transit
 # (`bao server -dev`), SoftHSM (PKCS#11) and moto's KMS emulation. A keyring tenant makes no
-# provider call at all (its key is in memory), so the baseline is zero calls.
+# provider call at all (its key is in memory), so the baseline is zero calls. Then
+# benches/keys_open.py serves one keyring tenant and one hold-your-own-key tenant per provider
+# and times their SFTP uploads end to end, as ratios to the keyring tenant in the same run.
 # Usage: benches/keys.sh [N]   (default 200; needs what scripts/test installs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,3 +80,4 @@ TOML
 "$BIN" keys --config "$D/gateway.toml" init >/dev/null
 echo "== per-call latency of each provider ($N wraps and $N unwraps each; keyring tenants: 0 calls)"
 "$BIN" keys --config "$D/gateway.toml" probe --repeat "$N"
+python3 benches/keys_open.py "$BIN" "$D" "$N"
