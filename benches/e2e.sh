@@ -37,4 +37,5 @@ fi
 export GARAGE
 
 cargo build --release --bin eugate >&2
-exec python3 benches/e2e.py --eugate target/release/eugate --garage "$GARAGE" "$@"
+# BENCH_PY: another harness with the same setup (benches/list.sh).
+exec python3 "${BENCH_PY:-benches/e2e.py}" --eugate target/release/eugate --garage "$GARAGE" "$@"
