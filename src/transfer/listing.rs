@@ -1,10 +1,13 @@
 //! An open directory. Its entries are listed once when it is opened (so pages are consistent),
 //! held compactly and charged to the memory budget, and handed out a page at a time: OpenSSH's
 //! client refuses replies over 256 KiB, and a 3,000-entry directory in one reply was 519 KB.
-//! Plaintext sizes (one header read per file) are read only for the page being sent.
+//! Plaintext sizes (one header read per file, a page's reads side by side) are read only for
+//! the page being sent.
 
 use std::sync::Arc;
 use std::time::SystemTime;
+
+use futures::StreamExt;
 
 use super::{FileInfo, TransferError, entry_info};
 use crate::budget::{MemoryBudget, Reservation};
@@ -18,6 +21,11 @@ struct Listed {
     sealed_len: u64,
     modified: SystemTime,
 }
+
+/// Header reads one listing page issues at once. Each holds one header (under 2 KiB) and one
+/// store connection; 16 keeps a page to about one store round trip without crowding the
+/// connection pool that uploads share.
+const HEADER_READS_IN_FLIGHT: usize = 16;
 
 /// What one held entry costs beyond its name: the struct and the name's allocation.
 const LISTED_OVERHEAD: usize = std::mem::size_of::<Listed>() + 16;
@@ -99,39 +107,48 @@ impl DirListing {
     }
 
     async fn fill(&mut self, max_entries: usize, max_name_bytes: usize) -> Vec<FileInfo> {
-        let mut page = Vec::new();
-        let mut taken = 0;
+        let mut taken = Vec::new();
         let mut name_bytes = 0;
-        while taken < max_entries {
-            let fits = |l: &Listed| taken == 0 || name_bytes + l.name.len() <= max_name_bytes;
+        while taken.len() < max_entries {
+            let fits = |l: &Listed| taken.is_empty() || name_bytes + l.name.len() <= max_name_bytes;
             if !self.entries.as_slice().first().is_some_and(fits) {
                 break;
             }
             let Some(l) = self.entries.next() else { break };
-            taken += 1;
             name_bytes += l.name.len();
-            let key = if self.dir.is_empty() {
-                l.name.to_string()
-            } else {
-                format!("{}/{}", self.dir, l.name)
-            };
-            let entry = Entry {
-                name: l.name.into(),
-                kind: if l.is_dir {
-                    EntryKind::Dir
-                } else {
-                    EntryKind::File
-                },
-                sealed_len: l.sealed_len,
-                modified: l.modified,
-            };
-            let name = entry.name.clone();
-            match entry_info(self.destination.as_ref(), &key, name, entry).await {
-                Ok(info) => page.push(info),
-                Err(err) => tracing::warn!(error = %err, "skipping unreadable entry"),
-            }
+            taken.push(l);
         }
-        page
+        // One header read per file: issued side by side (the page's order is kept), so a page
+        // costs about one round trip to the store rather than one per file.
+        let destination = self.destination.as_ref();
+        let dir = self.dir.as_str();
+        futures::stream::iter(taken)
+            .map(|l| async move {
+                let key = if dir.is_empty() {
+                    l.name.to_string()
+                } else {
+                    format!("{dir}/{}", l.name)
+                };
+                let name = l.name.to_string();
+                let entry = Entry {
+                    name: l.name.into(),
+                    kind: if l.is_dir {
+                        EntryKind::Dir
+                    } else {
+                        EntryKind::File
+                    },
+                    sealed_len: l.sealed_len,
+                    modified: l.modified,
+                };
+                entry_info(destination, &key, name, entry).await
+            })
+            .buffered(HEADER_READS_IN_FLIGHT)
+            .filter_map(|r| async move {
+                r.map_err(|err| tracing::warn!(error = %err, "skipping unreadable entry"))
+                    .ok()
+            })
+            .collect()
+            .await
     }
 }
 
