@@ -1,6 +1,6 @@
 //! Tests of `bundle.rs`: loading, checking, hashing and deciding.
 use super::*;
-use crate::policy::Evidence;
+use crate::policy::{Classification, DEFAULT_DENY_ID, Evidence, Location, Request};
 use proptest::prelude::*;
 
 fn shipped_dir() -> std::path::PathBuf {
