@@ -13,7 +13,7 @@ plaintext sizes that were written, or the run fails. Reported: seconds per listi
 the warm runs, and the cold one), per 1,000 entries, and eugate's ratio to rclone-crypt.
 
 Started by benches/list.sh (installs and builds what is missing). Usage:
-  benches/list.sh [--files 10000] [--runs 5] [--size 1000]
+  benches/list.sh [--files 10000] [--runs 5] [--size 1000] [--legacy-objects] [--only-eugate]
 """
 import argparse
 import os
@@ -81,11 +81,18 @@ def main():
     ap.add_argument("--eugate", default=os.path.join(e2e.REPO, "target", "release", "eugate"))
     ap.add_argument("--garage", default=os.environ.get("GARAGE", "/opt/eugate-tools/bin/garage"))
     ap.add_argument("--eugate-toml", default="")
+    ap.add_argument("--legacy-objects", action="store_true",
+                    help="eugate with [storage] legacy_objects = true: one header read per file, as "
+                         "for a store that may hold objects of format versions 1 and 2; by default the "
+                         "store is new (version 3 only) and sizes come from the listed lengths")
+    ap.add_argument("--only-eugate", action="store_true", help="no rclone peer (e.g. for --files 100000)")
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     # What e2e.Bench reads from its arguments; the rest of its options do not apply here.
     a.eugate_dest, a.concurrent, a.rss_concurrent = "s3", 1, 1
     a.eugate, a.garage = os.path.abspath(a.eugate), os.path.abspath(a.garage)
+    a.eugate_toml = (f"[storage]\nlegacy_objects = {'true' if a.legacy_objects else 'false'}\n"
+                     + a.eugate_toml)
     b = e2e.Bench(a)
     signal.signal(signal.SIGTERM, lambda n, f: (_ for _ in ()).throw(KeyboardInterrupt(f"signal {n}")))
     try:
@@ -100,34 +107,48 @@ def main():
             return spawn(name, argv, env=env, cwd=cwd)
 
         b.spawn = recording_spawn
-        peers = [b.start_eugate(), b.start_rclone()]
+        peers = [b.start_eugate()] + ([] if a.only_eugate else [b.start_rclone()])
         for p in peers:
             t0 = time.perf_counter()
             fill(p, a.files, a.size)
             e2e.log(f"{p.name}: wrote {a.files} files in {time.perf_counter() - t0:.1f} s")
         # rclone's directory cache learnt every name while it wrote them: a fresh process (same
         # config, same port) makes its first listing a cold one, as eugate's always is.
-        rclone = peers[1]
-        os.killpg(rclone.proc.pid, signal.SIGTERM)
-        rclone.proc.wait(timeout=30)
-        argv, env, cwd = spawned["rclone"]
-        rclone.proc = spawn("rclone-fresh", argv, env=env, cwd=cwd)
-        e2e.wait_port(rclone.port, rclone.proc, "rclone")
+        if not a.only_eugate:
+            rclone = peers[1]
+            os.killpg(rclone.proc.pid, signal.SIGTERM)
+            rclone.proc.wait(timeout=30)
+            argv, env, cwd = spawned["rclone"]
+            rclone.proc = spawn("rclone-fresh", argv, env=env, cwd=cwd)
+            e2e.wait_port(rclone.port, rclone.proc, "rclone")
         times = {p.name: [] for p in peers}
+        rss = {p.name: 0.0 for p in peers}
+        cpu = {p.name: [] for p in peers}
         for run in range(a.runs):
             for p in (peers if run % 2 == 0 else peers[::-1]):
-                took = listing(p, a.files, a.size)
+                # measure(): the server's CPU and peak RSS around the listing (the sampler's
+                # own period bounds how short a peak it sees).
+                r = e2e.measure(p, {}, lambda: listing(p, a.files, a.size))
+                took = r["extra"]
                 times[p.name].append(took)
-                e2e.log(f"run {run + 1}/{a.runs} {p.name}: {took:.3f} s")
+                rss[p.name] = max(rss[p.name], r["rss_mib"])
+                cpu[p.name].append(r["cpu"])
+                e2e.log(f"run {run + 1}/{a.runs} {p.name}: {took:.3f} s, server CPU "
+                        f"{r['cpu']:.2f} s, peak RSS {r['rss_mib']:.0f} MiB")
         print(f"== listing {a.files} files of {a.size} B over SFTP (paramiko listdir_attr), "
-              f"Garage over {'HTTP' if a.s3_plain_http else 'TLS'}; seconds")
+              f"Garage over {'HTTP' if a.s3_plain_http else 'TLS'}, eugate legacy_objects = "
+              f"{'true' if a.legacy_objects else 'false'}; seconds")
         summary = {}
         for p in peers:
             cold, warm = times[p.name][0], times[p.name][1:] or times[p.name]
             med = statistics.median(warm)
             summary[p.name] = (cold, med)
             print(f"{p.name:<14} cold {cold:7.3f}   warm median {med:7.3f} (min {min(warm):.3f}, "
-                  f"max {max(warm):.3f})   per 1,000 warm {med * 1000 / a.files:.3f}")
+                  f"max {max(warm):.3f})   per 1,000 warm {med * 1000 / a.files:.3f}   "
+                  f"server CPU median {statistics.median(cpu[p.name]):.2f} s, "
+                  f"peak RSS {rss[p.name]:.0f} MiB")
+        if a.only_eugate:
+            return
         e, r = summary["eugate"], summary["rclone-crypt"]
         print(f"list: eugate/rclone-crypt cold x{e[0] / r[0]:.2f}, warm x{e[1] / r[1]:.2f} "
               f"({a.files} files, {a.runs} runs, {os.cpu_count()} cores)")

@@ -1,8 +1,9 @@
 //! Known-answer vectors: the object format may never drift silently.
 //!
-//! `tests/vectors/object-v1.json` (version 1, keyring KEK) and `tests/vectors/object-v2.json`
+//! `tests/vectors/object-v1.json` (version 1, keyring KEK), `tests/vectors/object-v2.json`
 //! (version 2, hold-your-own-key: the data key wrapped under a per-object key W that a provider
-//! wrapped) were generated once by this file and are asserted byte for byte.
+//! wrapped) and `tests/vectors/object-v3.json` (version 3: both kinds in a fixed-length header)
+//! were generated once by this file and are asserted byte for byte.
 //! To regenerate (only for a deliberate, reviewed change before a version is released — never for
 //! a released version; a format change is a new version with its own file):
 //!
@@ -16,7 +17,7 @@ use std::path::PathBuf;
 
 use eugate::crypto::vector_internals::derive_raw;
 use eugate::crypto::{
-    ExternalKey, Header, ObjectContext, Opener, SEALED_SEGMENT_SIZE, SEGMENT_SIZE, Sealer,
+    ExternalKey, Header, Layout, ObjectContext, Opener, SEALED_SEGMENT_SIZE, SEGMENT_SIZE, Sealer,
     external_key_context,
 };
 use serde::{Deserialize, Serialize};
@@ -200,6 +201,7 @@ fn inputs_v2() -> Vec<Input> {
 /// One vector file and the inputs it was generated from.
 struct Set {
     file: &'static str,
+    layout: Layout,
     format: &'static str,
     fields: Option<&'static str>,
     inputs: fn() -> Vec<Input>,
@@ -207,6 +209,7 @@ struct Set {
 
 const V1: Set = Set {
     file: "tests/vectors/object-v1.json",
+    layout: Layout::Compact,
     format: "eugate object format v1 (docs/object-format.md)",
     fields: None,
     inputs: inputs_v1,
@@ -214,6 +217,7 @@ const V1: Set = Set {
 
 const V2: Set = Set {
     file: "tests/vectors/object-v2.json",
+    layout: Layout::Compact,
     format: "eugate object format v2, hold-your-own-key (docs/object-format.md, Version 2)",
     fields: Some(
         "kek = the object key W (what the provider wrapped; the data key is wrapped under it); \
@@ -225,7 +229,25 @@ const V2: Set = Set {
     inputs: inputs_v2,
 };
 
-const SETS: [&Set; 2] = [&V1, &V2];
+/// Version 3: the inputs of both earlier files, in the fixed-length header.
+fn inputs_v3() -> Vec<Input> {
+    inputs_v1().into_iter().chain(inputs_v2()).collect()
+}
+
+const V3: Set = Set {
+    file: "tests/vectors/object-v3.json",
+    layout: Layout::Fixed,
+    format: "eugate object format v3, fixed-length header (docs/object-format.md, Version 3)",
+    fields: Some(
+        "vectors without provider: kek = the keyring KEK (provider kind 0x00 in the header, no \
+         blob); with provider: as in object-v2.json (kek = the object key W, blob = the \
+         provider's wrapped W, provider_context = external_key_context(tenant, object_id)). \
+         Every header is 2048 bytes",
+    ),
+    inputs: inputs_v3,
+};
+
+const SETS: [&Set; 3] = [&V1, &V2, &V3];
 
 /// Plaintext rule: byte i = i mod 251.
 fn plaintext(len: usize) -> Vec<u8> {
@@ -236,8 +258,9 @@ fn sha256_hex(b: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, b))
 }
 
-fn seal(input: &Input, push: usize) -> Vec<u8> {
-    let mut s = Sealer::with_material(
+fn seal(layout: Layout, input: &Input, push: usize) -> Vec<u8> {
+    let mut s = Sealer::with_layout_material(
+        layout,
         &input.kek,
         &input.ctx,
         &input.data_key,
@@ -265,7 +288,7 @@ fn generate(set: &Set) -> VectorFile {
         (set.inputs)()
             .iter()
             .map(|i| {
-                let object = seal(i, 1 << 20);
+                let object = seal(set.layout, i, 1 << 20);
                 let header_len = Header::parse(&object).unwrap().encoded_len();
                 let raw = derive_raw(&i.data_key, &i.salt).unwrap();
                 Vector {
@@ -363,11 +386,15 @@ fn the_stored_files_are_exactly_what_the_generator_writes() {
 
 #[test]
 fn each_file_holds_only_its_version() {
-    for (set, version) in [(&V1, 1u8), (&V2, 2u8)] {
+    for (set, version) in [(&V1, 1u8), (&V2, 2u8), (&V3, 3u8)] {
         for v in load(set).vectors {
             let header = hex::decode(&v.header).unwrap();
             assert_eq!(header[6], version, "{}", v.name);
-            assert_eq!(v.provider.is_some(), version == 2, "{}", v.name);
+            match version {
+                1 => assert!(v.provider.is_none(), "{}", v.name),
+                2 => assert!(v.provider.is_some(), "{}", v.name),
+                _ => assert_eq!(header.len(), 2048, "{}", v.name),
+            }
         }
     }
 }
@@ -381,7 +408,7 @@ fn push_chunking_does_not_change_the_bytes() {
                 if push == 1 && input.plaintext_len > 2 * SEGMENT_SIZE {
                     continue; // byte-at-a-time over 130 KiB is covered by the smaller vectors
                 }
-                let object = seal(input, push);
+                let object = seal(set.layout, input, push);
                 assert_eq!(
                     sha256_hex(&object),
                     v.ciphertext_sha256,
@@ -408,7 +435,7 @@ fn stored_ciphertexts_open(set: &Set) {
             .unwrap();
         let object = match &v.ciphertext {
             Some(hex) => hex::decode(hex).unwrap(),
-            None => seal(&input, 1 << 20),
+            None => seal(set.layout, &input, 1 << 20),
         };
         assert_eq!(sha256_hex(&object), v.ciphertext_sha256);
         assert_eq!(object.len(), v.sealed_len);
@@ -441,8 +468,9 @@ fn stored_ciphertexts_open(set: &Set) {
 }
 
 /// Seals through the zero-copy part buffer (the upload path), `push` bytes per fill call.
-fn seal_by_parts(input: &Input, segments_per_part: usize, push: usize) -> Vec<u8> {
-    let s = Sealer::with_material(
+fn seal_by_parts(layout: Layout, input: &Input, segments_per_part: usize, push: usize) -> Vec<u8> {
+    let s = Sealer::with_layout_material(
+        layout,
         &input.kek,
         &input.ctx,
         &input.data_key,
@@ -473,7 +501,7 @@ fn part_sealing_reproduces_the_stored_vectors() {
         for (input, v) in (set.inputs)().iter().zip(&stored.vectors) {
             for segments in [1, 2, 16] {
                 for push in [7, SEGMENT_SIZE, SEGMENT_SIZE + 1, 255 * 1024] {
-                    let object = seal_by_parts(input, segments, push);
+                    let object = seal_by_parts(set.layout, input, segments, push);
                     assert_eq!(
                         sha256_hex(&object),
                         v.ciphertext_sha256,

@@ -249,6 +249,11 @@ master_key_file = "master.key"
 dir = "policies"
 watch = true
 
+# A new store: every object in it has format version 3's fixed-length header, so a listing
+# computes plaintext sizes without reading each file.
+[storage]
+legacy_objects = false
+
 [destinations.local]
 kind = "fs"
 root = "store"

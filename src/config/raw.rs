@@ -175,6 +175,8 @@ pub struct RawStorage {
     pub connect_timeout_secs: Option<u64>,
     /// The file of multipart uploads this instance has open (`storage::s3::journal`).
     pub upload_journal: Option<String>,
+    /// Whether the stores may hold objects of format versions 1 and 2 (compact headers).
+    pub legacy_objects: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

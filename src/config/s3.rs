@@ -32,6 +32,10 @@ pub struct StorageConfig {
     pub connect_timeout: Duration,
     /// The multipart uploads this instance has open, so that a restart aborts exactly those.
     pub upload_journal: PathBuf,
+    /// The stores may hold objects written before format version 3 (whose header length varies),
+    /// so a listing reads each file's header for its size. `false`: every object is version 3,
+    /// and a listing computes sizes from the stored lengths alone (no request per file).
+    pub legacy_objects: bool,
 }
 
 impl Default for StorageConfig {
@@ -42,6 +46,7 @@ impl Default for StorageConfig {
             request_timeout: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
             connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS),
             upload_journal: PathBuf::from(DEFAULT_UPLOAD_JOURNAL),
+            legacy_objects: true,
         }
     }
 }
@@ -153,6 +158,7 @@ pub(super) fn storage(
                 .as_deref()
                 .unwrap_or(DEFAULT_UPLOAD_JOURNAL),
         ),
+        legacy_objects: raw.legacy_objects.unwrap_or(d.legacy_objects),
     }
 }
 

@@ -41,6 +41,28 @@
 //!                   AAD = bytes [0, 64+T+K+E)), commitment 32
 //! 156+T+K+E         end of header = header_len
 //! ```
+//!
+//! Version 3 (what writers write): the fields of either version above in a header of fixed
+//! length, so that a listing computes every object's plaintext size from its stored size alone.
+//! With E = 3 + B (B = 0 for a keyring KEK) and the padding Z = 2048 − 156 − T − K − E:
+//!
+//! ```text
+//! off          len  field
+//! 0            6    magic "EUGATE"
+//! 6            1    version = 0x03
+//! 7            1    suite   = 0x01
+//! 8            2    header_len, u16 BE: always 2048
+//! 10           1    T; tenant (T bytes)
+//! 11+T         1    K; key id (K bytes): the keyring key id, or the key provider's name
+//! 12+T+K       4    key version
+//! 16+T+K       1    provider kind: 0x00 keyring KEK, 0x01 pkcs11, 0x02 transit, 0x03 aws-kms
+//! 17+T+K       2    B = provider blob length, u16 BE: 0 for 0x00, else 1..=1024
+//! 19+T+K       B    provider blob: W wrapped by the provider
+//! 16+T+K+E     Z    padding, all zero (inside the wrap's AAD, so authenticated)
+//! 1908         16   object id, then salt 32, wrap nonce 12, wrapped data key 48 (under the KEK
+//!                   or W, AAD = bytes [0, 1956)), commitment 32
+//! 2048              end of header
+//! ```
 
 use subtle::ConstantTimeEq;
 
@@ -57,6 +79,16 @@ pub const FORMAT_VERSION: u8 = 1;
 /// Version 2 (hold-your-own-key): written when the tenant's KEK is held by an external key
 /// provider (`ObjectContext::external` is `Some`). Readers accept both versions.
 pub const FORMAT_VERSION_HYOK: u8 = 2;
+/// Version 3 (fixed length): written for every new object, keyring or external KEK alike, so the
+/// plaintext size follows from the stored size ([`HEADER_FIXED_LEN`]). Readers accept 1, 2, 3.
+pub const FORMAT_VERSION_FIXED: u8 = 3;
+/// The length of every version 3 header.
+pub const HEADER_FIXED_LEN: usize = 2048;
+/// The provider kind a version 3 header records for a KEK from the keyring.
+const KEYRING_PROVIDER: u8 = 0x00;
+/// The fields after a version 3 header's padding: object id, salt, wrap nonce, wrapped key,
+/// commitment.
+const TAIL_LEN: usize = 16 + SALT_LEN + WRAP_NONCE_LEN + WRAPPED_KEY_LEN + COMMITMENT_LEN;
 /// Bytes needed to learn `header_len` (magic, version, suite, header_len).
 pub const HEADER_PREFIX_LEN: usize = 10;
 /// Header bytes besides the tenant and key id strings (version 1).
@@ -75,9 +107,11 @@ const EXTERNAL_FIXED_LEN: usize = 1 + 2;
 pub const EXTERNAL_BLOB_MAX_LEN: usize = 1024;
 /// Shortest possible header of any version (a version 1 header with one-byte tenant and key id).
 pub const HEADER_MIN_LEN: usize = V1_MIN_LEN;
-/// Longest possible header of any version (version 2, 255-byte tenant and key id, 1024-byte
-/// provider blob); fetching this many bytes always suffices.
-pub const HEADER_MAX_LEN: usize = V2_MAX_LEN;
+/// Longest possible header of any version (version 3; the longest compact one, version 2 with
+/// 255-byte tenant and key id and a 1024-byte provider blob, is 1693); fetching this many bytes
+/// always suffices.
+pub const HEADER_MAX_LEN: usize = HEADER_FIXED_LEN;
+const _: () = assert!(V2_MAX_LEN + EXTERNAL_FIXED_LEN <= HEADER_FIXED_LEN);
 
 const V1_MIN_LEN: usize = FIXED_LEN + 2;
 const V1_MAX_LEN: usize = FIXED_LEN + 255 + 255;
@@ -107,6 +141,35 @@ impl Suite {
             0x01 => Ok(Suite::Aes256Gcm),
             // 0x02 is reserved for ChaCha20-Poly1305 (hosts without AES-NI); not implemented yet.
             suite => Err(CryptoError::UnsupportedSuite { suite }),
+        }
+    }
+}
+
+/// How long a written header is: which format version a writer produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Versions 1 (keyring KEK) and 2 (external key): as long as the names and blob need.
+    /// Still read everywhere; written only for the known-answer vectors and tests.
+    Compact,
+    /// Version 3: a fixed [`HEADER_FIXED_LEN`]-byte header for either kind of key.
+    Fixed,
+}
+
+impl Layout {
+    /// The version byte a header of this layout has for `ctx`.
+    pub fn version(self, ctx: &ObjectContext) -> u8 {
+        match (self, ctx.external.is_some()) {
+            (Layout::Fixed, _) => FORMAT_VERSION_FIXED,
+            (Layout::Compact, false) => FORMAT_VERSION,
+            (Layout::Compact, true) => FORMAT_VERSION_HYOK,
+        }
+    }
+
+    fn of_version(version: u8) -> Layout {
+        if version == FORMAT_VERSION_FIXED {
+            Layout::Fixed
+        } else {
+            Layout::Compact
         }
     }
 }
@@ -170,17 +233,6 @@ pub struct ObjectContext {
     pub external: Option<ExternalKey>,
 }
 
-impl ObjectContext {
-    /// The format version a header for this context has: 1 without, 2 with an external key.
-    pub fn format_version(&self) -> u8 {
-        if self.external.is_some() {
-            FORMAT_VERSION_HYOK
-        } else {
-            FORMAT_VERSION
-        }
-    }
-}
-
 fn check_name(field: &'static str, value: &str) -> Result<u8, CryptoError> {
     if value.is_empty() {
         return Err(CryptoError::InvalidContext {
@@ -218,6 +270,7 @@ fn check_external(ext: &ExternalKey) -> Result<u16, CryptoError> {
 
 /// Encodes the header bytes covered by the key wrap's AAD: everything before the wrap nonce.
 pub(crate) fn encode_bound_prefix(
+    layout: Layout,
     ctx: &ObjectContext,
     salt: &[u8; SALT_LEN],
 ) -> Result<Vec<u8>, CryptoError> {
@@ -227,13 +280,24 @@ pub(crate) fn encode_bound_prefix(
         Some(ext) => Some((ext, check_external(ext)?)),
         None => None,
     };
-    let external_len = external.map_or(0, |(_, b)| EXTERNAL_FIXED_LEN + usize::from(b));
-    let header_len = FIXED_LEN + usize::from(t) + usize::from(k) + external_len;
+    // Version 3 records the key's source even for a keyring KEK (kind 0x00, no blob).
+    let key_source = match (layout, external) {
+        (_, Some((ext, b))) => Some((ext.provider, b, ext.blob.as_slice())),
+        (Layout::Fixed, None) => Some((KEYRING_PROVIDER, 0, &[][..])),
+        (Layout::Compact, None) => None,
+    };
+    let header_len = match layout {
+        Layout::Fixed => HEADER_FIXED_LEN,
+        Layout::Compact => {
+            let source_len = key_source.map_or(0, |(_, b, _)| EXTERNAL_FIXED_LEN + usize::from(b));
+            FIXED_LEN + usize::from(t) + usize::from(k) + source_len
+        }
+    };
     let header_len_u16 =
         u16::try_from(header_len).map_err(|_| CryptoError::Internal("encoding header_len"))?;
     let mut h = Vec::with_capacity(header_len);
     h.extend_from_slice(MAGIC);
-    h.push(ctx.format_version());
+    h.push(layout.version(ctx));
     h.push(Suite::Aes256Gcm.id());
     h.extend_from_slice(&header_len_u16.to_be_bytes());
     h.push(t);
@@ -241,10 +305,13 @@ pub(crate) fn encode_bound_prefix(
     h.push(k);
     h.extend_from_slice(ctx.key_id.as_bytes());
     h.extend_from_slice(&ctx.key_version.to_be_bytes());
-    if let Some((ext, b)) = external {
-        h.push(ext.provider);
+    if let Some((provider, b, blob)) = key_source {
+        h.push(provider);
         h.extend_from_slice(&b.to_be_bytes());
-        h.extend_from_slice(&ext.blob);
+        h.extend_from_slice(blob);
+    }
+    if layout == Layout::Fixed {
+        h.resize(HEADER_FIXED_LEN - TAIL_LEN, 0);
     }
     h.extend_from_slice(&ctx.object_id);
     h.extend_from_slice(salt);
@@ -255,6 +322,7 @@ pub(crate) fn encode_bound_prefix(
 #[derive(Debug, Clone)]
 pub struct Header {
     encoded: Vec<u8>,
+    version: u8,
     ctx: ObjectContext,
     suite: Suite,
     /// Offset of the wrap nonce = length of the wrap AAD.
@@ -317,6 +385,31 @@ impl<'a> Reader<'a> {
                 reason: "is not a key provider kind of version 2 (0x01 pkcs11, 0x02 transit, 0x03 aws-kms)",
             });
         }
+        self.blob(provider)
+    }
+
+    /// Provider kind, blob length and blob of a version 3 header: `None` for a keyring KEK.
+    fn key_source(&mut self) -> Result<Option<ExternalKey>, CryptoError> {
+        let [provider] = self.array::<1>("provider")?;
+        if provider == KEYRING_PROVIDER {
+            if self.array::<2>("blob_len")? != [0, 0] {
+                return Err(CryptoError::HeaderMalformed {
+                    field: "blob_len",
+                    reason: "is not 0 for a keyring key (provider 0x00)",
+                });
+            }
+            return Ok(None);
+        }
+        if !is_external_provider(provider) {
+            return Err(CryptoError::HeaderMalformed {
+                field: "provider",
+                reason: "is not a key provider kind (0x00 keyring, 0x01 pkcs11, 0x02 transit, 0x03 aws-kms)",
+            });
+        }
+        self.blob(provider).map(Some)
+    }
+
+    fn blob(&mut self, provider: u8) -> Result<ExternalKey, CryptoError> {
         let blob_len = usize::from(u16::from_be_bytes(self.array("blob_len")?));
         if blob_len == 0 {
             return Err(CryptoError::HeaderMalformed {
@@ -333,15 +426,42 @@ impl<'a> Reader<'a> {
         let blob = self.take(blob_len, "blob")?.to_vec();
         Ok(ExternalKey { provider, blob })
     }
+
+    /// A version 3 header's zero padding, up to the fixed-position tail.
+    fn padding(&mut self) -> Result<(), CryptoError> {
+        let len = (HEADER_FIXED_LEN - TAIL_LEN).saturating_sub(self.pos);
+        if self.take(len, "padding")?.iter().any(|&b| b != 0) {
+            return Err(CryptoError::HeaderMalformed {
+                field: "padding",
+                reason: "is not all zero",
+            });
+        }
+        Ok(())
+    }
 }
 
 fn is_known_version(version: u8) -> bool {
-    version == FORMAT_VERSION || version == FORMAT_VERSION_HYOK
+    matches!(
+        version,
+        FORMAT_VERSION | FORMAT_VERSION_HYOK | FORMAT_VERSION_FIXED
+    )
+}
+
+/// The header lengths a version allows, and the error's reason outside them.
+fn header_len_range(version: u8) -> (std::ops::RangeInclusive<usize>, &'static str) {
+    match version {
+        FORMAT_VERSION_HYOK => (V2_MIN_LEN..=V2_MAX_LEN, "is outside 162..=1693 (version 2)"),
+        FORMAT_VERSION_FIXED => (
+            HEADER_FIXED_LEN..=HEADER_FIXED_LEN,
+            "is not 2048 (version 3)",
+        ),
+        _ => (V1_MIN_LEN..=V1_MAX_LEN, "is outside 158..=666 (version 1)"),
+    }
 }
 
 impl Header {
     /// Parses the header at the start of `bytes` (trailing segment bytes are ignored); accepts
-    /// versions 1 and 2. `Err(HeaderTruncated { needed, .. })` asks for at least `needed` bytes.
+    /// versions 1, 2 and 3. `Err(HeaderTruncated { needed, .. })` asks for at least `needed` bytes.
     pub fn parse(bytes: &[u8]) -> Result<Header, CryptoError> {
         let have = bytes.len();
         // Reject foreign data as early as possible, even from a short prefix.
@@ -362,14 +482,9 @@ impl Header {
         if !is_known_version(version) {
             return Err(CryptoError::UnsupportedVersion { version });
         }
-        let v2 = version == FORMAT_VERSION_HYOK;
         let suite = Suite::from_id(bytes[7])?;
         let header_len = usize::from(u16::from_be_bytes([bytes[8], bytes[9]]));
-        let (range, reason) = if v2 {
-            (V2_MIN_LEN..=V2_MAX_LEN, "is outside 162..=1693 (version 2)")
-        } else {
-            (V1_MIN_LEN..=V1_MAX_LEN, "is outside 158..=666 (version 1)")
-        };
+        let (range, reason) = header_len_range(version);
         if !range.contains(&header_len) {
             return Err(CryptoError::HeaderMalformed {
                 field: "header_len",
@@ -390,7 +505,15 @@ impl Header {
         let tenant = r.name("tenant")?;
         let key_id = r.name("key_id")?;
         let key_version = u32::from_be_bytes(r.array("key_version")?);
-        let external = if v2 { Some(r.external()?) } else { None };
+        let external = match version {
+            FORMAT_VERSION_HYOK => Some(r.external()?),
+            FORMAT_VERSION_FIXED => {
+                let source = r.key_source()?;
+                r.padding()?;
+                source
+            }
+            _ => None,
+        };
         let object_id = r.array("object_id")?;
         let salt = r.array("salt")?;
         let bound_len = r.pos;
@@ -400,15 +523,16 @@ impl Header {
         if r.pos != header_len {
             return Err(CryptoError::HeaderMalformed {
                 field: "header_len",
-                reason: if v2 {
-                    "does not match the lengths of tenant, key_id and blob"
-                } else {
+                reason: if version == FORMAT_VERSION {
                     "does not match the lengths of tenant and key_id"
+                } else {
+                    "does not match the lengths of tenant, key_id and blob"
                 },
             });
         }
         Ok(Header {
             encoded: encoded.to_vec(),
+            version,
             ctx: ObjectContext {
                 tenant,
                 key_id,
@@ -426,8 +550,9 @@ impl Header {
     }
 
     /// Builds the header for freshly chosen key material (the sealer's side). `kek` is the
-    /// tenant's KEK (version 1) or the object key W (version 2, `ctx.external` is `Some`).
+    /// tenant's KEK or, when `ctx.external` is `Some`, the object key W.
     pub(crate) fn build(
+        layout: Layout,
         kek: &[u8; 32],
         ctx: &ObjectContext,
         data_key: &[u8; DATA_KEY_LEN],
@@ -435,7 +560,7 @@ impl Header {
         wrap_nonce: &[u8; WRAP_NONCE_LEN],
         commitment: &[u8; COMMITMENT_LEN],
     ) -> Result<Vec<u8>, CryptoError> {
-        let mut h = encode_bound_prefix(ctx, salt)?;
+        let mut h = encode_bound_prefix(layout, ctx, salt)?;
         let wrapped = schedule::wrap(kek, wrap_nonce, &h, data_key)?;
         h.extend_from_slice(wrap_nonce);
         h.extend_from_slice(&wrapped);
@@ -453,9 +578,10 @@ impl Header {
         &self.encoded
     }
 
-    /// The format version: [`FORMAT_VERSION`] (1) or [`FORMAT_VERSION_HYOK`] (2).
+    /// The format version: [`FORMAT_VERSION`] (1), [`FORMAT_VERSION_HYOK`] (2) or
+    /// [`FORMAT_VERSION_FIXED`] (3).
     pub fn version(&self) -> u8 {
-        self.ctx.format_version()
+        self.version
     }
 
     /// Tenant, key id, key version, object id and (version 2) the provider-wrapped object key
@@ -535,10 +661,11 @@ impl Header {
     }
 
     /// Re-wraps the data key for any version: `old_kek` is what unlocks this header (the KEK,
-    /// or W for version 2); `new_kek` and `external` say what the new header is — `None`: a
-    /// version 1 header under the keyring KEK `new_kek`; `Some`: a version 2 header whose W is
-    /// `new_kek`, wrapped by the provider as `external` (with [`external_key_context`] of this
-    /// header's tenant and object id). Rotating a provider key, moving a tenant into or out of
+    /// or W for an external key); `new_kek` and `external` say what the new header is — `None`:
+    /// under the keyring KEK `new_kek`; `Some`: whose W is `new_kek`, wrapped by the provider as
+    /// `external` (with [`external_key_context`] of this header's tenant and object id). The new
+    /// header keeps this one's layout: compact (version 1 or 2, as `external` says) or fixed
+    /// (version 3, whose length never changes). Rotating a provider key, moving a tenant into or out of
     /// hold-your-own-key: the segments stay as they are, the salt and commitment too.
     pub fn rewrap_to(
         &self,
@@ -558,6 +685,7 @@ impl Header {
             ..self.ctx.clone()
         };
         Header::build(
+            Layout::of_version(self.version),
             new_kek,
             &ctx,
             &data_key,
@@ -569,339 +697,5 @@ impl Header {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ctx() -> ObjectContext {
-        ObjectContext {
-            tenant: "acme".into(),
-            key_id: "k1".into(),
-            key_version: 3,
-            object_id: [0xab; 16],
-            external: None,
-        }
-    }
-
-    fn header() -> Vec<u8> {
-        Header::build(&[1; 32], &ctx(), &[2; 32], &[3; 32], &[4; 12], &[5; 32]).unwrap()
-    }
-
-    fn ctx2() -> ObjectContext {
-        ObjectContext {
-            key_id: "vault".into(),
-            external: Some(ExternalKey {
-                provider: 0x02,
-                blob: b"vault:v3:blob".to_vec(),
-            }),
-            ..ctx()
-        }
-    }
-
-    fn header2() -> Vec<u8> {
-        Header::build(&[1; 32], &ctx2(), &[2; 32], &[3; 32], &[4; 12], &[5; 32]).unwrap()
-    }
-
-    #[test]
-    fn layout_matches_the_documented_offsets() {
-        let h = header();
-        let (t, k) = (4, 2);
-        assert_eq!(h.len(), 156 + t + k);
-        assert_eq!(&h[..6], b"EUGATE");
-        assert_eq!(h[6..8], [1, 1]);
-        assert_eq!(u16::from_be_bytes([h[8], h[9]]) as usize, h.len());
-        assert_eq!(&h[11..11 + t], b"acme");
-        assert_eq!(&h[12 + t + k..16 + t + k], &3u32.to_be_bytes());
-        assert_eq!(&h[16 + t + k..32 + t + k], &[0xab; 16]);
-        assert_eq!(&h[32 + t + k..64 + t + k], &[3; 32]);
-        assert_eq!(&h[64 + t + k..76 + t + k], &[4; 12]);
-        assert_eq!(&h[124 + t + k..], &[5; 32]);
-        let parsed = Header::parse(&h).unwrap();
-        assert_eq!(parsed.context(), &ctx());
-        assert_eq!(parsed.encoded(), &h[..]);
-        assert_eq!(parsed.version(), 1);
-        assert_eq!(HEADER_MIN_LEN, 158);
-        assert_eq!(V1_MAX_LEN, 666);
-    }
-
-    #[test]
-    fn v2_layout_matches_the_documented_offsets() {
-        let h = header2();
-        let (t, k, b) = (4, 5, 13);
-        let e = 3 + b;
-        assert_eq!(h.len(), 156 + t + k + e);
-        assert_eq!(&h[..6], b"EUGATE");
-        assert_eq!(h[6..8], [2, 1]);
-        assert_eq!(u16::from_be_bytes([h[8], h[9]]) as usize, h.len());
-        assert_eq!(h[10], 4);
-        assert_eq!(&h[11..11 + t], b"acme");
-        assert_eq!(h[11 + t], 5);
-        assert_eq!(&h[12 + t..12 + t + k], b"vault");
-        assert_eq!(&h[12 + t + k..16 + t + k], &3u32.to_be_bytes());
-        assert_eq!(h[16 + t + k], 0x02);
-        assert_eq!(&h[17 + t + k..19 + t + k], &13u16.to_be_bytes());
-        assert_eq!(&h[19 + t + k..19 + t + k + b], b"vault:v3:blob");
-        assert_eq!(&h[16 + t + k + e..32 + t + k + e], &[0xab; 16]);
-        assert_eq!(&h[32 + t + k + e..64 + t + k + e], &[3; 32]);
-        assert_eq!(&h[64 + t + k + e..76 + t + k + e], &[4; 12]);
-        assert_eq!(&h[124 + t + k + e..], &[5; 32]);
-        let parsed = Header::parse(&h).unwrap();
-        assert_eq!(parsed.context(), &ctx2());
-        assert_eq!(parsed.version(), 2);
-        assert_eq!(parsed.bound_len, 64 + t + k + e);
-        assert_eq!(parsed.encoded(), &h[..]);
-        assert_eq!((V2_MIN_LEN, V2_MAX_LEN), (162, 1693));
-        assert_eq!(HEADER_MAX_LEN, 1693);
-    }
-
-    #[test]
-    fn v2_length_limits_are_the_largest_and_smallest_encodable() {
-        let mut c = ctx2();
-        c.tenant = "t".repeat(255);
-        c.key_id = "k".repeat(255);
-        c.external = Some(ExternalKey {
-            provider: 0x03,
-            blob: vec![0xee; EXTERNAL_BLOB_MAX_LEN],
-        });
-        let h = Header::build(&[1; 32], &c, &[2; 32], &[3; 32], &[4; 12], &[5; 32]).unwrap();
-        assert_eq!(h.len(), HEADER_MAX_LEN);
-        assert_eq!(Header::parse(&h).unwrap().context(), &c);
-        c.tenant = "t".into();
-        c.key_id = "k".into();
-        c.external = Some(ExternalKey {
-            provider: 0x01,
-            blob: vec![0xee],
-        });
-        let h = Header::build(&[1; 32], &c, &[2; 32], &[3; 32], &[4; 12], &[5; 32]).unwrap();
-        assert_eq!(h.len(), V2_MIN_LEN);
-        assert_eq!(Header::parse(&h).unwrap().context(), &c);
-    }
-
-    #[test]
-    fn the_blob_limit_and_provider_kinds_agree_with_the_provider_interface() {
-        use crate::keys::provider::{MAX_BLOB_LEN, ProviderKind};
-        assert_eq!(EXTERNAL_BLOB_MAX_LEN, MAX_BLOB_LEN);
-        for id in 0..=u8::MAX {
-            let expected = matches!(
-                ProviderKind::from_id(id),
-                Some(ProviderKind::Pkcs11 | ProviderKind::Transit | ProviderKind::AwsKms)
-            );
-            assert_eq!(is_external_provider(id), expected, "kind 0x{id:02x}");
-        }
-    }
-
-    #[test]
-    fn external_key_context_is_label_tenant_and_object_id() {
-        let c = external_key_context("acme", &[0xab; 16]);
-        let mut expected = b"eugate object v2 key\x00\x04acme".to_vec();
-        expected.extend_from_slice(&[0xab; 16]);
-        assert_eq!(c, expected);
-        assert_ne!(c, external_key_context("acmf", &[0xab; 16]));
-        assert_ne!(c, external_key_context("acme", &[0xac; 16]));
-        // Longer than any sealable tenant: no panic, still distinct.
-        let long = external_key_context(&"x".repeat(300), &[0; 16]);
-        assert_eq!(long.len(), 20 + 2 + 300 + 16);
-        assert_eq!(long[21], 255);
-    }
-
-    #[test]
-    fn every_prefix_asks_for_more_or_fails_structurally() {
-        for h in [header(), header2()] {
-            for n in 0..h.len() {
-                match Header::parse(&h[..n]) {
-                    Err(CryptoError::HeaderTruncated { needed, have }) => {
-                        assert_eq!(have, n);
-                        assert!(needed > n);
-                    }
-                    other => panic!("prefix {n}: {other:?}"),
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn structural_errors_name_the_field() {
-        let mut h = header();
-        h[0] = b'X';
-        assert_eq!(Header::parse(&h).err(), Some(CryptoError::BadMagic));
-        for version in [0, 3, 0xff] {
-            for mut h in [header(), header2()] {
-                h[6] = version;
-                assert_eq!(
-                    Header::parse(&h).err(),
-                    Some(CryptoError::UnsupportedVersion { version })
-                );
-                assert_eq!(
-                    Header::parse(&h[..7]).err(),
-                    Some(CryptoError::UnsupportedVersion { version })
-                );
-            }
-        }
-        let mut h = header();
-        h[7] = 2;
-        assert_eq!(
-            Header::parse(&h).err(),
-            Some(CryptoError::UnsupportedSuite { suite: 2 })
-        );
-        let mut h = header();
-        h[10] = 0;
-        assert!(matches!(
-            Header::parse(&h),
-            Err(CryptoError::HeaderMalformed {
-                field: "tenant",
-                ..
-            })
-        ));
-        let mut h = header();
-        h[11] = 0xff;
-        assert!(matches!(
-            Header::parse(&h),
-            Err(CryptoError::HeaderMalformed {
-                field: "tenant",
-                reason: "is not valid UTF-8"
-            })
-        ));
-        let mut h = header();
-        h[9] = h[9].wrapping_add(1);
-        h.push(0);
-        assert!(matches!(
-            Header::parse(&h),
-            Err(CryptoError::HeaderMalformed {
-                field: "header_len",
-                ..
-            })
-        ));
-    }
-
-    fn malformed(h: &[u8]) -> (&'static str, &'static str) {
-        match Header::parse(h) {
-            Err(CryptoError::HeaderMalformed { field, reason }) => (field, reason),
-            other => panic!("expected HeaderMalformed, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn v2_structural_errors_name_the_field() {
-        let (t, k) = (4, 5);
-        let kind = 16 + t + k;
-        let blob_len = kind + 1;
-        for bad in [0x00, 0x04, 0xff] {
-            let mut h = header2();
-            h[kind] = bad;
-            assert_eq!(malformed(&h).0, "provider", "kind 0x{bad:02x}");
-        }
-        let mut h = header2();
-        h[blob_len..blob_len + 2].copy_from_slice(&0u16.to_be_bytes());
-        assert_eq!(
-            malformed(&h),
-            ("blob_len", "is 0 (a provider blob is 1..=1024 bytes)")
-        );
-        let mut h = header2();
-        h[blob_len..blob_len + 2].copy_from_slice(&1025u16.to_be_bytes());
-        assert_eq!(
-            malformed(&h),
-            (
-                "blob_len",
-                "exceeds 1024 (a provider blob is 1..=1024 bytes)"
-            )
-        );
-        // A blob length that runs past header_len.
-        let mut h = header2();
-        h[blob_len..blob_len + 2].copy_from_slice(&1000u16.to_be_bytes());
-        assert_eq!(malformed(&h), ("blob", "runs past header_len"));
-        // A shorter blob length than encoded: the fields no longer add up to header_len.
-        let mut h = header2();
-        h[blob_len..blob_len + 2].copy_from_slice(&12u16.to_be_bytes());
-        assert_eq!(
-            malformed(&h),
-            (
-                "header_len",
-                "does not match the lengths of tenant, key_id and blob"
-            )
-        );
-        // header_len one larger than the fields (and a byte to cover it).
-        let mut h = header2();
-        h[9] = h[9].wrapping_add(1);
-        h.push(0);
-        assert_eq!(
-            malformed(&h),
-            (
-                "header_len",
-                "does not match the lengths of tenant, key_id and blob"
-            )
-        );
-        // header_len outside the version's range.
-        let mut h = header2();
-        h[8..10].copy_from_slice(&161u16.to_be_bytes());
-        assert_eq!(
-            malformed(&h),
-            ("header_len", "is outside 162..=1693 (version 2)")
-        );
-        let mut h = header2();
-        h[8..10].copy_from_slice(&1694u16.to_be_bytes());
-        assert_eq!(
-            malformed(&h),
-            ("header_len", "is outside 162..=1693 (version 2)")
-        );
-        let mut h = header();
-        h[8..10].copy_from_slice(&667u16.to_be_bytes());
-        assert_eq!(
-            malformed(&h),
-            ("header_len", "is outside 158..=666 (version 1)")
-        );
-    }
-
-    #[test]
-    fn invalid_external_keys_are_refused_when_sealing() {
-        for (provider, blob, field) in [
-            (0x00, vec![1], "external.provider"),
-            (0x04, vec![1], "external.provider"),
-            (0x02, vec![], "external.blob"),
-            (0x02, vec![1; EXTERNAL_BLOB_MAX_LEN + 1], "external.blob"),
-        ] {
-            let mut c = ctx2();
-            c.external = Some(ExternalKey { provider, blob });
-            match encode_bound_prefix(&c, &[0; 32]) {
-                Err(CryptoError::InvalidContext { field: f, .. }) => assert_eq!(f, field),
-                other => panic!("{field}: {other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn external_key_debug_shows_no_blob_bytes() {
-        let d = format!("{:?}", ctx2());
-        assert!(
-            d.contains("provider: 0x02") && d.contains("blob_len: 13"),
-            "{d}"
-        );
-        assert!(!d.contains("vault:v3"), "{d}");
-    }
-
-    #[test]
-    fn invalid_contexts_are_refused_when_sealing() {
-        let mut c = ctx();
-        c.tenant = String::new();
-        assert!(matches!(
-            encode_bound_prefix(&c, &[0; 32]),
-            Err(CryptoError::InvalidContext {
-                field: "tenant",
-                ..
-            })
-        ));
-        let mut c = ctx();
-        c.key_id = "x".repeat(256);
-        assert!(matches!(
-            encode_bound_prefix(&c, &[0; 32]),
-            Err(CryptoError::InvalidContext {
-                field: "key_id",
-                ..
-            })
-        ));
-        let mut c = ctx();
-        c.tenant = "t".repeat(255);
-        c.key_id = "k".repeat(255);
-        let h = Header::build(&[1; 32], &c, &[2; 32], &[3; 32], &[4; 12], &[5; 32]).unwrap();
-        assert_eq!(h.len(), V1_MAX_LEN);
-        assert_eq!(Header::parse(&h).unwrap().context(), &c);
-    }
-}
+#[path = "header_tests.rs"]
+mod tests;

@@ -2,7 +2,9 @@
 //! and commits to it, followed by 64 KiB AES-256-GCM segments with STREAM nonces
 //! (prefix ‖ counter ‖ last flag). Version 1 wraps the data key under the tenant's KEK; version 2
 //! (hold-your-own-key) under a per-object key W that an external key provider wraps
-//! ([`ObjectContext::external`], [`external_key_context`]).
+//! ([`ObjectContext::external`], [`external_key_context`]); version 3, what writers write, holds
+//! either in a header of fixed length ([`HEADER_FIXED_LEN`]), so a listing knows every plaintext
+//! size from the stored sizes alone.
 //!
 //! Pure: no I/O besides the system random number generator.
 //!
@@ -25,8 +27,9 @@ mod wipe;
 
 pub use error::CryptoError;
 pub use header::{
-    EXTERNAL_BLOB_MAX_LEN, ExternalKey, FORMAT_VERSION, FORMAT_VERSION_HYOK, HEADER_MAX_LEN,
-    HEADER_MIN_LEN, HEADER_PREFIX_LEN, Header, MAGIC, ObjectContext, Suite, external_key_context,
+    EXTERNAL_BLOB_MAX_LEN, ExternalKey, FORMAT_VERSION, FORMAT_VERSION_FIXED, FORMAT_VERSION_HYOK,
+    HEADER_FIXED_LEN, HEADER_MAX_LEN, HEADER_MIN_LEN, HEADER_PREFIX_LEN, Header, Layout, MAGIC,
+    ObjectContext, Suite, external_key_context,
 };
 pub use layout::{
     MAX_SEGMENTS, SEALED_SEGMENT_SIZE, SEGMENT_SIZE, TAG_LEN, plaintext_len,

@@ -3,7 +3,7 @@
 
 use zeroize::Zeroizing;
 
-use super::header::{Header, ObjectContext};
+use super::header::{Header, Layout, MAGIC, ObjectContext};
 use super::schedule::{self, DATA_KEY_LEN, SALT_LEN, SegmentKey, WRAP_NONCE_LEN};
 use super::{CryptoError, MAX_SEGMENTS, PartSealer, SEGMENT_SIZE};
 
@@ -31,7 +31,8 @@ impl std::fmt::Debug for Sealer {
 }
 
 impl Sealer {
-    /// Fresh random data key, salt and wrap nonce; `kek` is the tenant's key-encryption key.
+    /// Fresh random data key, salt and wrap nonce; `kek` is the tenant's key-encryption key (or
+    /// the object key W of an external key). Writes version 3, the fixed-length header.
     pub fn new(kek: &[u8; 32], ctx: &ObjectContext) -> Result<Sealer, CryptoError> {
         let mut data_key = Zeroizing::new([0u8; DATA_KEY_LEN]);
         let mut salt = [0u8; SALT_LEN];
@@ -52,8 +53,30 @@ impl Sealer {
         salt: &[u8; 32],
         wrap_nonce: &[u8; 12],
     ) -> Result<Sealer, CryptoError> {
+        Sealer::with_layout_material(Layout::Fixed, kek, ctx, data_key, salt, wrap_nonce)
+    }
+
+    /// [`Sealer::with_material`] in a chosen layout: the compact one (versions 1 and 2) is
+    /// still read everywhere, and written only for its known-answer vectors.
+    #[doc(hidden)]
+    pub fn with_layout_material(
+        layout: Layout,
+        kek: &[u8; 32],
+        ctx: &ObjectContext,
+        data_key: &[u8; 32],
+        salt: &[u8; 32],
+        wrap_nonce: &[u8; 12],
+    ) -> Result<Sealer, CryptoError> {
         let schedule = schedule::derive(data_key, salt)?;
-        let header = Header::build(kek, ctx, data_key, salt, wrap_nonce, &schedule.commitment)?;
+        let header = Header::build(
+            layout,
+            kek,
+            ctx,
+            data_key,
+            salt,
+            wrap_nonce,
+            &schedule.commitment,
+        )?;
         Ok(Sealer {
             header,
             key: schedule.segment_key,
@@ -65,6 +88,11 @@ impl Sealer {
     /// Encoded header: the first bytes of the object; write it before any segment.
     pub fn header(&self) -> &[u8] {
         &self.header
+    }
+
+    /// The format version of the header written (the byte after the magic).
+    pub fn version(&self) -> u8 {
+        self.header[MAGIC.len()]
     }
 
     /// Appends to `out` every segment that `plaintext` completes.

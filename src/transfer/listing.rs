@@ -1,8 +1,9 @@
 //! An open directory. Its entries are listed once when it is opened (so pages are consistent),
 //! held compactly and charged to the memory budget, and handed out a page at a time: OpenSSH's
 //! client refuses replies over 256 KiB, and a 3,000-entry directory in one reply was 519 KB.
-//! Plaintext sizes (one header read per file, a page's reads side by side) are read only for
-//! the page being sent.
+//! Plaintext sizes follow from the stored lengths when every object has the fixed-length
+//! header of format version 3; otherwise (`storage.legacy_objects`) each file's header is read
+//! for the page being sent, a page's reads side by side.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -11,6 +12,7 @@ use futures::StreamExt;
 
 use super::{FileInfo, TransferError, entry_info};
 use crate::budget::{MemoryBudget, Reservation};
+use crate::crypto::{HEADER_FIXED_LEN, plaintext_len};
 use crate::storage::{Destination, Entry, EntryKind};
 
 /// One entry as held between pages: a fraction of what a finished reply entry takes.
@@ -27,6 +29,17 @@ struct Listed {
 /// connection pool that uploads share.
 const HEADER_READS_IN_FLIGHT: usize = 16;
 
+/// Where a listing takes each file's plaintext size from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListingSizes {
+    /// Every object is format version 3: the size follows from the stored length, no request
+    /// per file. A length no version 3 object can have is an older object: its header is read.
+    FromStoredLengths,
+    /// The stores may hold objects of versions 1 and 2, whose header length varies: one header
+    /// read per file.
+    FromHeaders,
+}
+
 /// What one held entry costs beyond its name: the struct and the name's allocation.
 const LISTED_OVERHEAD: usize = std::mem::size_of::<Listed>() + 16;
 
@@ -35,6 +48,7 @@ pub struct DirListing {
     /// The directory's store key ("" is the destination root).
     dir: String,
     entries: std::vec::IntoIter<Listed>,
+    sizes: ListingSizes,
     _reserved: Reservation,
 }
 
@@ -54,6 +68,7 @@ impl DirListing {
         dir: String,
         entries: Vec<Entry>,
         budget: &MemoryBudget,
+        sizes: ListingSizes,
     ) -> Result<DirListing, TransferError> {
         let cost: usize = entries.iter().map(|e| e.name.len() + LISTED_OVERHEAD).sum();
         let Some(reserved) = budget.try_reserve(cost) else {
@@ -80,6 +95,7 @@ impl DirListing {
             destination,
             dir,
             entries: entries.into_iter(),
+            sizes,
             _reserved: reserved,
         })
     }
@@ -118,29 +134,23 @@ impl DirListing {
             name_bytes += l.name.len();
             taken.push(l);
         }
-        // One header read per file: issued side by side (the page's order is kept), so a page
-        // costs about one round trip to the store rather than one per file.
+        // Where a header must be read: issued side by side (the page's order is kept), so a
+        // page costs about one round trip to the store rather than one per file.
         let destination = self.destination.as_ref();
         let dir = self.dir.as_str();
+        let sizes = self.sizes;
         futures::stream::iter(taken)
             .map(|l| async move {
+                if let Some(info) = l.info_from_length(sizes) {
+                    return Ok(info);
+                }
                 let key = if dir.is_empty() {
                     l.name.to_string()
                 } else {
                     format!("{dir}/{}", l.name)
                 };
                 let name = l.name.to_string();
-                let entry = Entry {
-                    name: l.name.into(),
-                    kind: if l.is_dir {
-                        EntryKind::Dir
-                    } else {
-                        EntryKind::File
-                    },
-                    sealed_len: l.sealed_len,
-                    modified: l.modified,
-                };
-                entry_info(destination, &key, name, entry).await
+                entry_info(destination, &key, name, l.into_entry()).await
             })
             .buffered(HEADER_READS_IN_FLIGHT)
             .filter_map(|r| async move {
@@ -149,6 +159,38 @@ impl DirListing {
             })
             .collect()
             .await
+    }
+}
+
+impl Listed {
+    /// The entry's listing without a request, where its stored length says everything.
+    fn info_from_length(&self, sizes: ListingSizes) -> Option<FileInfo> {
+        let size = if self.is_dir {
+            0
+        } else if sizes == ListingSizes::FromStoredLengths {
+            plaintext_len(HEADER_FIXED_LEN as u64, self.sealed_len).ok()?
+        } else {
+            return None;
+        };
+        Some(FileInfo {
+            name: self.name.to_string(),
+            is_dir: self.is_dir,
+            size,
+            modified: self.modified,
+        })
+    }
+
+    fn into_entry(self) -> Entry {
+        Entry {
+            name: self.name.into(),
+            kind: if self.is_dir {
+                EntryKind::Dir
+            } else {
+                EntryKind::File
+            },
+            sealed_len: self.sealed_len,
+            modified: self.modified,
+        }
     }
 }
 
@@ -174,7 +216,14 @@ mod tests {
     async fn pages_hand_out_every_entry_once_within_their_bounds() {
         let (_dir, store, entries) = store_with_dirs(3000).await;
         let budget = MemoryBudget::new(16 << 20);
-        let mut l = DirListing::new(store, String::new(), entries, &budget).unwrap();
+        let mut l = DirListing::new(
+            store,
+            String::new(),
+            entries,
+            &budget,
+            ListingSizes::FromHeaders,
+        )
+        .unwrap();
         let held = (16 << 20) - budget.available_bytes();
         // Compact: well under 100 bytes an entry (it was about 350 as finished reply entries).
         assert!(held <= 3000 * 100, "{held} bytes held for 3000 entries");
@@ -196,17 +245,103 @@ mod tests {
     async fn a_listing_the_budget_cannot_hold_is_refused() {
         let (_dir, store, entries) = store_with_dirs(3000).await;
         let budget = MemoryBudget::new(1 << 20).share(64 << 10);
-        let e = DirListing::new(store, String::new(), entries, &budget).unwrap_err();
+        let e = DirListing::new(
+            store,
+            String::new(),
+            entries,
+            &budget,
+            ListingSizes::FromHeaders,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("storage.memory_budget"), "{e}");
         assert!(e.to_string().contains("3000 entries"), "{e}");
         assert_eq!(budget.available_bytes(), 64 << 10, "nothing kept");
+    }
+
+    /// Every file of a listing of `store`'s root, with its size, in `sizes` mode.
+    async fn list_sizes(store: &Arc<dyn Destination>, sizes: ListingSizes) -> Vec<(String, u64)> {
+        let entries = store.list("").await.unwrap();
+        let budget = MemoryBudget::new(16 << 20);
+        let mut l = DirListing::new(store.clone(), String::new(), entries, &budget, sizes).unwrap();
+        let mut out = Vec::new();
+        while let Some(page) = l.next_page(100, 10_000).await.unwrap() {
+            out.extend(page.into_iter().map(|e| (e.name, e.size)));
+        }
+        out
+    }
+
+    fn sealed(layout: crate::crypto::Layout, plaintext_len: usize) -> Vec<u8> {
+        let ctx = crate::crypto::ObjectContext {
+            tenant: "acme".into(),
+            key_id: "k".into(),
+            key_version: 1,
+            object_id: [7; 16],
+            external: None,
+        };
+        let mut s = crate::crypto::Sealer::with_layout_material(
+            layout, &[1; 32], &ctx, &[2; 32], &[3; 32], &[4; 12],
+        )
+        .unwrap();
+        let mut out = s.header().to_vec();
+        s.push(&vec![0x5a; plaintext_len], &mut out).unwrap();
+        s.finish(&mut out).unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn version_3_sizes_come_from_the_stored_length_without_a_read() {
+        use crate::crypto::{Layout, SEGMENT_SIZE};
+        let dir = tempfile::tempdir().unwrap();
+        let lens = [
+            0,
+            1,
+            SEGMENT_SIZE - 1,
+            SEGMENT_SIZE,
+            SEGMENT_SIZE + 1,
+            3 * SEGMENT_SIZE,
+        ];
+        for (i, len) in lens.iter().enumerate() {
+            std::fs::write(
+                dir.path().join(format!("v3-{i}")),
+                sealed(Layout::Fixed, *len),
+            )
+            .unwrap();
+        }
+        // Not an object at all, with the length of a 100-byte version 3 object: listed from its
+        // length alone, which shows that no header was read (a header read skips it).
+        std::fs::write(dir.path().join("w-unread"), vec![0u8; 2048 + 100 + 16]).unwrap();
+        // A version 1 object too short to be read as version 3: its header is read.
+        std::fs::write(dir.path().join("x-v1"), sealed(Layout::Compact, 100)).unwrap();
+        let store: Arc<dyn Destination> =
+            Arc::new(FsDestination::open("d", dir.path(), "DE").unwrap());
+
+        let fast = list_sizes(&store, ListingSizes::FromStoredLengths).await;
+        let mut want: Vec<(String, u64)> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (format!("v3-{i}"), *l as u64))
+            .collect();
+        want.push(("w-unread".into(), 100));
+        want.push(("x-v1".into(), 100));
+        assert_eq!(fast, want);
+
+        let read = list_sizes(&store, ListingSizes::FromHeaders).await;
+        want.retain(|(n, _)| n != "w-unread");
+        assert_eq!(read, want, "header reads skip what is not an object");
     }
 
     #[tokio::test]
     async fn a_name_longer_than_the_page_bound_still_comes_out() {
         let (_dir, store, entries) = store_with_dirs(3).await;
         let budget = MemoryBudget::new(16 << 20);
-        let mut l = DirListing::new(store, String::new(), entries, &budget).unwrap();
+        let mut l = DirListing::new(
+            store,
+            String::new(),
+            entries,
+            &budget,
+            ListingSizes::FromHeaders,
+        )
+        .unwrap();
         for _ in 0..3 {
             assert_eq!(l.next_page(100, 1).await.unwrap().unwrap().len(), 1);
         }

@@ -51,7 +51,7 @@ pub use download::DownloadHandle;
 pub use handles::{HandleLimits, HandlePermit};
 pub use health::HealthCheck;
 pub use in_flight::InFlightSnapshot;
-pub use listing::DirListing;
+pub use listing::{DirListing, ListingSizes};
 pub use path::{PathError, VirtualPath};
 pub use upload::UploadHandle;
 pub use view::preview;
@@ -223,6 +223,8 @@ pub struct Gateway {
     reorder: reorder::ReorderLimits,
     /// `reorder.budget`, which open directory listings share with held writes.
     held_budget: MemoryBudget,
+    /// How a listing learns plaintext sizes (`storage.legacy_objects`).
+    listing_sizes: ListingSizes,
     handles: HandleLimits,
     uploads: Arc<in_flight::InFlight>,
     buffers: buffers::BufferPool,
@@ -436,7 +438,7 @@ impl Gateway {
             Publish::Replace
         };
         let meta = ObjectMeta {
-            format_version: ctx.format_version(),
+            format_version: sealer.version(),
             tenant: who.tenant.clone(),
             key_id: ctx.key_id.clone(),
             key_version: ctx.key_version,
@@ -535,7 +537,13 @@ impl Gateway {
         let route = self.route(who)?;
         let dir = Self::key_of(route, path);
         let entries = route.destination.list(&dir).await?;
-        DirListing::new(route.destination.clone(), dir, entries, &self.held_budget)
+        DirListing::new(
+            route.destination.clone(),
+            dir,
+            entries,
+            &self.held_budget,
+            self.listing_sizes,
+        )
     }
 
     /// A slot for one more open file or directory of `who`: counted per user across all of

@@ -159,6 +159,11 @@ impl Gateway {
                 budget: held_budget.clone(),
             },
             held_budget,
+            listing_sizes: if config.storage.legacy_objects {
+                ListingSizes::FromHeaders
+            } else {
+                ListingSizes::FromStoredLengths
+            },
             handles: HandleLimits::new(&config.limits),
             uploads: Arc::new(in_flight::InFlight::default()),
             buffers: buffers::BufferPool::new(IDLE_PART_BUFFERS),
