@@ -120,6 +120,7 @@ def main():
             rclone.proc.wait(timeout=30)
             argv, env, cwd = spawned["rclone"]
             rclone.proc = spawn("rclone-fresh", argv, env=env, cwd=cwd)
+            rclone.pid = rclone.proc.pid  # what measure() samples
             e2e.wait_port(rclone.port, rclone.proc, "rclone")
         times = {p.name: [] for p in peers}
         rss = {p.name: 0.0 for p in peers}

@@ -445,7 +445,7 @@ impl ObjectReader for FsReader {
         self.len
     }
 
-    async fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
+    async fn read_at(&mut self, offset: u64, len: usize) -> Result<bytes::Bytes, StorageError> {
         let len = len.min(self.len.saturating_sub(offset) as usize);
         let mut buf = vec![0u8; len];
         self.file
@@ -456,7 +456,7 @@ impl ObjectReader for FsReader {
             .read_exact(&mut buf)
             .await
             .map_err(|e| StorageError::io("read", e))?;
-        Ok(buf)
+        Ok(buf.into())
     }
 }
 

@@ -205,8 +205,9 @@ pub trait Upload: Send {
 #[async_trait]
 pub trait ObjectReader: Send {
     fn sealed_len(&self) -> u64;
-    /// Reads up to `len` bytes at `offset` (fewer only at the end of the object).
-    async fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, StorageError>;
+    /// Reads up to `len` bytes at `offset` (fewer only at the end of the object). The bytes
+    /// may be a slice of a larger buffer the reader holds: no copy.
+    async fn read_at(&mut self, offset: u64, len: usize) -> Result<bytes::Bytes, StorageError>;
 }
 
 /// Refuses a grant issued for another destination.

@@ -91,6 +91,7 @@ impl DownloadHandle {
         let cached = matches!(&self.cache, Some((i, _)) if *i == index);
         if !cached {
             let start = self.header_len + index * SEALED_SEGMENT_SIZE as u64;
+            // A slice of the reader's window: the one copy is the decryption's, into `plain`.
             let sealed = self
                 .reader
                 .read_at(start, SEALED_SEGMENT_SIZE)

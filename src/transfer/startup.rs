@@ -27,8 +27,7 @@ const IDLE_PART_BUFFERS: usize = 64;
 /// of the memory budget, and always leaves an S3 upload's first part: uploads that move are
 /// never starved by data parked in the gateway.
 fn client_held_share(budget: &MemoryBudget) -> MemoryBudget {
-    let total = budget.total_bytes();
-    budget.share((total / 2).min(total.saturating_sub(crate::storage::s3::MIN_PART_BUDGET)))
+    budget.share(crate::storage::s3::held_share_bytes(budget.total_bytes()))
 }
 
 impl Gateway {

@@ -58,6 +58,8 @@ struct Inner {
 pub struct S3Destination {
     inner: Arc<Inner>,
     budget: MemoryBudget,
+    /// The share of `budget` downloads' windows may hold ([`super::read_ahead_share_bytes`]).
+    read_ahead: MemoryBudget,
     parts_in_flight: usize,
     /// Tenant roots: S3 has no directories, and nothing is written before a transfer is allowed.
     roots: RwLock<HashSet<String>>,
@@ -157,6 +159,7 @@ impl S3Destination {
         };
         Ok(S3Destination {
             inner,
+            read_ahead: budget.share(super::read_ahead_share_bytes(budget.total_bytes())),
             budget,
             parts_in_flight: storage.parts_in_flight,
             roots: RwLock::default(),
@@ -436,7 +439,7 @@ impl Destination for S3Destination {
     async fn open(&self, key: &Key) -> Result<Box<dyn ObjectReader>, StorageError> {
         check_key(key)?;
         let reader = S3Reader::open(&self.inner.target, key).await?;
-        Ok(Box::new(WindowReader::new(reader)))
+        Ok(Box::new(WindowReader::new(reader, self.read_ahead.clone())))
     }
 
     async fn remove(&self, key: &Key) -> Result<(), StorageError> {

@@ -29,6 +29,23 @@ pub use writer::{Committed, S3Writer};
 /// the shared memory budget must leave at least this much to uploads.
 pub const MIN_PART_BUDGET: usize = parts::MIN_PART_SIZE + parts::PART_SLACK;
 
+/// What clients merely hold (writes held ahead of a gap, open directory listings) may use of
+/// a memory budget of `total` bytes: half, and never an S3 upload's first part.
+pub fn held_share_bytes(total: usize) -> usize {
+    (total / 2).min(total.saturating_sub(MIN_PART_BUDGET))
+}
+
+/// What downloads' windows (the one being read and those fetched ahead) may use of a memory
+/// budget of `total` bytes: a quarter, and never what the held share and an upload's first part
+/// need, so that uploads always move.
+pub fn read_ahead_share_bytes(total: usize) -> usize {
+    (total / 4).min(
+        total
+            .saturating_sub(MIN_PART_BUDGET)
+            .saturating_sub(held_share_bytes(total)),
+    )
+}
+
 /// Errors from S3 destinations. Messages carry the operation and the store's own words.
 #[derive(Debug, thiserror::Error)]
 pub enum S3Error {

@@ -384,9 +384,9 @@ impl S3Reader {
     }
 
     /// Up to `len` bytes at `offset` (fewer only at the end of the object).
-    pub async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>, S3Error> {
+    pub async fn read_at(&self, offset: u64, len: usize) -> Result<bytes::Bytes, S3Error> {
         if offset >= self.len || len == 0 {
-            return Ok(Vec::new());
+            return Ok(bytes::Bytes::new());
         }
         let end = (offset + len as u64).min(self.len) - 1;
         let out = self
@@ -418,7 +418,7 @@ impl S3Reader {
                 ),
             });
         }
-        Ok(bytes.to_vec())
+        Ok(bytes)
     }
 }
 

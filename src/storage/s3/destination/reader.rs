@@ -1,129 +1,189 @@
-//! Downloads: reads served from windows of ranged GETs, fetched ahead concurrently.
+//! Downloads: reads served from windows of ranged GETs, fetched ahead concurrently and charged
+//! to the memory budget.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
-use crate::storage::s3::{S3Error, S3Reader};
+use crate::budget::{MemoryBudget, Reservation};
+use crate::storage::s3::S3Reader;
 use crate::storage::{ObjectReader, StorageError};
 
-/// Ranged GETs fetch this much (whole segments) at a time; downloads read sequentially.
-const READ_WINDOW: usize = 4 << 20;
-
-/// Serves reads from one ranged GET of up to [`READ_WINDOW`] bytes, so a sequential download of
-/// 64 KiB segments costs one request per window, not one per segment. While a window is being
-/// read, the next [`READ_AHEAD`] are fetched in the background, concurrently: one ranged GET at a
-/// time ran at about 100 MB/s through TLS on loopback, well below what the store serves to
-/// several (docs/benchmarks.md). Memory per download: at most `1 + READ_AHEAD` windows.
-pub(super) struct WindowReader {
-    reader: Arc<S3Reader>,
-    at: u64,
-    window: Vec<u8>,
-    /// The windows after `window`, in order, being fetched: each one's offset and its task.
-    next: VecDeque<(u64, ReadAhead)>,
-}
-
+/// The first window after a jump (and the window of a file read only at its start: a header
+/// for a listing or a `stat`).
+const FIRST_WINDOW: usize = 256 << 10;
+/// Windows double while a client reads on sequentially, up to this.
+const MAX_WINDOW: usize = 4 << 20;
 /// Windows fetched ahead of the one being read.
 const READ_AHEAD: usize = 2;
 
-type ReadAhead = tokio::task::JoinHandle<Result<Vec<u8>, S3Error>>;
+/// Where windows come from: ranged GETs on S3, or memory in the tests.
+#[async_trait]
+pub(super) trait RangeSource: Send + Sync + 'static {
+    fn len(&self) -> u64;
+    /// Up to `len` bytes at `offset`: exactly that many unless the object ends first.
+    async fn fetch(&self, offset: u64, len: usize) -> Result<Bytes, StorageError>;
+}
 
-impl WindowReader {
-    pub(super) fn new(reader: S3Reader) -> WindowReader {
+#[async_trait]
+impl RangeSource for S3Reader {
+    fn len(&self) -> u64 {
+        S3Reader::len(self)
+    }
+
+    async fn fetch(&self, offset: u64, len: usize) -> Result<Bytes, StorageError> {
+        Ok(self.read_at(offset, len).await?)
+    }
+}
+
+/// Serves reads from one ranged GET at a time, so a sequential download of 64 KiB segments
+/// costs one request per window, not one per segment, and hands out slices of the window (no
+/// copy). Once a client reads on from where it started, the next [`READ_AHEAD`] windows are
+/// fetched in the background, concurrently: one ranged GET at a time ran at about 100 MB/s
+/// through TLS on loopback, well below what the store serves to several (docs/benchmarks.md).
+///
+/// Every window fetched ahead holds a reservation of the read-ahead budget, and the current one
+/// too where the budget allows; without room a read fetches only what it asks for. Windows
+/// start at 256 KiB and double up to 4 MiB while the client keeps reading, so a client that
+/// reads a header or the first bytes of a file costs 256 KiB, and a full-speed download at most
+/// 12 MiB.
+pub(super) struct WindowReader<S: RangeSource = S3Reader> {
+    source: Arc<S>,
+    budget: MemoryBudget,
+    at: u64,
+    window: Bytes,
+    _window_held: Option<Reservation>,
+    /// The length of the next window fetched ahead.
+    ahead_len: usize,
+    /// The windows after `window`, in order, being fetched.
+    next: VecDeque<Ahead>,
+}
+
+struct Ahead {
+    at: u64,
+    len: usize,
+    task: tokio::task::JoinHandle<Result<Bytes, StorageError>>,
+    held: Reservation,
+}
+
+impl<S: RangeSource> WindowReader<S> {
+    pub(super) fn new(source: S, budget: MemoryBudget) -> WindowReader<S> {
         WindowReader {
-            reader: Arc::new(reader),
+            source: Arc::new(source),
+            budget,
             at: 0,
-            window: Vec::new(),
+            window: Bytes::new(),
+            _window_held: None,
+            ahead_len: FIRST_WINDOW,
             next: VecDeque::new(),
         }
     }
 
+    fn window_end(&self) -> u64 {
+        self.at + self.window.len() as u64
+    }
+
+    /// Starts fetching the windows after the current one, as far as the budget allows.
     fn prefetch(&mut self) {
-        if self.window.is_empty() {
-            return;
-        }
-        while self.next.len() < READ_AHEAD {
-            let at = match self.next.back() {
-                Some((at, _)) => at + READ_WINDOW as u64,
-                None => self.at + self.window.len() as u64,
-            };
-            if at >= self.reader.len() {
+        while self.next.len() < READ_AHEAD && !self.window.is_empty() {
+            let at = self
+                .next
+                .back()
+                .map_or(self.window_end(), |a| a.at + a.len as u64);
+            let len = (self.source.len().saturating_sub(at)).min(self.ahead_len as u64) as usize;
+            if len == 0 {
                 return;
             }
-            let reader = self.reader.clone();
-            self.next.push_back((
+            let Some(held) = self.budget.try_reserve(len) else {
+                return;
+            };
+            let source = self.source.clone();
+            let task = tokio::spawn(async move { source.fetch(at, len).await });
+            self.next.push_back(Ahead {
                 at,
-                tokio::spawn(async move { reader.read_at(at, READ_WINDOW).await }),
-            ));
+                len,
+                task,
+                held,
+            });
+            self.ahead_len = (self.ahead_len * 2).min(MAX_WINDOW);
         }
     }
 
     fn drop_read_ahead(&mut self) {
-        for (_, task) in self.next.drain(..) {
-            task.abort();
+        for a in self.next.drain(..) {
+            a.task.abort();
         }
     }
 
-    /// Serves `offset..end` from the tail of the current window and the first prefetched one
-    /// (which then becomes current), if the read continues into it; `None` otherwise (the
-    /// client jumped, or nothing was prefetched), and then the read-ahead is dropped.
+    /// Serves `offset..end` from the tail of the current window and the first window fetched
+    /// ahead (which then becomes current), if the read continues into it; `None` otherwise (the
+    /// client jumped, or nothing was fetched ahead), and then the read-ahead is dropped.
     async fn continue_into_next(
         &mut self,
         offset: u64,
         end: u64,
-    ) -> Result<Option<Vec<u8>>, StorageError> {
-        let cached_end = self.at + self.window.len() as u64;
-        let continues = matches!(self.next.front(), Some((at, _))
-            if *at == cached_end && offset >= self.at && end <= at + READ_WINDOW as u64);
-        if !continues {
+    ) -> Result<Option<Bytes>, StorageError> {
+        let continues = matches!(self.next.front(), Some(a)
+            if a.at == self.window_end() && offset >= self.at && end <= a.at + a.len as u64);
+        let Some(ahead) = self.next.pop_front().filter(|_| continues) else {
             self.drop_read_ahead();
             return Ok(None);
-        }
-        let Some((next_at, task)) = self.next.pop_front() else {
-            return Ok(None);
         };
-        let next = task.await.map_err(|e| {
-            StorageError::from(S3Error::Internal(format!("read-ahead task: {e}")))
+        let next = ahead.task.await.map_err(|e| StorageError::Backend {
+            op: "GetObject",
+            detail: format!("read-ahead task: {e}"),
         })??;
-        if end > next_at + next.len() as u64 || next.len() < READ_WINDOW && !self.next.is_empty() {
+        if end > ahead.at + next.len() as u64 {
             // The store returned less than asked: read directly, and refetch what follows.
             self.drop_read_ahead();
             return Ok(None);
         }
-        // Segments straddle window boundaries: the read's head may still be in this window.
-        let mut out = Vec::with_capacity((end - offset) as usize);
-        if offset < next_at {
-            out.extend_from_slice(&self.window[(offset - self.at) as usize..]);
-        }
-        let from = offset.max(next_at) - next_at;
-        out.extend_from_slice(&next[from as usize..(end - next_at) as usize]);
-        self.at = next_at;
+        let from = (offset.max(ahead.at) - ahead.at) as usize;
+        let to = (end - ahead.at) as usize;
+        let out = if offset >= ahead.at {
+            next.slice(from..to)
+        } else {
+            // A read straddling two windows: the one copy this path makes.
+            let mut joined = Vec::with_capacity((end - offset) as usize);
+            joined.extend_from_slice(&self.window[(offset - self.at) as usize..]);
+            joined.extend_from_slice(&next[..to]);
+            Bytes::from(joined)
+        };
+        self.at = ahead.at;
         self.window = next;
+        self._window_held = Some(ahead.held);
         Ok(Some(out))
     }
-}
 
-impl Drop for WindowReader {
-    fn drop(&mut self) {
+    /// A read that is not the continuation of the last one: a fresh window at `offset`, as
+    /// large as the budget allows, and no read-ahead until the client reads on.
+    async fn jump(&mut self, offset: u64, len: usize) -> Result<(), StorageError> {
         self.drop_read_ahead();
+        self.window = Bytes::new();
+        self._window_held = None;
+        let want = len.max(FIRST_WINDOW);
+        let (held, fetch) = match self.budget.try_reserve(want) {
+            Some(r) => (Some(r), want),
+            None => (None, len),
+        };
+        self.window = self.source.fetch(offset, fetch).await?;
+        self._window_held = held;
+        self.at = offset;
+        self.ahead_len = (FIRST_WINDOW * 2).min(MAX_WINDOW);
+        Ok(())
     }
-}
 
-#[async_trait]
-impl ObjectReader for WindowReader {
-    fn sealed_len(&self) -> u64 {
-        self.reader.len()
-    }
-
-    async fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
-        let end = offset.saturating_add(len as u64).min(self.reader.len());
+    async fn read(&mut self, offset: u64, len: usize) -> Result<Bytes, StorageError> {
+        let end = offset.saturating_add(len as u64).min(self.source.len());
         if offset >= end {
-            return Ok(Vec::new());
+            return Ok(Bytes::new());
         }
-        let cached_end = self.at + self.window.len() as u64;
-        if offset >= self.at && end <= cached_end {
-            let out = self.window[(offset - self.at) as usize..(end - self.at) as usize].to_vec();
+        if offset >= self.at && end <= self.window_end() {
+            let out = self
+                .window
+                .slice((offset - self.at) as usize..(end - self.at) as usize);
             self.prefetch();
             return Ok(out);
         }
@@ -131,10 +191,29 @@ impl ObjectReader for WindowReader {
             self.prefetch();
             return Ok(out);
         }
-        self.window = self.reader.read_at(offset, len.max(READ_WINDOW)).await?;
-        self.at = offset;
-        self.prefetch();
+        self.jump(offset, len).await?;
         let to = ((end - offset) as usize).min(self.window.len());
-        Ok(self.window[..to].to_vec())
+        Ok(self.window.slice(..to))
     }
 }
+
+impl<S: RangeSource> Drop for WindowReader<S> {
+    fn drop(&mut self) {
+        self.drop_read_ahead();
+    }
+}
+
+#[async_trait]
+impl<S: RangeSource> ObjectReader for WindowReader<S> {
+    fn sealed_len(&self) -> u64 {
+        self.source.len()
+    }
+
+    async fn read_at(&mut self, offset: u64, len: usize) -> Result<Bytes, StorageError> {
+        self.read(offset, len).await
+    }
+}
+
+#[cfg(test)]
+#[path = "reader_tests.rs"]
+mod tests;
