@@ -385,11 +385,25 @@ impl S3Reader {
 
     /// Up to `len` bytes at `offset` (fewer only at the end of the object).
     pub async fn read_at(&self, offset: u64, len: usize) -> Result<bytes::Bytes, S3Error> {
+        self.read_into(offset, len, bytes::BytesMut::new()).await
+    }
+
+    /// [`S3Reader::read_at`] into `buf` (cleared first): a caller that gives back the buffer
+    /// of an earlier read saves the allocation, and with it the kernel's zeroing of fresh pages,
+    /// which cost more than the decryption on downloads (docs/benchmarks.md).
+    pub async fn read_into(
+        &self,
+        offset: u64,
+        len: usize,
+        mut buf: bytes::BytesMut,
+    ) -> Result<bytes::Bytes, S3Error> {
+        buf.clear();
         if offset >= self.len || len == 0 {
-            return Ok(bytes::Bytes::new());
+            return Ok(buf.freeze());
         }
         let end = (offset + len as u64).min(self.len) - 1;
-        let out = self
+        let want = (end - offset + 1) as usize;
+        let mut body = self
             .target
             .client
             .get_object()
@@ -398,27 +412,27 @@ impl S3Reader {
             .range(format!("bytes={offset}-{end}"))
             .send()
             .await
-            .map_err(|e| S3Error::request("GetObject", e))?;
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| S3Error::Request {
+            .map_err(|e| S3Error::request("GetObject", e))?
+            .body;
+        buf.reserve(want);
+        let short = |got: usize| S3Error::Request {
+            op: "GetObject",
+            detail: format!("asked for {want} bytes at {offset}, got {got}"),
+        };
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| S3Error::Request {
                 op: "GetObject",
                 detail: format!("reading the body: {e}"),
-            })?
-            .into_bytes();
-        if bytes.len() as u64 != end - offset + 1 {
-            return Err(S3Error::Request {
-                op: "GetObject",
-                detail: format!(
-                    "asked for {} bytes at {offset}, got {}",
-                    end - offset + 1,
-                    bytes.len()
-                ),
-            });
+            })?;
+            if buf.len() + chunk.len() > want {
+                return Err(short(buf.len() + chunk.len()));
+            }
+            buf.extend_from_slice(&chunk);
         }
-        Ok(bytes)
+        if buf.len() != want {
+            return Err(short(buf.len()));
+        }
+        Ok(buf.freeze())
     }
 }
 

@@ -5,10 +5,12 @@ use std::sync::Mutex;
 use super::*;
 use crate::crypto::SEALED_SEGMENT_SIZE;
 
-/// An object in memory; every fetch (offset, length asked) is recorded.
+/// An object in memory; every fetch (offset, length asked) is recorded, and the capacity of
+/// the buffer it was given.
 struct Mem {
     data: Bytes,
-    fetches: Arc<Mutex<Vec<(u64, usize)>>>,
+    fetches: Fetches,
+    given: Arc<Mutex<Vec<usize>>>,
 }
 
 #[async_trait]
@@ -17,10 +19,18 @@ impl RangeSource for Mem {
         self.data.len() as u64
     }
 
-    async fn fetch(&self, offset: u64, len: usize) -> Result<Bytes, StorageError> {
+    async fn fetch(
+        &self,
+        offset: u64,
+        len: usize,
+        mut buf: BytesMut,
+    ) -> Result<Bytes, StorageError> {
         self.fetches.lock().unwrap().push((offset, len));
+        self.given.lock().unwrap().push(buf.capacity());
         let end = (offset as usize + len).min(self.data.len());
-        Ok(self.data.slice(offset as usize..end))
+        buf.clear();
+        buf.extend_from_slice(&self.data[offset as usize..end]);
+        Ok(buf.freeze())
     }
 }
 
@@ -34,12 +44,22 @@ fn object(len: usize) -> Bytes {
 }
 
 fn reader(data: &Bytes, budget: &MemoryBudget) -> (WindowReader<Mem>, Fetches) {
+    let (r, fetches, _) = reader_given(data, budget);
+    (r, fetches)
+}
+
+fn reader_given(
+    data: &Bytes,
+    budget: &MemoryBudget,
+) -> (WindowReader<Mem>, Fetches, Arc<Mutex<Vec<usize>>>) {
     let fetches = Fetches::default();
+    let given = Arc::<Mutex<Vec<usize>>>::default();
     let mem = Mem {
         data: data.clone(),
         fetches: fetches.clone(),
+        given: given.clone(),
     };
-    (WindowReader::new(mem, budget.clone()), fetches)
+    (WindowReader::new(mem, budget.clone()), fetches, given)
 }
 
 /// Reads the whole object from `start` in sealed-segment steps, as a download does.
@@ -143,4 +163,38 @@ async fn reads_across_a_window_boundary_are_joined() {
     let at = FIRST_WINDOW as u64 - 500;
     let got = r.read_at(at, 1000).await.unwrap();
     assert!(got == data.slice(at as usize..at as usize + 1000));
+}
+
+#[tokio::test]
+async fn window_buffers_are_reused_once_no_slice_is_left() {
+    let data = object(40 << 20);
+    let budget = MemoryBudget::new(64 << 20);
+    let (mut r, fetches, given) = reader_given(&data, &budget);
+    read_through(&mut r, &data, 0).await;
+    let fetches = fetches.lock().unwrap().clone();
+    let given = given.lock().unwrap().clone();
+    // Once windows stop growing, every fetch gets the buffer of a window read to its end.
+    let full: Vec<usize> = fetches
+        .iter()
+        .zip(&given)
+        .filter(|((_, len), _)| *len == MAX_WINDOW)
+        .map(|(_, cap)| *cap)
+        .collect();
+    let reused = full.iter().filter(|&&cap| cap >= MAX_WINDOW).count();
+    assert!(full.len() >= 6, "{fetches:?}");
+    assert!(
+        reused + READ_AHEAD + 1 >= full.len(),
+        "{given:?} for {fetches:?}"
+    );
+    assert!(r.spare.len() <= READ_AHEAD + 1);
+
+    // A slice still held keeps its window's buffer from being reused (and overwritten).
+    let (mut r, _) = reader(&data, &budget);
+    let kept = r.read_at(0, 1000).await.unwrap();
+    r.read_at(FIRST_WINDOW as u64 * 3, 1000).await.unwrap();
+    assert!(
+        r.spare.is_empty(),
+        "a window with a live slice is not recycled"
+    );
+    assert!(kept == data.slice(..1000));
 }
