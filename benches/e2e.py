@@ -10,11 +10,17 @@ What is measured, per peer, with the OpenSSH `sftp` client (`-b` batch, cipher p
     server CPU-seconds per GiB (utime+stime of the server's process tree, children included,
     from /proc before/after) and peak RSS of that tree (sampled every 50 ms from /proc, the
     numbers `ps -o rss=` prints; reading /proc directly keeps the sampler's own CPU out of the way);
-  * 16 concurrent uploads of 64 MiB each (aggregate MB/s, CPU-s/GiB, peak RSS);
+  * --concurrent (default 64) concurrent uploads of --concurrent-size (default 16 MiB) each, then
+    the same files downloaded, 64 at once (each checked byte-identical): aggregate MB/s,
+    CPU-s/GiB and peak RSS of each step;
   * one download of the --size file (checked byte-identical by SHA-256);
-  * eugate only: --rss-concurrent (default 32) concurrent uploads of 64 MiB, the issue's memory
-    target (peak RSS <= 512 MiB for 32 concurrent uploads); printed as its own line after the table,
-    `eugate 32x64MiB concurrent: <MB/s> MB/s, peak RSS <N> MiB, <n>/32 ok`. --no-concurrent skips it too.
+  * eugate only, if asked: --rss-concurrent N more concurrent uploads of --concurrent-size,
+    printed as its own line after the table,
+    `eugate Nx16MiB concurrent: <MB/s> MB/s, peak RSS <N> MiB, <n>/N ok`. --no-concurrent skips
+    every concurrent step.
+The final line, `e2e: ...`, gives per peer the single upload (MB/s, CPU-s/GiB, MiB), the single
+download (MB/s, CPU-s/GiB) and the concurrent steps (MB/s, CPU-s/GiB, peak MiB), then eugate's
+upload and download wall ratios to rclone-crypt and the ratio the machine allows.
 Garage's own CPU is reported beside the S3-backed peers: it is work the S3 server does, not the peer.
 
 FTPS row (peer `eugate-ftps`, on by default): a second eugate process, configured like the first
@@ -598,6 +604,12 @@ classification = "personal"
 authorized_keys_file = "user.pub"
 permissions = ["read", "write", "delete"]
 {user_toml}{ftps_toml}
+# Every client of the benchmark connects from 127.0.0.1: the per-source cap on connections still
+# logging in (32 by default) would refuse part of the concurrent logins (FTPS ones first: TLS and
+# USER/PASS take longer than SSH's handshake).
+[limits]
+max_unauthenticated_per_source = {max(64, self.a.concurrent, self.a.rss_concurrent)}
+max_unauthenticated = {max(128, self.a.concurrent, self.a.rss_concurrent)}
 {self.a.eugate_toml}
 """)
         subprocess.run([eug, "config", "check", conf], check=True, stdout=sys.stderr)
@@ -788,11 +800,12 @@ def main():
     ap.add_argument("--peers", default="eugate,eugate-ftps,rclone-crypt,openssh",
                     help="eugate (SFTP), eugate-ftps (a second eugate, uploaded to with curl over FTPS), "
                          "rclone-crypt, openssh")
-    ap.add_argument("--concurrent", type=int, default=16)
-    ap.add_argument("--concurrent-size", type=parse_size, default=64 * MIB)
+    ap.add_argument("--concurrent", type=int, default=64,
+                    help="clients uploading at once, then downloading at once (default 64)")
+    ap.add_argument("--concurrent-size", type=parse_size, default=16 * MIB)
     ap.add_argument("--no-concurrent", action="store_true",
                     help="skip both concurrent steps (--concurrent and --rss-concurrent)")
-    ap.add_argument("--rss-concurrent", type=int, default=32,
+    ap.add_argument("--rss-concurrent", type=int, default=0,
                     help="eugate only: N concurrent uploads of --concurrent-size for the memory target "
                          "(peak RSS <= 512 MiB at 32), printed after the table (default 32, 0 disables)")
     ap.add_argument("--s3-plain-http", action="store_true",
@@ -849,7 +862,8 @@ def main():
             make_file(csrc, a.concurrent_size)
 
         for p in peers:
-            results[p.name] = {"up": [], "cipher": None, "conc": None, "down": None, "rss_conc": None,
+            results[p.name] = {"up": [], "cipher": None, "conc": None, "conc_down": None, "down": None,
+                               "rss_conc": None,
                                "garage": p.uses_garage, "stunnel": p.uses_garage and bool(b.tls_port)}
             results[p.name]["cipher"] = b.negotiated(p)
 
@@ -876,12 +890,41 @@ def main():
                         log(f"{p.name}: a concurrent upload failed: {err.decode(errors='replace')[-500:]}")
                 return bad
 
+            csha = sha256(csrc)
+
+            def conc_get(p, n, stem):
+                dsts = [os.path.join(b.shm, f"{p.name}-{stem}{i}.bin") for i in range(n)]
+                procs = [b.start_transfer(p, "get", d, p.remote(f"{stem}{i}.bin")) for i, d in enumerate(dsts)]
+                for proc, batch in procs:
+                    proc.stdin.write(batch.encode())
+                    proc.stdin.close()
+                for proc, _ in procs:
+                    proc.stdout.read()
+                    err = proc.stderr.read()
+                    if proc.wait() != 0:
+                        log(f"{p.name}: a concurrent download failed: {err.decode(errors='replace')[-500:]}")
+                return dsts
+
             for p in peers:
                 r = measure(p, b.aux(p), lambda p=p: conc(p, a.concurrent, "c"), b.s3_ports(p))
                 results[p.name]["conc"] = r
                 total = a.concurrent * a.concurrent_size
                 log(f"{a.concurrent}x{a.concurrent_size >> 20}MiB {p.name}: {total / 1e6 / r['wall']:.1f} MB/s, "
                     f"{r['cpu'] / (total / GIB):.2f} CPU-s/GiB, {r['rss_mib']:.0f} MiB, failed {r['extra']}")
+                if a.no_download:
+                    continue
+                r = measure(p, b.aux(p), lambda p=p: conc_get(p, a.concurrent, "c"), b.s3_ports(p))
+                # Checked after the measurement: a download counts only if it is byte-identical.
+                dsts, bad = r["extra"], 0
+                for d in dsts:
+                    bad += not (os.path.exists(d) and sha256(d) == csha)
+                    if os.path.exists(d):
+                        os.unlink(d)
+                r["extra"] = bad
+                results[p.name]["conc_down"] = r
+                log(f"{a.concurrent}x{a.concurrent_size >> 20}MiB download {p.name}: "
+                    f"{total / 1e6 / r['wall']:.1f} MB/s, {r['cpu'] / (total / GIB):.2f} CPU-s/GiB, "
+                    f"{r['rss_mib']:.0f} MiB, failed or different {bad}")
 
             eug = next((p for p in peers if p.name == "eugate"), None)
             if eug and a.rss_concurrent > 0:
@@ -925,7 +968,7 @@ def check_s3_ports(b, peers, results):
             continue
         r = results[p.name]
         seen = set()
-        for m in r["up"] + [r["conc"], r["rss_conc"], r["down"]]:
+        for m in r["up"] + [r["conc"], r["conc_down"], r["rss_conc"], r["down"]]:
             if m:
                 seen |= set(m["s3_ports"])
         names = {b.garage_port: f"Garage plain HTTP {b.garage_port}"}
@@ -980,6 +1023,13 @@ def report(a, results, transport_text):
                 f" ({c['extra']} failed)" if c["extra"] else "")
             row["conc CPU-s/GiB"] = f"{c['cpu'] / (total / GIB):.2f}"
             row["conc RSS MiB"] = f"{c['rss_mib']:.0f}"
+        cd = r.get("conc_down")
+        if cd:
+            total = a.concurrent * a.concurrent_size
+            row[f"{a.concurrent}x{a.concurrent_size >> 20}MiB down MB/s"] = (
+                f"{total / 1e6 / cd['wall']:.1f}" + (f" ({cd['extra']} failed)" if cd["extra"] else ""))
+            row["conc down CPU-s/GiB"] = f"{cd['cpu'] / (total / GIB):.2f}"
+            row["conc down RSS MiB"] = f"{cd['rss_mib']:.0f}"
         d = r["down"]
         if d:
             row["download MB/s"] = f"{a.size / 1e6 / d['wall']:.1f}" + ("" if d["extra"] else " (MISMATCH)")
@@ -1008,6 +1058,17 @@ def report(a, results, transport_text):
     print("|" + "|".join("---" for _ in cols) + "|")
     for row in rows:
         print("| " + " | ".join(row.get(k, "") for k in cols) + " |")
+    # The same for downloads: what the whole machine spends per GiB downloaded, per peer.
+    whole_down = {}
+    for name, r in results.items():
+        d = r.get("down")
+        if d:
+            whole_down[name] = (d["cpu"] + d.get("garage_cpu", 0.0) + d.get("stunnel_cpu", 0.0)
+                                + d.get("client_cpu", 0.0)) / size_gib
+    if "eugate" in whole_down and "rclone-crypt" in whole_down:
+        print(f"# machine CPU-s per GiB downloaded: eugate {whole_down['eugate']:.2f}, rclone-crypt "
+              f"{whole_down['rclone-crypt']:.2f}; download wall-ratio if both saturate {os.cpu_count()} "
+              f"cores: {whole_down['rclone-crypt'] / whole_down['eugate']:.2f}")
     if "eugate" in whole and "rclone-crypt" in whole:
         # With every core busy, wall time per GiB is at least the machine's CPU-s per GiB divided
         # by the core count; a gateway costing nothing leaves the rest of eugate's path.
@@ -1024,7 +1085,21 @@ def report(a, results, transport_text):
         if name not in summary:
             return f"{name} n/a MB/s n/a CPU-s/GiB n/a MiB"
         m, c, r = summary[name]
-        return f"{name} {m:.1f} MB/s {c:.2f} CPU-s/GiB {r:.0f} MiB"
+        text = f"{name} {m:.1f} MB/s {c:.2f} CPU-s/GiB {r:.0f} MiB"
+        d = results[name].get("down")
+        if d:
+            text += f", down {a.size / 1e6 / d['wall']:.1f} MB/s {d['cpu'] / size_gib:.2f} CPU-s/GiB"
+        total = a.concurrent * a.concurrent_size
+        for key, what in (("conc", "up"), ("conc_down", "down")):
+            c = results[name].get(key)
+            if c:
+                text += (f", {a.concurrent}x{what} {total / 1e6 / c['wall']:.1f} MB/s "
+                         f"{c['cpu'] / (total / GIB):.2f} CPU-s/GiB {c['rss_mib']:.0f} MiB")
+        return text
+
+    def down_mbs(name):
+        d = results.get(name, {}).get("down")
+        return a.size / 1e6 / d["wall"] if d else None
 
     rc = results.get("eugate", {}).get("rss_conc")
     if rc:
@@ -1045,7 +1120,15 @@ def report(a, results, transport_text):
 
     ratio = (f"{summary['eugate'][0] / summary['rclone-crypt'][0]:.2f}"
              if "eugate" in summary and "rclone-crypt" in summary else "n/a")
-    print(f"e2e: {part('eugate')}; {part('rclone-crypt')}; wall-ratio {ratio}")
+    de, dr = down_mbs("eugate"), down_mbs("rclone-crypt")
+    down_ratio = f"{de / dr:.2f}" if de and dr else "n/a"
+    if "eugate" in whole_down and "rclone-crypt" in whole_down:
+        down_ratio += f" (machine bound {whole_down['rclone-crypt'] / whole_down['eugate']:.2f})"
+    bound = (f"{whole['rclone-crypt'] / whole['eugate']:.2f}"
+             if "eugate" in whole and "rclone-crypt" in whole else "n/a")
+    others = "".join(f"; {part(n)}" for n in ("openssh", "eugate-ftps") if n in summary)
+    print(f"e2e: {part('eugate')}; {part('rclone-crypt')}{others}; wall-ratio {ratio} "
+          f"(machine bound {bound}), download wall-ratio {down_ratio}")
 
 
 if __name__ == "__main__":

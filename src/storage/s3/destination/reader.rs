@@ -14,8 +14,9 @@ use crate::storage::{ObjectReader, StorageError};
 /// The first window after a jump (and the window of a file read only at its start: a header
 /// for a listing or a `stat`).
 const FIRST_WINDOW: usize = 256 << 10;
-/// Windows double while a client reads on sequentially, up to this.
-const MAX_WINDOW: usize = 4 << 20;
+/// Windows double while a client reads on sequentially, up to this. 8 MiB downloaded about 15 %
+/// faster than 4 MiB on Garage over TLS for the same CPU (fewer requests; docs/benchmarks.md).
+const MAX_WINDOW: usize = 8 << 20;
 /// Windows fetched ahead of the one being read.
 const READ_AHEAD: usize = 2;
 
@@ -47,10 +48,10 @@ impl RangeSource for S3Reader {
 ///
 /// Every window fetched ahead holds a reservation of the read-ahead budget, and the current one
 /// too where the budget allows; without room a read fetches only what it asks for. Windows
-/// start at 256 KiB and double up to 4 MiB while the client keeps reading, so a client that
+/// start at 256 KiB and double up to 8 MiB while the client keeps reading, so a client that
 /// reads a header or the first bytes of a file costs 256 KiB, and a full-speed download at most
-/// 12 MiB. A window's buffer is reused for a later one once no slice of it is left: a fresh
-/// 4 MiB allocation per window made the kernel fault in and zero 1 GiB of pages per GiB
+/// 24 MiB. A window's buffer is reused for a later one once no slice of it is left: a fresh
+/// multi-MiB allocation per window made the kernel fault in and zero 1 GiB of pages per GiB
 /// downloaded, which cost more CPU than the decryption.
 pub(super) struct WindowReader<S: RangeSource = S3Reader> {
     source: Arc<S>,
