@@ -13,16 +13,7 @@ fn ctx() -> ObjectContext {
 }
 
 fn header() -> Vec<u8> {
-    Header::build(
-        Layout::Compact,
-        &[1; 32],
-        &ctx(),
-        &[2; 32],
-        &[3; 32],
-        &[4; 12],
-        &[5; 32],
-    )
-    .unwrap()
+    build(Layout::Compact, &ctx())
 }
 
 fn ctx2() -> ObjectContext {
@@ -36,30 +27,18 @@ fn ctx2() -> ObjectContext {
     }
 }
 
+/// A header of `layout` for `c` with fixed key material (the commitment is not derived: these
+/// tests parse, they do not unlock).
+fn build(layout: Layout, c: &ObjectContext) -> Vec<u8> {
+    Header::build(layout, &[1; 32], c, &[2; 32], &[3; 32], &[4; 12], &[5; 32]).unwrap()
+}
+
 fn build3(c: &ObjectContext) -> Vec<u8> {
-    Header::build(
-        Layout::Fixed,
-        &[1; 32],
-        c,
-        &[2; 32],
-        &[3; 32],
-        &[4; 12],
-        &[5; 32],
-    )
-    .unwrap()
+    build(Layout::Fixed, c)
 }
 
 fn header2() -> Vec<u8> {
-    Header::build(
-        Layout::Compact,
-        &[1; 32],
-        &ctx2(),
-        &[2; 32],
-        &[3; 32],
-        &[4; 12],
-        &[5; 32],
-    )
-    .unwrap()
+    build(Layout::Compact, &ctx2())
 }
 
 #[test]
@@ -123,16 +102,7 @@ fn v2_length_limits_are_the_largest_and_smallest_encodable() {
         provider: 0x03,
         blob: vec![0xee; EXTERNAL_BLOB_MAX_LEN],
     });
-    let h = Header::build(
-        Layout::Compact,
-        &[1; 32],
-        &c,
-        &[2; 32],
-        &[3; 32],
-        &[4; 12],
-        &[5; 32],
-    )
-    .unwrap();
+    let h = build(Layout::Compact, &c);
     assert_eq!(h.len(), V2_MAX_LEN);
     assert_eq!(Header::parse(&h).unwrap().context(), &c);
     // The same context in version 3: the longest fields still leave padding.
@@ -145,16 +115,7 @@ fn v2_length_limits_are_the_largest_and_smallest_encodable() {
         provider: 0x01,
         blob: vec![0xee],
     });
-    let h = Header::build(
-        Layout::Compact,
-        &[1; 32],
-        &c,
-        &[2; 32],
-        &[3; 32],
-        &[4; 12],
-        &[5; 32],
-    )
-    .unwrap();
+    let h = build(Layout::Compact, &c);
     assert_eq!(h.len(), V2_MIN_LEN);
     assert_eq!(Header::parse(&h).unwrap().context(), &c);
 }
@@ -383,16 +344,7 @@ fn invalid_contexts_are_refused_when_sealing() {
     let mut c = ctx();
     c.tenant = "t".repeat(255);
     c.key_id = "k".repeat(255);
-    let h = Header::build(
-        Layout::Compact,
-        &[1; 32],
-        &c,
-        &[2; 32],
-        &[3; 32],
-        &[4; 12],
-        &[5; 32],
-    )
-    .unwrap();
+    let h = build(Layout::Compact, &c);
     assert_eq!(h.len(), V1_MAX_LEN);
     assert_eq!(Header::parse(&h).unwrap().context(), &c);
 }
@@ -430,7 +382,7 @@ fn v3_layout_matches_the_documented_offsets() {
 fn v3_unlocks_like_the_compact_layouts_and_rewraps_in_place() {
     // Real key material this time: the commitment must match the data key.
     let commitment = schedule::derive(&[2; 32], &[3; 32]).unwrap().commitment;
-    let build = |layout, c: &ObjectContext| {
+    let unlockable = |layout, c: &ObjectContext| {
         let h = Header::build(
             layout,
             &[1; 32],
@@ -443,8 +395,8 @@ fn v3_unlocks_like_the_compact_layouts_and_rewraps_in_place() {
         Header::parse(&h.unwrap()).unwrap()
     };
     for c in [ctx(), ctx2()] {
-        let h = build(Layout::Fixed, &c);
-        let compact = build(Layout::Compact, &c);
+        let h = unlockable(Layout::Fixed, &c);
+        let compact = unlockable(Layout::Compact, &c);
         // Same data key and schedule: both open the same segments.
         let (a, _) = h.committed_data_key(&[1; 32]).unwrap();
         let (b, _) = compact.committed_data_key(&[1; 32]).unwrap();

@@ -212,18 +212,26 @@ mod tests {
         (dir, store, entries)
     }
 
+    /// A listing of the store's root that reads each file's header.
+    fn root_listing(
+        store: Arc<dyn Destination>,
+        entries: Vec<Entry>,
+        budget: &MemoryBudget,
+    ) -> Result<DirListing, TransferError> {
+        DirListing::new(
+            store,
+            String::new(),
+            entries,
+            budget,
+            ListingSizes::FromHeaders,
+        )
+    }
+
     #[tokio::test]
     async fn pages_hand_out_every_entry_once_within_their_bounds() {
         let (_dir, store, entries) = store_with_dirs(3000).await;
         let budget = MemoryBudget::new(16 << 20);
-        let mut l = DirListing::new(
-            store,
-            String::new(),
-            entries,
-            &budget,
-            ListingSizes::FromHeaders,
-        )
-        .unwrap();
+        let mut l = root_listing(store, entries, &budget).unwrap();
         let held = (16 << 20) - budget.available_bytes();
         // Compact: well under 100 bytes an entry (it was about 350 as finished reply entries).
         assert!(held <= 3000 * 100, "{held} bytes held for 3000 entries");
@@ -245,14 +253,7 @@ mod tests {
     async fn a_listing_the_budget_cannot_hold_is_refused() {
         let (_dir, store, entries) = store_with_dirs(3000).await;
         let budget = MemoryBudget::new(1 << 20).share(64 << 10);
-        let e = DirListing::new(
-            store,
-            String::new(),
-            entries,
-            &budget,
-            ListingSizes::FromHeaders,
-        )
-        .unwrap_err();
+        let e = root_listing(store, entries, &budget).unwrap_err();
         assert!(e.to_string().contains("storage.memory_budget"), "{e}");
         assert!(e.to_string().contains("3000 entries"), "{e}");
         assert_eq!(budget.available_bytes(), 64 << 10, "nothing kept");
@@ -334,14 +335,7 @@ mod tests {
     async fn a_name_longer_than_the_page_bound_still_comes_out() {
         let (_dir, store, entries) = store_with_dirs(3).await;
         let budget = MemoryBudget::new(16 << 20);
-        let mut l = DirListing::new(
-            store,
-            String::new(),
-            entries,
-            &budget,
-            ListingSizes::FromHeaders,
-        )
-        .unwrap();
+        let mut l = root_listing(store, entries, &budget).unwrap();
         for _ in 0..3 {
             assert_eq!(l.next_page(100, 1).await.unwrap().unwrap().len(), 1);
         }
