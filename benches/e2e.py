@@ -876,8 +876,8 @@ def main():
                     f"{r['cpu'] / (a.size / GIB):.2f} CPU-s/GiB, {r['rss_mib']:.0f} MiB")
 
         if not a.no_concurrent:
-            def conc(p, n, stem):
-                procs = [b.start_transfer(p, "put", csrc, p.remote(f"{stem}{i}.bin")) for i in range(n)]
+            def run_all(p, procs, what):
+                """Lets every started transfer go at once; returns how many failed."""
                 for proc, batch in procs:
                     proc.stdin.write(batch.encode())
                     proc.stdin.close()
@@ -887,22 +887,19 @@ def main():
                     err = proc.stderr.read()
                     if proc.wait() != 0:
                         bad += 1
-                        log(f"{p.name}: a concurrent upload failed: {err.decode(errors='replace')[-500:]}")
+                        log(f"{p.name}: a concurrent {what} failed: {err.decode(errors='replace')[-500:]}")
                 return bad
+
+            def conc(p, n, stem):
+                procs = [b.start_transfer(p, "put", csrc, p.remote(f"{stem}{i}.bin")) for i in range(n)]
+                return run_all(p, procs, "upload")
 
             csha = sha256(csrc)
 
             def conc_get(p, n, stem):
                 dsts = [os.path.join(b.shm, f"{p.name}-{stem}{i}.bin") for i in range(n)]
                 procs = [b.start_transfer(p, "get", d, p.remote(f"{stem}{i}.bin")) for i, d in enumerate(dsts)]
-                for proc, batch in procs:
-                    proc.stdin.write(batch.encode())
-                    proc.stdin.close()
-                for proc, _ in procs:
-                    proc.stdout.read()
-                    err = proc.stderr.read()
-                    if proc.wait() != 0:
-                        log(f"{p.name}: a concurrent download failed: {err.decode(errors='replace')[-500:]}")
+                run_all(p, procs, "download")  # counted by the SHA-256 check afterwards
                 return dsts
 
             for p in peers:
