@@ -15,6 +15,7 @@ fn req(tenant: &str, location: Location, c: Option<Classification>) -> Request {
         location,
         evidence: Evidence::Probed,
         key_held_by_tenant: false,
+        operator_country: None,
     }
 }
 

@@ -36,15 +36,15 @@ fn upload(c: &Console, user: &str, name: &str) -> std::process::Output {
 /// The bundle's expected decisions with the two cases the new rule changes (Germany is now
 /// denied for ACME Health's special-category data), as the editor types them.
 fn updated_cases(current: &str) -> String {
-    let germany = "destination = \"aws:eu-central-1\"\nclassification = \"special-category\"\nexpect = \"allow\"\npolicies = [\"eea\"]";
-    let gcs = "destination = \"gcs:eu\"\nclassification = \"special-category\"\nexpect = \"deny\"\npolicies = [\"acme-health-special-category-de-fr\"]";
+    let germany = "destination = \"hetzner:fsn1\"\nclassification = \"special-category\"\nexpect = \"allow\"\npolicies = [\"eea\"]";
+    let gcs = "destination = \"gcs:eu\"\nclassification = \"special-category\"\nexpect = \"deny\"\npolicies = [\"acme-health-special-category-de-fr\", \"acme-health-special-category-eea-controlled\"]";
     assert!(
         current.contains(germany) && current.contains(gcs),
         "{current}"
     );
     current
-        .replacen(germany, &format!("destination = \"aws:eu-central-1\"\nclassification = \"special-category\"\nexpect = \"deny\"\npolicies = [\"{RULE_ID}\"]"), 1)
-        .replacen(gcs, &format!("destination = \"gcs:eu\"\nclassification = \"special-category\"\nexpect = \"deny\"\npolicies = [\"acme-health-special-category-de-fr\", \"{RULE_ID}\"]"), 1)
+        .replacen(germany, &format!("destination = \"hetzner:fsn1\"\nclassification = \"special-category\"\nexpect = \"deny\"\npolicies = [\"{RULE_ID}\"]"), 1)
+        .replacen(gcs, &format!("destination = \"gcs:eu\"\nclassification = \"special-category\"\nexpect = \"deny\"\npolicies = [\"acme-health-special-category-de-fr\", \"acme-health-special-category-eea-controlled\", \"{RULE_ID}\"]"), 1)
 }
 
 /// Opens `path`, expects a 200 page with `css`, saves it as `name`.
@@ -215,7 +215,7 @@ fn a_residency_change_from_proposal_to_a_denied_upload() {
     assert!(
         diff.iter().any(|r| r.contains("acme-health")
             && r.contains("special-category")
-            && r.contains("aws:eu-central-1")
+            && r.contains("hetzner:fsn1")
             && r.contains("allow")
             && r.contains("deny")),
         "{diff:#?}"

@@ -26,18 +26,18 @@ fn start() -> Console {
 /// tests/tenants.toml with the two cases the new rule changes.
 fn updated_tenant_cases(c: &Console) -> String {
     let text = std::fs::read_to_string(c.policies.path().join("tests/tenants.toml")).unwrap();
-    let germany = "destination = \"aws:eu-central-1\"\nclassification = \"special-category\"\nexpect = \"allow\"\npolicies = [\"eea\"]";
+    let germany = "destination = \"hetzner:fsn1\"\nclassification = \"special-category\"\nexpect = \"allow\"\npolicies = [\"eea\"]";
     assert!(text.contains(germany));
-    let gcs = "destination = \"gcs:eu\"\nclassification = \"special-category\"\nexpect = \"deny\"\npolicies = [\"acme-health-special-category-de-fr\"]";
+    let gcs = "destination = \"gcs:eu\"\nclassification = \"special-category\"\nexpect = \"deny\"\npolicies = [\"acme-health-special-category-de-fr\", \"acme-health-special-category-eea-controlled\"]";
     assert!(text.contains(gcs));
     text.replacen(
         germany,
-        &format!("destination = \"aws:eu-central-1\"\nclassification = \"special-category\"\nexpect = \"deny\"\npolicies = [\"{RULE_ID}\"]"),
+        &format!("destination = \"hetzner:fsn1\"\nclassification = \"special-category\"\nexpect = \"deny\"\npolicies = [\"{RULE_ID}\"]"),
         1,
     )
     .replacen(
         gcs,
-        &format!("destination = \"gcs:eu\"\nclassification = \"special-category\"\nexpect = \"deny\"\npolicies = [\"acme-health-special-category-de-fr\", \"{RULE_ID}\"]"),
+        &format!("destination = \"gcs:eu\"\nclassification = \"special-category\"\nexpect = \"deny\"\npolicies = [\"acme-health-special-category-de-fr\", \"acme-health-special-category-eea-controlled\", \"{RULE_ID}\"]"),
         1,
     )
 }
@@ -175,7 +175,7 @@ fn an_editor_proposes_another_officer_approves_and_the_rule_is_in_force() {
     );
     let diff = section(html, "diff");
     assert!(diff.contains("<table id=\"diff\">"), "{diff}");
-    assert!(diff.contains("<td>acme-health</td><td>special-category</td><td>aws:eu-central-1</td><td class=\"allow\">allow</td><td class=\"deny\">deny</td>"), "{diff}");
+    assert!(diff.contains("<td>acme-health</td><td>special-category</td><td>hetzner:fsn1</td><td class=\"allow\">allow</td><td class=\"deny\">deny</td>"), "{diff}");
     assert!(
         !diff.contains("<td>globex</td>"),
         "only ACME Health changes: {diff}"

@@ -379,7 +379,7 @@ expect = "allow"
 [[case]]
 name = "special-category under a keyring key"
 tenant = "acme-health"
-destination = "aws:eu-central-1"
+destination = "hetzner:fsn1"
 classification = "special-category"
 expect = "deny"
 policies = ["special-category-needs-own-key"]
@@ -406,7 +406,7 @@ fn policy_explain(pol: &Path, extra: &[&str]) -> Output {
 #[test]
 fn the_policy_can_require_the_tenants_own_key_for_special_category_data() {
     let pol = common::copy_policies();
-    for f in ["default.toml", "tenants.toml"] {
+    for f in ["default.toml", "tenants.toml", "jurisdiction.toml"] {
         std::fs::remove_file(pol.path().join("tests").join(f)).unwrap();
     }
     std::fs::write(pol.path().join("own-key.cedar"), OWN_KEY_RULE).unwrap();

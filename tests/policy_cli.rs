@@ -345,3 +345,197 @@ fn diff_of_identical_dirs_is_empty() {
     assert!(o.status.success());
     assert!(stdout(&o).contains("0 decision(s) change"));
 }
+
+fn json_of(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("json: {e}: {}", stdout(o)))
+}
+
+fn jurisdictions(v: &serde_json::Value) -> Vec<(String, String)> {
+    v["jurisdictions"]
+        .as_array()
+        .expect("jurisdictions")
+        .iter()
+        .map(|j| {
+            (
+                j["role"].as_str().unwrap_or("").to_string(),
+                j["country"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn pair(role: &str, country: &str) -> (String, String) {
+    (role.to_string(), country.to_string())
+}
+
+/// Issue 19's acceptance commands, as an officer types them.
+#[test]
+fn explain_names_the_jurisdictions_and_decides_as_of_a_day() {
+    let o = explain(&[
+        "--tenant",
+        "t",
+        "--destination",
+        "alibaba-oss:oss-eu-central-1",
+        "--classification",
+        "personal",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let v = json_of(&o);
+    assert_eq!(v["policies"], serde_json::json!(["provider-jurisdiction"]));
+    assert_eq!(v["countries"], serde_json::json!(["DE"]));
+    assert_eq!(
+        jurisdictions(&v),
+        [pair("provider", "CN"), pair("operator", "CN")]
+    );
+    assert!(
+        v["jurisdictions"][0]["entity"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Alibaba")
+    );
+
+    let o = explain(&[
+        "--tenant",
+        "t",
+        "--destination",
+        "aws:eu-central-1",
+        "--classification",
+        "personal",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v = json_of(&o);
+    assert_eq!(
+        jurisdictions(&v),
+        [pair("provider", "US"), pair("operator", "US")]
+    );
+    assert_eq!(
+        v["jurisdictions"][0]["zones"],
+        serde_json::json!(["ADEQUATE_SCOPED"])
+    );
+
+    let wasabi = |at: &str| {
+        explain(&[
+            "--tenant",
+            "t",
+            "--destination",
+            "wasabi:eu-west-1",
+            "--classification",
+            "personal",
+            "--at",
+            at,
+        ])
+    };
+    let o = wasabi("2030-01-01");
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("jurisdictions (as of 2030-01-01):"),
+        "{}",
+        stdout(&o)
+    );
+    let o = wasabi("2032-01-01");
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("GB (in no adequacy zone as of 2032-01-01: GB's adequacy decision (EU) 2021/1772 ended after 2031-12-27 (valid_until))"),
+        "{text}"
+    );
+    assert!(
+        text.contains("not counted as of 2032-01-01: GB's adequacy decision"),
+        "{text}"
+    );
+    let o = wasabi("2032-02-30");
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "clap refuses a day that does not exist"
+    );
+    assert!(
+        stderr(&o).contains("'2032-02-30' is not a date"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn explain_takes_a_self_hosted_operator_country() {
+    let store = |operator: Option<&str>| {
+        let mut args = vec![
+            "--tenant",
+            "t",
+            "--declared",
+            "DE",
+            "--classification",
+            "personal",
+        ];
+        if let Some(o) = operator {
+            args.extend(["--operator-country", o]);
+        }
+        args.extend(["--format", "json"]);
+        explain(&args)
+    };
+    let o = store(None);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(jurisdictions(&json_of(&o))[1], pair("operator", "DE"));
+    let o = store(Some("CN"));
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    assert_eq!(jurisdictions(&json_of(&o))[1], pair("operator", "CN"));
+    // --operator-country belongs to a declared store.
+    let o = explain(&[
+        "--tenant",
+        "t",
+        "--destination",
+        "aws:eu-central-1",
+        "--operator-country",
+        "CN",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--operator-country is for a self-hosted store given with --declared")
+    );
+}
+
+#[test]
+fn check_warns_before_dated_facts_end_and_test_runs_as_of_a_day() {
+    let dir = policies_arg(&shipped());
+    let o = eugate(&["policy", "check", "--policies", &dir, "--at", "2031-11-15"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("jurisdictions.toml: GB's adequacy decision (EU) 2021/1772 counts only through 2031-12-27 (valid_until), in 42 days"),
+        "{out}"
+    );
+    let o = eugate(&["policy", "check", "--policies", &dir, "--at", "2027-06-01"]);
+    assert!(stdout(&o).contains(
+        "tenant acme's attestation counts only through 2027-07-14 (valid_until), in 43 days"
+    ));
+    let o = eugate(&["policy", "check", "--policies", &dir, "--at", "2027-01-01"]);
+    assert!(!stdout(&o).contains("warning:"), "{}", stdout(&o));
+    // Every shipped case that depends on a date carries `at`: they hold on any day.
+    for at in ["2026-07-14", "2031-12-28", "2040-01-01"] {
+        let o = eugate(&["policy", "test", "--policies", &dir, "--at", at]);
+        assert!(o.status.success(), "{at}: {}", stdout(&o));
+    }
+}
+
+#[test]
+fn check_reports_a_provider_missing_from_providers_toml() {
+    let dir = copy_policies();
+    edit(dir.path(), "providers.toml", "[wasabi]", "[wasabi-typo]");
+    let line = line_of(dir.path(), "providers.toml", "[wasabi-typo]");
+    expect_check_error(
+        dir.path(),
+        "providers.toml",
+        line,
+        "provider 'wasabi-typo' has no regions in regions.toml",
+    );
+    let o = eugate(&["policy", "check", "--policies", &policies_arg(dir.path())]);
+    assert!(
+        stderr(&o).contains("provider 'wasabi' of regions.toml has no entry here"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -35,6 +35,7 @@ async fn destination(g: &Garage) -> S3Destination {
         bucket: BUCKET.into(),
         region: g.region.clone(),
         country: Some("DE".into()),
+        operator_country: None,
         path_style: true,
         credentials: S3Credentials::File(creds),
         ca_bundle: None,
@@ -73,6 +74,7 @@ fn grant(d: &S3Destination) -> eugate::policy::Grant {
         location,
         evidence,
         key_held_by_tenant: false,
+        operator_country: d.operator_country(),
     };
     let (decision, grant) = eugate::policy::PolicyBundle::embedded().decide(&req);
     grant.unwrap_or_else(|| panic!("embedded policy denied DE: {decision:?}"))

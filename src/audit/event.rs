@@ -73,6 +73,17 @@ pub enum AuditEvent {
         /// so records of other tenants, and those written before the fact existed, read false.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         key_held_by_tenant: bool,
+        /// Whose law the decision considered: `provider:US`, `operator:DE` (the countries of
+        /// the provider's controlling parent and of the region's operator). Absent in records
+        /// written before jurisdictions were part of the model.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        jurisdictions: Vec<String>,
+        /// The day (`YYYY-MM-DD`) the dated facts were taken as of.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        as_of: Option<String>,
+        /// Dated facts bearing on the decision that did not count that day, each with its date.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        lapsed: Vec<String>,
     },
     /// An upload made durable and visible.
     Committed {

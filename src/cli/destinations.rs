@@ -38,11 +38,16 @@ pub fn run(args: DestinationsArgs) -> anyhow::Result<ExitCode> {
         let mut rows = Vec::new();
         for (name, d) in &config.destinations {
             let (configured, dest): (String, Arc<dyn Destination>) = match &d.kind {
-                DestinationKind::Fs { root, country } => (
+                DestinationKind::Fs {
+                    root,
+                    country,
+                    operator_country,
+                } => (
                     format!("fs {} (declared {country})", root.display()),
                     Arc::new(
                         FsDestination::open(name, root, country)
-                            .with_context(|| format!("destination {name}"))?,
+                            .with_context(|| format!("destination {name}"))?
+                            .with_operator_country(operator_country.clone()),
                     ),
                 ),
                 DestinationKind::S3(cfg) => {

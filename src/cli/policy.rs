@@ -9,7 +9,9 @@ use clap::{Args, Subcommand, ValueEnum};
 mod replay;
 
 use crate::policy::explain::ExplainError;
-use crate::policy::{self, Classification, Evidence, PolicyBundle, PolicyError, Request};
+use crate::policy::{
+    self, Classification, Day, EXPIRY_WARNING_DAYS, Evidence, PolicyBundle, PolicyError, Request,
+};
 
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
@@ -24,11 +26,21 @@ pub struct PolicyArgs {
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Validate facts, schema and rules; every error names file, line and what to fix. Exit 1 on error.
-    Check,
+    /// Warns about adequacy decisions and attestations that no longer count or stop counting
+    /// within 60 days.
+    Check {
+        /// Look at the dates as of this day instead of today (UTC).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        at: Option<Day>,
+    },
     /// Decide one transfer and say why. Exit 0 allow, 3 deny, 1 error.
     Explain(ExplainArgs),
     /// Run the expected-decision cases in DIR/tests/. Exit 1 if any fails.
-    Test,
+    Test {
+        /// Decide the cases that give no `at` as of this day instead of today (UTC).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        at: Option<Day>,
+    },
     /// Show every catalogued destination × classification × tenant whose decision changes.
     Diff {
         /// The policy directory before the change.
@@ -74,15 +86,23 @@ pub struct ExplainArgs {
     /// `context.key_held_by_tenant`.
     #[arg(long)]
     pub key_held_by_tenant: bool,
+    /// With --declared: the country whose law governs the store's operator (default: the one
+    /// declared country).
+    #[arg(long, value_name = "CC")]
+    pub operator_country: Option<String>,
+    /// Decide as of this day instead of today (UTC): adequacy decisions and attestations count
+    /// only within their dates.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub at: Option<Day>,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
 
 pub fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        PolicyCommand::Check => check(&args.policies),
+        PolicyCommand::Check { at } => check(&args.policies, at.unwrap_or_else(Day::today_utc)),
         PolicyCommand::Explain(e) => explain(&args.policies, &e),
-        PolicyCommand::Test => test(&args.policies),
+        PolicyCommand::Test { at } => test(&args.policies, at.unwrap_or_else(Day::today_utc)),
         PolicyCommand::Diff { old, new } => diff(&old, &new),
         PolicyCommand::Replay(r) => replay::run(&r),
     }
@@ -112,10 +132,14 @@ fn load_or_report(dir: &Path) -> anyhow::Result<Option<PolicyBundle>> {
     }
 }
 
-fn check(dir: &Path) -> anyhow::Result<ExitCode> {
+fn check(dir: &Path, today: Day) -> anyhow::Result<ExitCode> {
     let Some(bundle) = load_or_report(dir)? else {
         return Ok(ExitCode::from(1));
     };
+    let warnings = bundle.dated_warnings(today, EXPIRY_WARNING_DAYS);
+    for w in &warnings {
+        println!("warning: {}: {}", dir.join(&w.file).display(), w.message);
+    }
     println!(
         "ok: {} rules, {} catalogued destinations, zones {}, {} test cases",
         bundle.rule_count(),
@@ -123,6 +147,11 @@ fn check(dir: &Path) -> anyhow::Result<ExitCode> {
         bundle.zones().collect::<Vec<_>>().join(", "),
         bundle.cases().len()
     );
+    if warnings.is_empty() {
+        println!(
+            "dates: no adequacy decision or attestation ends within {EXPIRY_WARNING_DAYS} days of {today}"
+        );
+    }
     println!("bundle {}", bundle.hash());
     Ok(ExitCode::SUCCESS)
 }
@@ -142,6 +171,11 @@ fn explain(dir: &Path, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
                 e => e.into(),
             },
         )?;
+    if args.operator_country.is_some() && args.declared.is_none() {
+        return Err(anyhow!(
+            "--operator-country is for a self-hosted store given with --declared; a catalogued region's operator is in providers.toml"
+        ));
+    }
     let Some(bundle) = load_or_report(dir)? else {
         return Ok(ExitCode::from(1));
     };
@@ -153,8 +187,10 @@ fn explain(dir: &Path, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
         location,
         evidence,
         key_held_by_tenant: args.key_held_by_tenant,
+        operator_country: args.operator_country.clone(),
     };
-    let (decision, _grant) = bundle.decide(&req);
+    let day = args.at.unwrap_or_else(Day::today_utc);
+    let (decision, _grant) = bundle.decide_at(&req, day);
     match args.format {
         Format::Json => println!(
             "{}",
@@ -169,11 +205,11 @@ fn explain(dir: &Path, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn test(dir: &Path) -> anyhow::Result<ExitCode> {
+fn test(dir: &Path, today: Day) -> anyhow::Result<ExitCode> {
     let Some(bundle) = load_or_report(dir)? else {
         return Ok(ExitCode::from(1));
     };
-    let report = bundle.run_tests();
+    let report = bundle.run_tests_at(today);
     for f in &report.failures {
         println!(
             "FAIL {}:{}: {}",

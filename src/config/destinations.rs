@@ -17,7 +17,12 @@ pub struct DestinationConfig {
 #[derive(Debug, Clone)]
 pub enum DestinationKind {
     /// A local directory (on-premises disk). Its country is what the operator declared.
-    Fs { root: PathBuf, country: String },
+    Fs {
+        root: PathBuf,
+        country: String,
+        /// Whose law reaches the disk: the operator's country (`None` = `country`).
+        operator_country: Option<String>,
+    },
     /// An S3-compatible bucket whose region is probed and verified.
     S3(Box<S3DestinationConfig>),
 }
@@ -72,7 +77,30 @@ fn fs(
         }
     };
     let country = country(key, d.country.as_deref(), c);
-    DestinationKind::Fs { root, country }
+    let operator_country = operator_country(key, d.operator_country.as_deref(), c);
+    DestinationKind::Fs {
+        root,
+        country,
+        operator_country,
+    }
+}
+
+/// `operator_country` of a self-hosted store: the country whose law governs whoever runs it,
+/// when that is not the country the store is in (a German disk run by a US contractor).
+pub(super) fn operator_country(key: &str, raw: Option<&str>, c: &mut Collector) -> Option<String> {
+    match raw {
+        Some(cc) if cc.len() == 2 && cc.bytes().all(|b| b.is_ascii_uppercase()) => {
+            Some(cc.to_string())
+        }
+        Some(cc) => {
+            c.push(
+                format!("{key}.operator_country"),
+                format!("`{cc}` is not an ISO 3166-1 alpha-2 code; write e.g. \"DE\" (the country whose law governs the store's operator)"),
+            );
+            None
+        }
+        None => None,
+    }
 }
 
 /// The declared ISO 3166-1 alpha-2 country of a local disk (empty when missing or malformed).

@@ -155,6 +155,8 @@ pub struct RawDestination {
     pub kind: String,
     pub root: Option<String>,
     pub country: Option<String>,
+    /// Self-hosted stores: the country of whoever operates the store (default: `country`).
+    pub operator_country: Option<String>,
     pub provider: Option<String>,
     pub endpoint: Option<String>,
     pub bucket: Option<String>,

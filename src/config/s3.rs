@@ -72,6 +72,9 @@ pub struct S3DestinationConfig {
     pub region: String,
     /// Self-hosted stores only: the country their operator declares.
     pub country: Option<String>,
+    /// Self-hosted stores only: the country whose law governs their operator (`None` =
+    /// `country`). Catalogued providers' operators are in policies/providers.toml.
+    pub operator_country: Option<String>,
     pub path_style: bool,
     pub credentials: S3Credentials,
     pub ca_bundle: Option<PathBuf>,
@@ -262,6 +265,17 @@ pub(super) fn destination(
         }
         (None, false) => None,
     };
+    let operator_country = if self_hosted {
+        super::destinations::operator_country(key, d.operator_country.as_deref(), c)
+    } else {
+        if d.operator_country.is_some() {
+            c.push(
+                format!("{key}.operator_country"),
+                "only self-hosted stores declare an operator country; a catalogued provider's comes from policies/providers.toml",
+            );
+        }
+        None
+    };
     let credentials = credentials(key, d.credentials.as_ref(), resolve, c);
     let verify = d
         .verify_interval_secs
@@ -278,6 +292,7 @@ pub(super) fn destination(
         bucket,
         region,
         country,
+        operator_country,
         path_style: d.path_style.unwrap_or(false),
         credentials,
         ca_bundle: d.ca_bundle.as_deref().map(resolve),
@@ -311,7 +326,7 @@ pub(super) fn reject_s3_keys(key: &str, d: &RawDestination, c: &mut Collector) {
         if present {
             c.push(
                 format!("{key}.{name}"),
-                "belongs to s3 destinations; an fs destination has root and country",
+                "belongs to s3 destinations; an fs destination has root, country and operator_country",
             );
         }
     }

@@ -3,15 +3,20 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use cedar_policy::{
-    Authorizer, Entity, EntityId, EntityTypeName, EntityUid, Request as CedarRequest,
+    Authorizer, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request as CedarRequest,
     RestrictedExpression,
 };
 
 use super::cases::{self, Case, TestReport};
+use super::day::Day;
 use super::error::{PolicyError, Problem};
-use super::facts::{self, AdequacyDecision, COUNTRIES, Facts, JURISDICTIONS, REGIONS, TENANTS};
+use super::facts::{
+    self, AdequacyDecision, COUNTRIES, Facts, JURISDICTIONS, PROVIDERS, ProviderFact, REGIONS,
+    TENANTS,
+};
 use super::rules::{self, RuleInfo, Rules, SCHEMA};
 
 /// Entity type names of the schema, parsed once.
@@ -49,9 +54,8 @@ pub struct PolicyBundle {
     rules: Rules,
     cases: Vec<Case>,
     types: Types,
-    /// Country code → its entity and its zones' entities.
-    country_entities: HashMap<String, Vec<Entity>>,
-    tenant_entities: HashMap<String, Entity>,
+    /// The facts as of the last day asked for (zones, attestations, their entities).
+    dated: Mutex<Option<Arc<dated::Dated>>>,
     /// Countries some rule names as `Country::"XX"`. Every other country is indistinguishable
     /// to the rules from any country with the same zones, so `decide` evaluates one per class.
     named_countries: HashSet<String>,
@@ -72,7 +76,15 @@ impl std::fmt::Debug for PolicyBundle {
 fn is_bundle_file(name: &str) -> bool {
     match name.split_once('/') {
         None => {
-            [COUNTRIES, JURISDICTIONS, REGIONS, TENANTS, SCHEMA].contains(&name)
+            [
+                COUNTRIES,
+                JURISDICTIONS,
+                REGIONS,
+                PROVIDERS,
+                TENANTS,
+                SCHEMA,
+            ]
+            .contains(&name)
                 || name.ends_with(".cedar")
         }
         Some(("tests", rest)) => !rest.contains('/') && rest.ends_with(".toml"),
@@ -195,37 +207,14 @@ impl PolicyBundle {
             return Err(PolicyError::Invalid(problems));
         };
 
-        let mut country_entities = HashMap::new();
-        for code in facts.countries.keys() {
-            let zones = facts.zones_of(code);
-            let parents: HashSet<EntityUid> =
-                zones.iter().map(|z| Types::uid(&types.zone, z)).collect();
-            let mut list = vec![Entity::new_no_attrs(
-                Types::uid(&types.country, code),
-                parents,
-            )];
-            for z in zones {
-                list.push(Entity::new_no_attrs(
-                    Types::uid(&types.zone, z),
-                    HashSet::new(),
-                ));
-            }
-            country_entities.insert(code.clone(), list);
-        }
-        let mut tenant_entities = HashMap::new();
-        for (name, t) in &facts.tenants {
-            match tenant_entity(&types, name, &t.attested_destinations) {
-                Ok(e) => {
-                    tenant_entities.insert(name.clone(), e);
-                }
-                Err(message) => problems.push(Problem {
-                    file: TENANTS.into(),
-                    line: 0,
-                    message: format!("tenant {name}: {message}"),
-                }),
-            }
-        }
-        if !problems.is_empty() {
+        // Built for today here so that a tenant entity Cedar refuses is a load problem.
+        let today = dated::Dated::build(&facts, &types, Day::today_utc());
+        if !today.problems.is_empty() {
+            problems.extend(today.problems.iter().map(|message| Problem {
+                file: TENANTS.into(),
+                line: 0,
+                message: message.clone(),
+            }));
             return Err(PolicyError::Invalid(problems));
         }
 
@@ -244,8 +233,7 @@ impl PolicyBundle {
             rules,
             cases: case_list,
             types,
-            country_entities,
-            tenant_entities,
+            dated: Mutex::new(Some(Arc::new(today))),
             authorizer: Authorizer::new(),
         };
         // The engine's request shape must match the schema the officers maintain.
@@ -254,6 +242,23 @@ impl PolicyBundle {
     }
 
     fn check_request_shape(&self) -> Result<(), PolicyError> {
+        let country = Types::uid(&self.types.country, "DE");
+        let entities = [
+            tenant_entity(&self.types, "schema-probe", &["schema-probe".to_string()]),
+            Entity::new(
+                Types::uid(&self.types.destination, "schema-probe"),
+                self.jurisdiction_attrs(&country, &country),
+                HashSet::from([country.clone()]),
+            )
+            .map_err(|e| e.to_string()),
+            Ok(Entity::new_no_attrs(country, HashSet::new())),
+        ];
+        let entities: Result<Vec<Entity>, String> = entities.into_iter().collect();
+        entities
+            .and_then(|list| {
+                Entities::from_entities(list, Some(&self.rules.schema)).map_err(|e| e.to_string())
+            })
+            .map_err(|m| entity_problem(&m))?;
         let probe = CedarRequest::new(
             Types::uid(&self.types.tenant, "schema-probe"),
             self.types.action.clone(),
@@ -297,6 +302,12 @@ impl PolicyBundle {
         &self.rules.list
     }
 
+    /// Catalogue providers (providers.toml) by id: whose law governs each, and the regions
+    /// another entity operates.
+    pub fn providers(&self) -> impl Iterator<Item = (&str, &ProviderFact)> {
+        self.facts.providers.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
     /// Adequacy decisions (jurisdictions.toml `[decisions]`), by country code.
     pub fn adequacy_decisions(&self) -> impl Iterator<Item = &AdequacyDecision> {
         self.facts.decisions.values()
@@ -330,9 +341,14 @@ impl PolicyBundle {
         &self.cases
     }
 
-    /// Runs the bundle's own expected-decision cases.
+    /// Runs the bundle's own expected-decision cases, those without `at` as of today (UTC).
     pub fn run_tests(&self) -> TestReport {
-        cases::run(self)
+        self.run_tests_at(Day::today_utc())
+    }
+
+    /// Runs the bundle's own expected-decision cases, those without `at` as of `today`.
+    pub fn run_tests_at(&self, today: Day) -> TestReport {
+        cases::run(self, today)
     }
 
     /// The human text of a policy id (`@reason` / `@legal_basis`).
@@ -347,6 +363,16 @@ fn schema_problem(message: &str) -> PolicyError {
         line: 0,
         message: format!(
             "the schema does not accept the engine's request (principal Tenant, action \"store\", resource Destination, context classification/evidence/user/destination_name: String, location_known/key_held_by_tenant: Bool): {message}"
+        ),
+    }])
+}
+
+fn entity_problem(message: &str) -> PolicyError {
+    PolicyError::Invalid(vec![Problem {
+        file: SCHEMA.into(),
+        line: 0,
+        message: format!(
+            "the schema does not accept the engine's entities (Tenant with attested_destinations: Set<Destination>; Destination in [Country] with provider_jurisdiction and operator_jurisdiction: Country; Country in [Zone]): {message}"
         ),
     }])
 }
@@ -368,6 +394,17 @@ fn tenant_entity(types: &Types, name: &str, attested: &[String]) -> Result<Entit
 #[path = "bundle_decide.rs"]
 mod decide;
 
+#[path = "bundle_dated.rs"]
+mod dated;
+
+#[path = "bundle_warnings.rs"]
+mod warnings;
+pub use warnings::{DatedWarning, EXPIRY_WARNING_DAYS};
+
 #[cfg(test)]
 #[path = "bundle_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "bundle_dated_tests.rs"]
+mod dated_tests;

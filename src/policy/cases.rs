@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::error::{Problem, line_of};
 use super::rules::Rules;
-use super::{Classification, DEFAULT_DENY_ID, Evidence, Location, PolicyBundle, Request};
+use super::{Classification, DEFAULT_DENY_ID, Day, Evidence, Location, PolicyBundle, Request};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +28,10 @@ struct CaseEntry {
     destination: Option<String>,
     /// Self-hosted store: declared countries (evidence defaults to "attested").
     declared: Option<Vec<String>>,
+    /// Self-hosted store: its operator's country (default: the one declared country).
+    operator_country: Option<String>,
+    /// Decide as of this day (`YYYY-MM-DD`) instead of today.
+    at: Option<String>,
     classification: Option<String>,
     evidence: Option<String>,
     /// The tenant holds its own key (`context.key_held_by_tenant`); default false.
@@ -45,6 +49,8 @@ pub struct Case {
     pub line: usize,
     pub name: String,
     pub request: Request,
+    /// The day the case is decided as of; `None` = the day the cases run.
+    pub at: Option<Day>,
     pub expect_allow: bool,
     pub policies: Option<Vec<String>>,
 }
@@ -162,6 +168,18 @@ pub(crate) fn load(
                     }
                 },
             };
+            if c.operator_country.is_some() && c.declared.is_none() {
+                bad("operator_country belongs to a self-hosted store: give it with declared = [\"DE\", ...] (a catalogued provider's operator is in providers.toml)".into());
+                continue;
+            }
+            let at = match c.at.as_deref().map(str::parse::<Day>) {
+                None => None,
+                Some(Ok(d)) => Some(d),
+                Some(Err(e)) => {
+                    bad(format!("at: {e}"));
+                    continue;
+                }
+            };
             let expect_allow = match c.expect.as_str() {
                 "allow" => true,
                 "deny" => false,
@@ -198,7 +216,9 @@ pub(crate) fn load(
                     location,
                     evidence,
                     key_held_by_tenant: c.key_held_by_tenant,
+                    operator_country: c.operator_country,
                 },
+                at,
                 expect_allow,
                 policies: c.policies,
             });
@@ -207,11 +227,11 @@ pub(crate) fn load(
     out
 }
 
-pub(crate) fn run(bundle: &PolicyBundle) -> TestReport {
+pub(crate) fn run(bundle: &PolicyBundle, today: Day) -> TestReport {
     let mut report = TestReport::default();
     for case in bundle.cases() {
         report.total += 1;
-        let (decision, _grant) = bundle.decide(&case.request);
+        let (decision, _grant) = bundle.decide_at(&case.request, case.at.unwrap_or(today));
         let verdict_ok = decision.allowed == case.expect_allow;
         let policies_ok = case.policies.as_ref().is_none_or(|want| {
             want.iter().collect::<BTreeSet<_>>()

@@ -58,6 +58,7 @@ pub fn catalogue_request(
         location: Location::Region(region.to_string()),
         evidence: Evidence::Probed,
         key_held_by_tenant: false,
+        operator_country: None,
     }
 }
 

@@ -14,11 +14,13 @@ const FILES: &[(&str, &str)] = shipped![
     "countries.toml",
     "jurisdictions.toml",
     "regions.toml",
+    "providers.toml",
     "tenants.toml",
     "schema.cedarschema",
     "default.cedar",
     "tenant-acme-health.cedar",
     "tests/default.toml",
+    "tests/jurisdiction.toml",
     "tests/tenants.toml",
 ];
 

@@ -89,6 +89,9 @@ pub fn json(d: &Decision) -> serde_json::Value {
         "reasons": d.reasons,
         "countries": d.countries,
         "zones": d.zones,
+        "jurisdictions": d.jurisdictions,
+        "as_of": d.as_of,
+        "lapsed": d.lapsed,
         "per_country": d.per_country,
         "notes": d.notes,
         "bundle": d.bundle_hash,
@@ -138,6 +141,18 @@ pub fn text(d: &Decision) -> String {
             }
         );
     }
+    let _ = writeln!(s, "jurisdictions (as of {}):", d.as_of);
+    for j in &d.jurisdictions {
+        let zones = if j.zones.is_empty() {
+            "in no zone".to_string()
+        } else {
+            format!("zones: {}", j.zones.join(", "))
+        };
+        let _ = writeln!(s, "  {:<8} {} ({zones}): {}", j.role, j.country, j.entity);
+    }
+    for l in &d.lapsed {
+        let _ = writeln!(s, "not counted as of {}: {l}", d.as_of);
+    }
     if d.per_country.len() > 1 {
         let _ = writeln!(s, "every country must pass:");
         for o in &d.per_country {
@@ -175,6 +190,7 @@ mod tests {
             location,
             evidence: Evidence::Probed,
             key_held_by_tenant: false,
+            operator_country: None,
         }
     }
 
@@ -233,5 +249,24 @@ mod tests {
         assert_eq!(j["decision"], "deny");
         assert_eq!(j["input"]["classification"], "unclassified");
         assert!(t.ends_with(&format!("bundle {}\n", j["bundle"].as_str().unwrap_or("?"))));
+    }
+
+    #[test]
+    fn both_name_the_jurisdictions_and_the_day() {
+        let b = PolicyBundle::embedded();
+        let day: crate::policy::Day = "2030-01-01".parse().expect("day");
+        let (l, d) = location(Some("alibaba-oss:oss-eu-central-1"), None).expect("location");
+        let mut r = req(l, d);
+        r.classification = Some(Classification::Personal);
+        let (decision, _) = b.decide_at(&r, day);
+        let t = text(&decision);
+        assert!(t.contains("jurisdictions (as of 2030-01-01):\n"), "{t}");
+        assert!(t.contains("  provider CN (in no zone): Alibaba"), "{t}");
+        let j = json(&decision);
+        assert_eq!(j["as_of"], "2030-01-01");
+        assert_eq!(j["jurisdictions"][0]["role"], "provider");
+        assert_eq!(j["jurisdictions"][0]["country"], "CN");
+        assert_eq!(j["jurisdictions"][1]["role"], "operator");
+        assert_eq!(j["lapsed"], serde_json::json!([]));
     }
 }

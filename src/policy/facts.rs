@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::day::Day;
 use super::error::{Problem, line_of};
+pub(crate) use super::providers::{PROVIDERS, ProviderFact};
 
 pub(crate) const COUNTRIES: &str = "countries.toml";
 pub(crate) const JURISDICTIONS: &str = "jurisdictions.toml";
@@ -27,30 +29,15 @@ pub(crate) struct RegionFact {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TenantFact {
     pub attested_destinations: Vec<String>,
+    /// The signed attestation the destinations rest on.
+    pub reference: Option<String>,
+    /// The attestation counts from this day (inclusive)...
+    pub attested_on: Option<Day>,
+    /// ...through this one (inclusive).
+    pub valid_until: Option<Day>,
 }
 
-/// An adequacy decision (GDPR Art. 45) as jurisdictions.toml records it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct AdequacyDecision {
-    /// ISO code of the country it covers.
-    pub country: String,
-    /// The decision's reference, e.g. "(EU) 2021/1772".
-    pub decision: String,
-    pub adopted: String,
-    pub renewed: Option<String>,
-    /// When the decision must be reviewed or expires (`YYYY-MM-DD`).
-    pub valid_until: Option<String>,
-    pub scope: Option<String>,
-    pub note: Option<String>,
-}
-
-impl AdequacyDecision {
-    /// Whether its `valid_until` date lies before `today` (`YYYY-MM-DD`; such dates compare
-    /// as text).
-    pub fn review_overdue(&self, today: &str) -> bool {
-        self.valid_until.as_deref().is_some_and(|d| d < today)
-    }
-}
+pub use super::lapse::AdequacyDecision;
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Facts {
@@ -62,11 +49,15 @@ pub(crate) struct Facts {
     pub zones: BTreeMap<String, Vec<String>>,
     /// Zone id → its human name.
     pub zone_names: BTreeMap<String, String>,
+    /// Zones whose members count only while their adequacy decision does (`decision_required`).
+    pub decision_zones: BTreeSet<String>,
     /// Country → the zones it belongs to (sorted).
     pub country_zones: HashMap<String, Vec<String>>,
     /// "provider:region" (lower case) → entry.
     pub regions: BTreeMap<String, RegionFact>,
     pub tenants: BTreeMap<String, TenantFact>,
+    /// Provider id (regions.toml section) → who runs it, under which country's law.
+    pub providers: BTreeMap<String, ProviderFact>,
 }
 
 impl Facts {
@@ -79,23 +70,34 @@ impl Facts {
     }
 }
 
-struct Ctx<'a> {
-    file: &'a str,
-    text: &'a str,
-    problems: &'a mut Vec<Problem>,
+pub(super) struct Ctx<'a> {
+    pub file: &'a str,
+    pub text: &'a str,
+    pub problems: &'a mut Vec<Problem>,
 }
 
 impl Ctx<'_> {
-    fn at(&mut self, offset: usize, message: impl Into<String>) {
+    pub fn at(&mut self, offset: usize, message: impl Into<String>) {
         self.problems.push(Problem {
             file: self.file.to_string(),
             line: line_of(self.text, offset),
             message: message.into(),
         });
     }
+
+    /// The day a `YYYY-MM-DD` field names, or a problem at its line.
+    pub fn day(&mut self, field: &Spanned<String>) -> Option<Day> {
+        match field.get_ref().parse::<Day>() {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.at(field.span().start, e.to_string());
+                None
+            }
+        }
+    }
 }
 
-fn parse_toml<T: for<'de> Deserialize<'de>>(
+pub(super) fn parse_toml<T: for<'de> Deserialize<'de>>(
     file: &str,
     text: &str,
     problems: &mut Vec<Problem>,
@@ -146,6 +148,8 @@ struct DecisionEntry {
     adopted: Spanned<String>,
     renewed: Option<Spanned<String>>,
     valid_until: Option<Spanned<String>>,
+    suspended_from: Option<Spanned<String>>,
+    annulled_on: Option<Spanned<String>>,
     scope: Option<String>,
     note: Option<String>,
 }
@@ -179,30 +183,16 @@ struct TenantEntry {
     attested_destinations: Vec<Spanned<String>>,
     reference: Option<String>,
     attested_on: Option<Spanned<String>>,
+    valid_until: Option<Spanned<String>>,
 }
 
-/// `YYYY-MM-DD` with plausible month and day (no calendar arithmetic needed for review dates).
-fn is_date(s: &str) -> bool {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return false;
-    }
-    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    if !(digits(0..4) && digits(5..7) && digits(8..10)) {
-        return false;
-    }
-    let month: u32 = s[5..7].parse().unwrap_or(0);
-    let day: u32 = s[8..10].parse().unwrap_or(0);
-    (1..=12).contains(&month) && (1..=31).contains(&day)
-}
-
-fn is_region_key(s: &str) -> bool {
+pub(super) fn is_region_key(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
-/// Parses and cross-checks the four fact files. Problems are appended; the result is usable
+/// Parses and cross-checks the five fact files. Problems are appended; the result is usable
 /// only if no problem was added.
 pub(crate) fn load(sources: &BTreeMap<String, String>, problems: &mut Vec<Problem>) -> Facts {
     let mut facts = Facts::default();
@@ -260,26 +250,33 @@ pub(crate) fn load(sources: &BTreeMap<String, String>, problems: &mut Vec<Proble
                     ),
                 );
             }
-            for date in [Some(&d.adopted), d.renewed.as_ref(), d.valid_until.as_ref()]
-                .into_iter()
-                .flatten()
+            let mut day = |f: &Option<Spanned<String>>| f.as_ref().and_then(|f| cx.day(f));
+            let (renewed, valid_until) = (day(&d.renewed), day(&d.valid_until));
+            let (suspended_from, annulled_on) = (day(&d.suspended_from), day(&d.annulled_on));
+            let Some(adopted) = cx.day(&d.adopted) else {
+                continue;
+            };
+            if let Some(end) = valid_until
+                && end < adopted
             {
-                if !is_date(date.get_ref()) {
-                    cx.at(
-                        date.span().start,
-                        format!("'{}' is not a date: write YYYY-MM-DD", date.get_ref()),
-                    );
-                }
+                cx.at(
+                    code.span().start,
+                    format!(
+                        "decision for '{}': valid_until {end} lies before adopted {adopted}",
+                        code.get_ref()
+                    ),
+                );
             }
-            let text = |d: &Option<Spanned<String>>| d.as_ref().map(|d| d.get_ref().clone());
             facts.decisions.insert(
                 code.get_ref().clone(),
                 AdequacyDecision {
                     country: code.get_ref().clone(),
                     decision: d.decision.clone(),
-                    adopted: d.adopted.get_ref().clone(),
-                    renewed: text(&d.renewed),
-                    valid_until: text(&d.valid_until),
+                    adopted,
+                    renewed,
+                    valid_until,
+                    suspended_from,
+                    annulled_on,
                     scope: d.scope.clone(),
                     note: d.note.clone(),
                 },
@@ -326,6 +323,9 @@ pub(crate) fn load(sources: &BTreeMap<String, String>, problems: &mut Vec<Proble
                     .entry(c.clone())
                     .or_default()
                     .push(z.clone());
+            }
+            if entry.decision_required {
+                facts.decision_zones.insert(z.clone());
             }
             facts.zones.insert(z.clone(), members);
             facts.zone_names.insert(z.clone(), entry.name.clone());
@@ -432,6 +432,10 @@ pub(crate) fn load(sources: &BTreeMap<String, String>, problems: &mut Vec<Proble
         }
     }
 
+    if let Some(text) = get(PROVIDERS, problems) {
+        facts.providers = super::providers::load(&text, &facts, problems);
+    }
+
     if let Some(text) = get(TENANTS, problems)
         && let Some(file) = parse_toml::<TenantsFile>(TENANTS, &text, problems)
     {
@@ -441,19 +445,33 @@ pub(crate) fn load(sources: &BTreeMap<String, String>, problems: &mut Vec<Proble
             problems,
         };
         for (tenant, entry) in file.tenants {
-            let mut fact = TenantFact::default();
-            if let Some(d) = &entry.attested_on
-                && !is_date(d.get_ref())
-            {
-                cx.at(
-                    d.span().start,
-                    format!("'{}' is not a date: write YYYY-MM-DD", d.get_ref()),
-                );
-            }
+            let mut fact = TenantFact {
+                reference: entry.reference.clone(),
+                attested_on: entry.attested_on.as_ref().and_then(|d| cx.day(d)),
+                valid_until: entry.valid_until.as_ref().and_then(|d| cx.day(d)),
+                ..TenantFact::default()
+            };
             if !entry.attested_destinations.is_empty() && entry.reference.is_none() {
                 cx.at(
                     tenant.span().start,
                     format!("tenant {}: attested_destinations need a reference to the signed attestation (reference = \"...\")", tenant.get_ref()),
+                );
+            }
+            if !entry.attested_destinations.is_empty() && entry.valid_until.is_none() {
+                cx.at(
+                    tenant.span().start,
+                    format!("tenant {}: attested_destinations need valid_until = \"YYYY-MM-DD\", the last day the attestation counts (a DPF certification must be re-checked every year)", tenant.get_ref()),
+                );
+            }
+            if let (Some(from), Some(until)) = (fact.attested_on, fact.valid_until)
+                && until < from
+            {
+                cx.at(
+                    tenant.span().start,
+                    format!(
+                        "tenant {}: valid_until {until} lies before attested_on {from}",
+                        tenant.get_ref()
+                    ),
                 );
             }
             for d in &entry.attested_destinations {
@@ -473,37 +491,4 @@ pub(crate) fn load(sources: &BTreeMap<String, String>, problems: &mut Vec<Proble
         }
     }
     facts
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn review_overdue_compares_valid_until_with_today() {
-        let d = AdequacyDecision {
-            country: "GB".into(),
-            decision: "(EU) 2021/1772".into(),
-            adopted: "2021-06-28".into(),
-            renewed: None,
-            valid_until: Some("2031-12-27".into()),
-            scope: None,
-            note: None,
-        };
-        assert!(!d.review_overdue("2031-12-27"));
-        assert!(d.review_overdue("2031-12-28"));
-        let open_ended = AdequacyDecision {
-            valid_until: None,
-            ..d
-        };
-        assert!(!open_ended.review_overdue("2999-01-01"));
-    }
-
-    #[test]
-    fn dates() {
-        assert!(is_date("2031-12-27"));
-        assert!(!is_date("2031-13-01"));
-        assert!(!is_date("31-12-2031"));
-        assert!(!is_date("2031-1-1"));
-    }
 }

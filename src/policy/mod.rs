@@ -12,6 +12,7 @@
 
 mod bundle;
 pub mod cases;
+mod day;
 pub mod diff;
 mod embedded;
 /// The shipped `policies/` files compiled in (name, text), as `eugate demo` writes them out.
@@ -20,6 +21,8 @@ mod error;
 pub mod explain;
 mod facts;
 mod grant;
+mod lapse;
+mod providers;
 pub mod replay;
 mod rules;
 mod store;
@@ -29,11 +32,13 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-pub use bundle::PolicyBundle;
+pub use bundle::{DatedWarning, EXPIRY_WARNING_DAYS, PolicyBundle};
 pub use cases::{CaseFailure, TestReport};
+pub use day::{Clock, Day, DayError, FixedClock, SystemClock};
 pub use error::{PolicyError, Problem};
-pub use facts::AdequacyDecision;
 pub use grant::Grant;
+pub use lapse::{AdequacyDecision, Lapse};
+pub use providers::{Jurisdiction, OperatorFact, ProviderFact, UNKNOWN_JURISDICTION};
 pub use rules::RuleInfo;
 pub use store::{
     PolicyStore, ReloadEvent, ReloadObserver, ReloadTriggers, spawn_reloader, spawn_reloader_with,
@@ -179,6 +184,11 @@ pub struct Request {
     /// `context.key_held_by_tenant`.
     #[serde(default)]
     pub key_held_by_tenant: bool,
+    /// A self-hosted store's operator country (`operator_country` in its configuration);
+    /// `None` = the one country it declares. Ignored for catalogued regions, whose operator
+    /// providers.toml names.
+    #[serde(default)]
+    pub operator_country: Option<String>,
 }
 
 /// How one country of the destination was decided.
@@ -201,8 +211,15 @@ pub struct Decision {
     pub reasons: Vec<String>,
     /// Countries the destination resolved to (empty when unknown).
     pub countries: Vec<String>,
-    /// Zones those countries belong to.
+    /// Zones those countries belong to on the day of the decision.
     pub zones: Vec<String>,
+    /// Whose law reaches the data: the provider's controlling parent and the region's operator.
+    pub jurisdictions: Vec<Jurisdiction>,
+    /// The day the dated facts were taken as of.
+    pub as_of: Day,
+    /// Dated facts bearing on this request that do not count on that day, each naming its
+    /// date (an expired adequacy decision, an attestation past its `valid_until`).
+    pub lapsed: Vec<String>,
     /// SHA-256 of the policy bundle that decided.
     pub bundle_hash: String,
     /// Engine notes: how the location was resolved, why it is unknown, evaluation errors.

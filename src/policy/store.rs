@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use super::{PolicyBundle, PolicyError};
+use super::{Clock, Day, EXPIRY_WARNING_DAYS, PolicyBundle, PolicyError, SystemClock};
 
 /// How long to wait for an editor's burst of file events to settle before reloading.
 const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -28,6 +28,8 @@ pub type ReloadObserver = Arc<dyn Fn(&ReloadEvent) + Send + Sync>;
 pub struct PolicyStore {
     current: RwLock<Arc<PolicyBundle>>,
     observer: RwLock<Option<ReloadObserver>>,
+    /// Where decisions read the day from: dated facts count as of it.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for PolicyStore {
@@ -40,10 +42,22 @@ impl std::fmt::Debug for PolicyStore {
 
 impl PolicyStore {
     pub fn new(bundle: PolicyBundle) -> Arc<PolicyStore> {
+        PolicyStore::with_clock(bundle, Arc::new(SystemClock))
+    }
+
+    /// A store whose decisions are taken as of the day `clock` says.
+    pub fn with_clock(bundle: PolicyBundle, clock: Arc<dyn Clock>) -> Arc<PolicyStore> {
+        warn_dated(&bundle, clock.today());
         Arc::new(PolicyStore {
             current: RwLock::new(Arc::new(bundle)),
             observer: RwLock::new(None),
+            clock,
         })
+    }
+
+    /// The day decisions are taken as of.
+    pub fn today(&self) -> Day {
+        self.clock.today()
     }
 
     /// Registers who hears about reloads (the gateway writes them to the audit log): which
@@ -77,7 +91,7 @@ impl PolicyStore {
     /// Loads, validates and runs the directory's own tests; swaps only if all pass.
     pub fn reload(&self, dir: &Path) -> Result<(), PolicyError> {
         let bundle = PolicyBundle::load(dir)?;
-        let report = bundle.run_tests();
+        let report = bundle.run_tests_at(self.today());
         if !report.passed() {
             return Err(PolicyError::TestsFailed(report.failures));
         }
@@ -96,8 +110,17 @@ impl PolicyStore {
         };
         if old_hash != new.hash() {
             tracing::info!(old = %old_hash, new = %new.hash(), rules = new.rule_count(), cases = report.total, "policy bundle activated");
+            warn_dated(&new, self.today());
         }
         Ok(())
+    }
+}
+
+/// Logs the dated facts that no longer count or stop counting soon, so that operators see them
+/// where they see every other warning.
+fn warn_dated(bundle: &PolicyBundle, today: Day) {
+    for w in bundle.dated_warnings(today, EXPIRY_WARNING_DAYS) {
+        tracing::warn!(file = w.file, today = %today, "policy fact: {}", w.message);
     }
 }
 

@@ -84,9 +84,17 @@ pub struct FsDestination {
     name: String,
     root: PathBuf,
     country: String,
+    /// `operator_country` of the configuration; `None` = `country`.
+    operator_country: Option<String>,
 }
 
 impl FsDestination {
+    /// Whose law governs the disk's operator, when not that of the country it is in.
+    pub fn with_operator_country(mut self, country: Option<String>) -> FsDestination {
+        self.operator_country = country;
+        self
+    }
+
     /// Creates `root` if needed (0700) and sweeps temp files a crash may have left.
     pub fn open(name: &str, root: &Path, country: &str) -> Result<FsDestination, StorageError> {
         // Only the gateway's user reads sealed objects and their names (an existing root keeps
@@ -100,6 +108,7 @@ impl FsDestination {
             name: name.to_string(),
             root: root.to_path_buf(),
             country: country.to_string(),
+            operator_country: None,
         };
         let swept = sweep_temp_files(&d.root);
         if swept > 0 {
@@ -168,6 +177,10 @@ impl Destination for FsDestination {
             Location::Declared(vec![self.country.clone()]),
             Evidence::Attested,
         )
+    }
+
+    fn operator_country(&self) -> Option<String> {
+        self.operator_country.clone()
     }
 
     async fn ensure_root(&self, prefix: &str) -> Result<(), StorageError> {

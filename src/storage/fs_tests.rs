@@ -13,6 +13,7 @@ fn grant(dest: &FsDestination) -> Grant {
         location,
         evidence,
         key_held_by_tenant: false,
+        operator_country: None,
     };
     let (decision, grant) = PolicyBundle::embedded().decide(&req);
     grant.unwrap_or_else(|| panic!("embedded policy denied DE: {decision:?}"))

@@ -150,6 +150,11 @@ pub trait Destination: Send + Sync + 'static {
     fn name(&self) -> &str;
     /// The location the policy decides on, with the kind of evidence behind it.
     fn location(&self) -> (Location, Evidence);
+    /// A self-hosted store's operator country, when configured apart from its country: the
+    /// jurisdiction the policy decides on (`None`: the declared country, or providers.toml).
+    fn operator_country(&self) -> Option<String> {
+        None
+    }
     /// Whether the location was verified; a quarantined destination gets no data at all.
     fn verification(&self) -> Verification {
         Verification::Declared

@@ -4,7 +4,7 @@
 
 use super::{Gateway, Principal, Route, TransferError};
 use crate::audit::AuditEvent;
-use crate::policy::{Classification, Decision, Grant, PolicyBundle, Request};
+use crate::policy::{Classification, Day, Decision, Grant, PolicyBundle, Request};
 use crate::storage::{Destination, Verification};
 
 /// What a decision is for; audit records name it.
@@ -40,6 +40,12 @@ impl Gateway {
             .collect()
     }
 
+    /// The day residency decisions are taken as of (the policy store's clock): an adequacy
+    /// decision or attestation that ends stops counting on the next decision, no restart.
+    pub fn today(&self) -> Day {
+        self.policy.today()
+    }
+
     /// Decides whether `who` may put `object` on the route's destination. The decision is on
     /// record before any byte or name can move: no record, no grant. A quarantined destination
     /// is denied whatever the rules say.
@@ -59,6 +65,7 @@ impl Gateway {
             &who.user,
             route.classification,
             self.key_held_by_tenant(&who.tenant),
+            self.today(),
         );
         let recorded = self.audit.append(&AuditEvent::Decision {
             operation: op.as_str().to_string(),
@@ -79,6 +86,13 @@ impl Gateway {
             bundle: decision.bundle_hash.clone(),
             protocol: Some(who.protocol.as_str().to_string()),
             key_held_by_tenant: request.key_held_by_tenant,
+            jurisdictions: decision
+                .jurisdictions
+                .iter()
+                .map(|j| format!("{}:{}", j.role, j.country))
+                .collect(),
+            as_of: Some(decision.as_of.to_string()),
+            lapsed: decision.lapsed.clone(),
         });
         if let Err(e) = recorded {
             tracing::error!(error = %e, "audit log unavailable: transfer refused");
@@ -108,11 +122,18 @@ impl Gateway {
             } else {
                 decision.policies.join(", ")
             };
-            let reasons = if decision.reasons.is_empty() {
+            let mut reasons = if decision.reasons.is_empty() {
                 "no policy permits this destination".to_string()
             } else {
                 decision.reasons.join("; ")
             };
+            if !decision.lapsed.is_empty() {
+                reasons.push_str(&format!(
+                    "; not counted as of {}: {}",
+                    decision.as_of,
+                    decision.lapsed.join("; ")
+                ));
+            }
             TransferError::PermissionDenied(format!("residency policy denied: {rules}: {reasons}"))
         })
     }
@@ -128,6 +149,7 @@ pub(crate) fn decide_for(
     user: &str,
     classification: Option<Classification>,
     key_held_by_tenant: bool,
+    day: Day,
 ) -> (Request, Decision, Option<Grant>, Option<String>) {
     let (location, evidence) = dest.location();
     let request = Request {
@@ -138,8 +160,9 @@ pub(crate) fn decide_for(
         location,
         evidence,
         key_held_by_tenant,
+        operator_country: dest.operator_country(),
     };
-    let (mut decision, mut grant) = bundle.decide(&request);
+    let (mut decision, mut grant) = bundle.decide_at(&request, day);
     let observed_region = match dest.verification() {
         Verification::Verified {
             observed_region, ..

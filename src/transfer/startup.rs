@@ -89,14 +89,18 @@ impl Gateway {
                     buckets.push(s3.clone());
                     s3
                 }
-                DestinationKind::Fs { root, country } => {
-                    Arc::new(FsDestination::open(name, root, country).map_err(|source| {
-                        GatewayError::Destination {
+                DestinationKind::Fs {
+                    root,
+                    country,
+                    operator_country,
+                } => Arc::new(
+                    FsDestination::open(name, root, country)
+                        .map_err(|source| GatewayError::Destination {
                             name: name.clone(),
                             source,
-                        }
-                    })?)
-                }
+                        })?
+                        .with_operator_country(operator_country.clone()),
+                ),
             };
             destinations.insert(name.clone(), dest);
         }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::Gateway;
 use crate::audit::AuditLog;
-use crate::policy::{Classification, Decision, PolicyBundle, PolicyStore};
+use crate::policy::{Classification, Day, Decision, PolicyBundle, PolicyStore};
 use crate::storage::Destination;
 
 impl Gateway {
@@ -38,6 +38,7 @@ pub fn preview(
     user: &str,
     classification: Option<Classification>,
     key_held_by_tenant: bool,
+    day: Day,
 ) -> Decision {
     super::decide::decide_for(
         bundle,
@@ -46,6 +47,7 @@ pub fn preview(
         user,
         classification,
         key_held_by_tenant,
+        day,
     )
     .1
 }

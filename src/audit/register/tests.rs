@@ -48,6 +48,9 @@ fn decision(user: &str, object: &str, dest: &str, allowed: bool, policy: &str) -
         bundle: BUNDLE.into(),
         protocol: Some("sftp".into()),
         key_held_by_tenant: false,
+        jurisdictions: vec![],
+        as_of: None,
+        lapsed: vec![],
     }
 }
 

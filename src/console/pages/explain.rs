@@ -9,7 +9,7 @@ use maud::{Markup, html};
 
 use crate::console::{ConsoleError, Ctx, Params, Reply};
 use crate::policy::explain::{self, ExplainError};
-use crate::policy::{Classification, Decision, Evidence, PolicyBundle, Request};
+use crate::policy::{Classification, Day, Decision, Evidence, PolicyBundle, Request};
 use crate::storage::Destination;
 
 /// The user `policy explain` asks for by default, so both give the same answer.
@@ -23,6 +23,10 @@ pub struct Input {
     pub countries: String,
     pub evidence: String,
     pub classification: String,
+    /// A self-hosted store's operator country (with declared countries).
+    pub operator_country: String,
+    /// Decide as of this day (`YYYY-MM-DD`); empty = today.
+    pub at: String,
 }
 
 impl Input {
@@ -34,6 +38,8 @@ impl Input {
             countries: field("countries"),
             evidence: field("evidence"),
             classification: field("classification"),
+            operator_country: field("operator_country"),
+            at: field("at"),
         }
     }
 
@@ -61,7 +67,7 @@ pub fn get(ctx: &Ctx<'_>) -> Result<Reply, ConsoleError> {
         ));
     }
     let held = gateway.tenants_holding_their_keys();
-    match answer(&bundle, configured, &held, &input) {
+    match answer(&bundle, configured, &held, &input, gateway.today()) {
         Ok(a) => Ok(Reply::page(
             "Explain",
             render(&bundle, configured, &input, Some(Ok(&a))),
@@ -80,8 +86,13 @@ pub fn answer(
     configured: &[Arc<dyn Destination>],
     held: &BTreeSet<String>,
     input: &Input,
+    today: Day,
 ) -> Result<Answer, String> {
     let key_held_by_tenant = held.contains(&input.tenant);
+    let day = match non_empty(&input.at) {
+        None => today,
+        Some(s) => s.parse::<Day>().map_err(|e| format!("as of: {e}"))?,
+    };
     if input.tenant.is_empty() {
         return Err("tenant: give the tenant whose upload is decided, e.g. acme".into());
     }
@@ -101,6 +112,7 @@ pub fn answer(
             USER,
             classification,
             key_held_by_tenant,
+            day,
         );
         return Ok(Answer {
             decision,
@@ -130,9 +142,10 @@ pub fn answer(
         location,
         evidence,
         key_held_by_tenant,
+        operator_country: non_empty(&input.operator_country).map(str::to_string),
     };
     Ok(Answer {
-        decision: bundle.decide(&req).0,
+        decision: bundle.decide_at(&req, day).0,
         configured: false,
     })
 }
@@ -188,6 +201,7 @@ fn form(bundle: &PolicyBundle, configured: &[Arc<dyn Destination>], input: &Inpu
                 @for r in bundle.destinations() { option value=(r) {} }
             }
             label { "or declared countries" input name="countries" placeholder="DE,FR" value=(input.countries); }
+            label { "operated from" input name="operator_country" placeholder="DE" size="4" value=(input.operator_country); }
             label {
                 "Evidence"
                 select name="evidence" {
@@ -206,6 +220,7 @@ fn form(bundle: &PolicyBundle, configured: &[Arc<dyn Destination>], input: &Inpu
                     }
                 }
             }
+            label { "As of" input name="at" placeholder="today (YYYY-MM-DD)" value=(input.at); }
             button type="submit" { "Explain" }
         }
     }
@@ -241,7 +256,22 @@ fn decision(bundle: &PolicyBundle, a: &Answer) -> Markup {
                     th { "Zones" }
                     td #zones { @if d.zones.is_empty() { "none" } @else { (d.zones.join(", ")) } }
                 }
+                tr { th { "As of" } td #as-of { (d.as_of) } }
             }
+            h2 { "Jurisdictions" }
+            table #jurisdictions {
+                tr { th { "Role" } th { "Country" } th { "Zones" } th { "Company" } th { "Reference" } }
+                @for j in &d.jurisdictions {
+                    tr {
+                        td { (j.role) }
+                        td { (j.country) }
+                        td { @if j.zones.is_empty() { "none" } @else { (j.zones.join(", ")) } }
+                        td { (j.entity) }
+                        td.muted { (j.reference) }
+                    }
+                }
+            }
+            @for l in &d.lapsed { p.warn.lapsed { "Not counted as of " (d.as_of) ": " (l) } }
             h2 { "Because" }
             (rules(bundle, d))
             @if d.per_country.len() > 1 {
@@ -298,11 +328,13 @@ mod tests {
             countries: countries.into(),
             evidence: String::new(),
             classification: class.into(),
+            operator_country: String::new(),
+            at: String::new(),
         }
     }
 
     fn page(bundle: &PolicyBundle, i: &Input) -> (Result<(), String>, String) {
-        match answer(bundle, &[], &BTreeSet::new(), i) {
+        match answer(bundle, &[], &BTreeSet::new(), i, Day::today_utc()) {
             Ok(a) => (Ok(()), render(bundle, &[], i, Some(Ok(&a))).into_string()),
             Err(m) => (
                 Err(m.clone()),
@@ -334,7 +366,7 @@ mod tests {
     fn bad_input_names_the_field() {
         let b = PolicyBundle::embedded();
         let err = |i: Input| {
-            answer(&b, &[], &BTreeSet::new(), &i)
+            answer(&b, &[], &BTreeSet::new(), &i, Day::today_utc())
                 .err()
                 .unwrap_or_default()
         };

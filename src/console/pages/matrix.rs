@@ -10,7 +10,7 @@ use maud::{Markup, html};
 
 use crate::console::{ConsoleError, Ctx, Reply};
 use crate::policy::diff::{self, catalogue_request};
-use crate::policy::{Classification, Decision, PolicyBundle};
+use crate::policy::{Classification, Day, Decision, PolicyBundle};
 use crate::storage::Destination;
 
 /// The user the matrix asks for, as `policy diff` does.
@@ -69,9 +69,10 @@ pub async fn get(ctx: &Ctx<'_>) -> Result<Reply, ConsoleError> {
     let bundle = ctx.console.gateway().policy();
     let configured = ctx.console.gateway().destinations().to_vec();
     let held = ctx.console.gateway().tenants_holding_their_keys();
+    let today = ctx.console.gateway().today();
     // A few thousand decisions: off the reactor.
     let body = tokio::task::spawn_blocking(move || {
-        let m = build(&bundle, &configured, &held, &filter);
+        let m = build(&bundle, &configured, &held, &filter, today);
         render(&bundle, &m, &filter)
     })
     .await
@@ -85,6 +86,7 @@ pub fn build(
     configured: &[Arc<dyn Destination>],
     held: &BTreeSet<String>,
     filter: &Filter,
+    today: Day,
 ) -> Matrix {
     let tenants = match &filter.tenant {
         Some(t) => vec![t.clone()],
@@ -108,7 +110,15 @@ pub fn build(
                         .iter()
                         .map(|t| {
                             let own_key = held.contains(t);
-                            crate::transfer::preview(bundle, d.as_ref(), t, USER, class, own_key)
+                            crate::transfer::preview(
+                                bundle,
+                                d.as_ref(),
+                                t,
+                                USER,
+                                class,
+                                own_key,
+                                today,
+                            )
                         })
                         .collect(),
                 })
@@ -124,7 +134,7 @@ pub fn build(
                         .map(|t| {
                             let mut req = catalogue_request(region, class, t, USER);
                             req.key_held_by_tenant = held.contains(t);
-                            bundle.decide(&req).0
+                            bundle.decide_at(&req, today).0
                         })
                         .collect(),
                 }
@@ -231,7 +241,12 @@ mod tests {
 
     fn matrix(configured: &[Arc<dyn Destination>], filter: &Filter) -> String {
         let b = PolicyBundle::embedded();
-        render(&b, &build(&b, configured, &BTreeSet::new(), filter), filter).into_string()
+        render(
+            &b,
+            &build(&b, configured, &BTreeSet::new(), filter, Day::today_utc()),
+            filter,
+        )
+        .into_string()
     }
 
     fn cell_for(html: &str, href_part: &str) -> String {
@@ -251,8 +266,14 @@ mod tests {
         assert!(eu.starts_with(r#"<td class="allow" title="eea: "#), "{eu}");
         let cn = cell_for(&html, "destination=aws%3Acn-north-1&amp;");
         assert!(
-            cn.starts_with(r#"<td class="deny" title="default-deny: "#),
+            cn.starts_with(r#"<td class="deny" title="provider-jurisdiction: "#),
             "{cn}"
+        );
+        // Stored in Germany by a provider run from China.
+        let alibaba = cell_for(&html, "destination=alibaba-oss%3Aoss-eu-central-1&amp;");
+        assert!(
+            alibaba.starts_with(r#"<td class="deny" title="provider-jurisdiction: "#),
+            "{alibaba}"
         );
         let us = cell_for(&html, "destination=aws%3Aus-east-1&amp;");
         assert!(us.starts_with(r#"<td class="deny""#), "{us}");

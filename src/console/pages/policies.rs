@@ -1,30 +1,31 @@
 //! `/console/policies`: the bundle in force, readable: its hash, every rule with its effect,
-//! reason and legal basis, the zones, the adequacy decisions with their dates (flagged when the
-//! review date has passed), and each file's text.
+//! reason and legal basis, the zones, the adequacy decisions with their dates (flagged when one
+//! no longer counts or stops counting within 60 days), whose law governs each provider, and each
+//! file's text.
 
 use maud::{Markup, html};
 
 use crate::console::{ConsoleError, Ctx, Reply};
-use crate::policy::PolicyBundle;
+use crate::policy::{AdequacyDecision, Day, EXPIRY_WARNING_DAYS, PolicyBundle};
 
 pub fn get(ctx: &Ctx<'_>) -> Result<Reply, ConsoleError> {
-    let bundle = ctx.console.gateway().policy();
-    Ok(Reply::page("Policies", render(&bundle, &today())))
+    let gateway = ctx.console.gateway();
+    let bundle = gateway.policy();
+    Ok(Reply::page("Policies", render(&bundle, gateway.today())))
 }
 
-/// Today's date in UTC, `YYYY-MM-DD`.
-fn today() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    let mut t = crate::audit::time::format_time(now);
-    t.truncate(10);
-    t
+/// What the officer must know about a decision's dates on `today`, if anything.
+fn date_flag(d: &AdequacyDecision, today: Day) -> Option<String> {
+    if let Some(l) = d.lapse_on(today) {
+        return Some(format!("does not count: {}", d.lapse_words(l)));
+    }
+    d.ends_within(today, today.plus_days(EXPIRY_WARNING_DAYS))
+        .first()
+        .map(|(field, end)| format!("{field} {end}: within {EXPIRY_WARNING_DAYS} days"))
 }
 
-/// `today` is `YYYY-MM-DD`: decisions whose `valid_until` lies before it are flagged.
-pub fn render(bundle: &PolicyBundle, today: &str) -> Markup {
+/// Decisions that do not count on `today`, or stop counting within 60 days, are flagged.
+pub fn render(bundle: &PolicyBundle, today: Day) -> Markup {
     html! {
         h1 { "Policies in force" }
         p { "Bundle " code #bundle-hash { (bundle.hash()) } }
@@ -50,25 +51,45 @@ pub fn render(bundle: &PolicyBundle, today: &str) -> Markup {
             }
         }
         h2 { "Adequacy decisions (GDPR Art. 45)" }
-        p.muted { "Today is " (today) ". A decision past its review date (valid until) is flagged: review it and update jurisdictions.toml." }
+        p.muted { "Decisions are taken as of " (today) ". A decision counts from its adoption until its valid until, suspension or annulment; one that does not count today, or stops counting within " (EXPIRY_WARNING_DAYS) " days, is flagged: review it and update jurisdictions.toml." }
         table #adequacy {
             tr {
                 th { "Country" } th { "Decision" } th { "Adopted" } th { "Renewed" }
-                th { "Valid until" } th { "Scope" } th { "Note" }
+                th { "Valid until" } th { "Suspended from" } th { "Annulled on" } th { "Scope" } th { "Note" }
             }
             @for d in bundle.adequacy_decisions() {
+                @let opt = |o: Option<Day>| o.map(|d| d.to_string()).unwrap_or_default();
                 tr {
                     td { (d.country) " " span.muted { (bundle.country_name(&d.country).unwrap_or("")) } }
                     td { (d.decision) }
                     td { (d.adopted) }
-                    td { (d.renewed.as_deref().unwrap_or("")) }
-                    @if d.review_overdue(today) {
-                        td.flag { (d.valid_until.as_deref().unwrap_or("")) " – review overdue" }
-                    } @else {
-                        td { (d.valid_until.as_deref().unwrap_or("")) }
+                    td { (opt(d.renewed)) }
+                    @match date_flag(d, today) {
+                        Some(flag) => td.flag { (opt(d.valid_until)) " – " (flag) },
+                        None => td { (opt(d.valid_until)) },
                     }
+                    td { (opt(d.suspended_from)) }
+                    td { (opt(d.annulled_on)) }
                     td { (d.scope.as_deref().unwrap_or("")) }
                     td { (d.note.as_deref().unwrap_or("")) }
+                }
+            }
+        }
+        h2 { "Providers and their jurisdictions" }
+        p.muted { "Whose law can compel each provider's controlling parent, and the operator of a region where that differs (providers.toml). Rules name them as resource.provider_jurisdiction and resource.operator_jurisdiction." }
+        table #providers {
+            tr { th { "Provider" } th { "Parent" } th { "Country" } th { "Regions operated by others" } th { "Reference" } }
+            @for (id, p) in bundle.providers() {
+                tr id=(format!("provider-{id}")) {
+                    td { code { (id) } " " (p.name) }
+                    td { (p.parent) }
+                    td { (p.parent_country) }
+                    td {
+                        @for (region, o) in &p.regions {
+                            div { code { (region) } ": " (o.operator) " (" (o.operator_country) ")" }
+                        }
+                    }
+                    td.muted { (p.reference) }
                 }
             }
         }
@@ -98,8 +119,9 @@ mod tests {
     #[test]
     fn shows_rules_with_annotations_and_hash() {
         let b = PolicyBundle::embedded();
-        let html = render(&b, "2026-12-03").into_string();
+        let html = render(&b, day("2026-12-03")).into_string();
         assert!(html.contains(&format!(r#"<code id="bundle-hash">{}</code>"#, b.hash())));
+        assert!(html.contains(r#"<tr id="provider-alibaba-oss">"#), "{html}");
         for r in b.rules() {
             assert!(
                 html.contains(&format!(r#"<tr id="rule-{}">"#, r.id)),
@@ -112,15 +134,23 @@ mod tests {
         assert!(html.contains("<summary><code>default.cedar</code>"));
     }
 
+    fn day(s: &str) -> Day {
+        s.parse().expect(s)
+    }
+
     #[test]
-    fn flags_decisions_past_review_date_only() {
+    fn flags_decisions_that_end_soon_or_no_longer_count() {
         let b = PolicyBundle::embedded();
-        // GB is valid until 2031-12-27; no other shipped decision has a review date.
-        let html = render(&b, "2026-12-03").into_string();
-        assert!(!html.contains("review overdue"), "nothing overdue yet");
-        let html = render(&b, "2032-01-01").into_string();
+        // GB is valid until 2031-12-27; no other shipped decision has an end date.
+        let html = render(&b, day("2026-12-03")).into_string();
+        assert!(!html.contains(r#"<td class="flag">"#), "nothing ends yet");
+        let html = render(&b, day("2031-11-20")).into_string();
         assert_eq!(html.matches(r#"<td class="flag">"#).count(), 1);
-        assert!(html.contains(r#"<td class="flag">2031-12-27 – review overdue</td>"#));
+        assert!(html.contains(
+            r#"<td class="flag">2031-12-27 – valid_until 2031-12-27: within 60 days</td>"#
+        ));
+        let html = render(&b, day("2032-01-01")).into_string();
+        assert!(html.contains(r#"<td class="flag">2031-12-27 – does not count: GB's adequacy decision (EU) 2021/1772 ended after 2031-12-27 (valid_until)</td>"#), "{html}");
     }
 
     #[test]
@@ -130,7 +160,7 @@ mod tests {
             "@reason(\"The destination country is in the EEA",
             "@reason(\"<script>alert(1)</script> The destination country is in the EEA",
         );
-        let html = render(&b, "2026-12-03").into_string();
+        let html = render(&b, day("2026-12-03")).into_string();
         assert!(!html.contains("<script>alert"), "escaped");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; The destination"));
     }

@@ -15,6 +15,7 @@ fn event(class: &str, country: &str) -> AuditEvent {
         location: Location::Declared(vec![country.into()]),
         evidence: Evidence::Attested,
         key_held_by_tenant: false,
+        operator_country: None,
     });
     AuditEvent::Decision {
         operation: "upload".into(),
@@ -32,6 +33,9 @@ fn event(class: &str, country: &str) -> AuditEvent {
         bundle: d.bundle_hash,
         protocol: Some("sftp".into()),
         key_held_by_tenant: false,
+        jurisdictions: vec![],
+        as_of: None,
+        lapsed: vec![],
     }
 }
 

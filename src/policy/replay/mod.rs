@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{Classification, Evidence, Location, PolicyBundle, Request};
+use super::{Classification, Day, Evidence, Location, PolicyBundle, Request};
 pub use read::RecordedDecision;
 pub use window::{Window, parse_duration_ms, parse_rfc3339_ms};
 
@@ -203,7 +203,10 @@ pub fn replay_one(bundle: &PolicyBundle, record: RecordedDecision) -> Replayed {
         reasons: record.reasons.clone(),
     };
     let new = request_for(bundle, &record).map(|req| {
-        let (d, _grant) = bundle.decide(&req);
+        // As of the record's day: a decision or attestation that counted then is what the
+        // new bundle is compared under, not today's facts.
+        let day = Day::from_unix_millis(record.ts_ms).unwrap_or_else(Day::today_utc);
+        let (d, _grant) = bundle.decide_at(&req, day);
         Outcome {
             allowed: d.allowed,
             policies: d.policies,
@@ -264,6 +267,8 @@ fn request_for(bundle: &PolicyBundle, r: &RecordedDecision) -> Result<Request, S
         location,
         evidence,
         key_held_by_tenant: r.key_held_by_tenant,
+        // Only a self-hosted store's is used; a catalogued region's comes from the bundle.
+        operator_country: r.operator_country.clone(),
     })
 }
 
@@ -296,6 +301,7 @@ fn location_for(
                 location: Location::Region((*id).to_string()),
                 evidence,
                 key_held_by_tenant: r.key_held_by_tenant,
+                operator_country: None,
             };
             bundle.decide(&probe).0.countries == r.countries
         })

@@ -37,6 +37,9 @@ pub struct RecordedDecision {
     pub bundle: String,
     pub protocol: Option<String>,
     pub key_held_by_tenant: bool,
+    /// The operator's country the decision considered (`operator:XX` of its jurisdictions);
+    /// `None` in records written before jurisdictions were recorded.
+    pub operator_country: Option<String>,
 }
 
 fn open(path: &Path) -> Result<Log, ReplayError> {
@@ -117,8 +120,14 @@ fn from_log(log: Log, verified: bool) -> Result<(Vec<RecordedDecision>, u64), Re
             bundle,
             protocol,
             key_held_by_tenant,
+            jurisdictions,
+            ..
         } = r.event
         {
+            let operator_country = jurisdictions
+                .iter()
+                .find_map(|j| j.strip_prefix("operator:"))
+                .map(str::to_string);
             out.push(RecordedDecision {
                 ts: r.ts,
                 ts_ms: r.at,
@@ -141,6 +150,7 @@ fn from_log(log: Log, verified: bool) -> Result<(Vec<RecordedDecision>, u64), Re
                 bundle,
                 protocol,
                 key_held_by_tenant,
+                operator_country,
             });
         }
     }

@@ -31,6 +31,7 @@ fn event(tenant: &str, class: &str) -> AuditEvent {
         location: Location::Declared(vec!["DE".into()]),
         evidence: Evidence::Attested,
         key_held_by_tenant: false,
+        operator_country: None,
     });
     AuditEvent::Decision {
         operation: "upload".into(),
@@ -48,6 +49,9 @@ fn event(tenant: &str, class: &str) -> AuditEvent {
         bundle: d.bundle_hash,
         protocol: Some("sftp".into()),
         key_held_by_tenant: false,
+        jurisdictions: vec![],
+        as_of: None,
+        lapsed: vec![],
     }
 }
 
@@ -181,6 +185,7 @@ fn probed_region_is_found_in_the_catalogue() {
         location: Location::Region("aws:eu-central-1".into()),
         evidence: Evidence::Probed,
         key_held_by_tenant: false,
+        operator_country: None,
     });
     assert!(d.allowed, "{d:#?}");
     let mut e = event("acme", "special-category");

@@ -350,6 +350,10 @@ impl Destination for S3Destination {
         self.inner.verification()
     }
 
+    fn operator_country(&self) -> Option<String> {
+        self.inner.cfg.operator_country.clone()
+    }
+
     fn configured_location(&self) -> Location {
         let cfg = &self.inner.cfg;
         if cfg.provider == SELF_HOSTED {

@@ -30,6 +30,9 @@ fn decision(tenant: &str, user: &str, object: &str, allowed: bool) -> AuditEvent
         bundle: "sha256:aa".into(),
         protocol: Some("sftp".into()),
         key_held_by_tenant: false,
+        jurisdictions: vec![],
+        as_of: None,
+        lapsed: vec![],
     }
 }
 

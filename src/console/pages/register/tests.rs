@@ -81,6 +81,9 @@ fn hostile_names_render_as_text_and_print_has_no_form() {
         bundle: "sha256:bb".into(),
         protocol: Some("sftp".into()),
         key_held_by_tenant: false,
+        jurisdictions: vec![],
+        as_of: None,
+        lapsed: vec![],
     })
     .unwrap();
     let reg = register::build(
