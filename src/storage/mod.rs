@@ -144,6 +144,14 @@ impl Verification {
     }
 }
 
+/// One page of a directory listing, and where the next one starts.
+#[derive(Debug, Default)]
+pub struct ListPage {
+    pub entries: Vec<Entry>,
+    /// Where the next page starts, opaque to callers; `None` after the last page.
+    pub next: Option<String>,
+}
+
 #[async_trait]
 pub trait Destination: Send + Sync + 'static {
     /// The config name (also in grants and audit records).
@@ -183,6 +191,18 @@ pub trait Destination: Send + Sync + 'static {
     async fn stat(&self, key: &Key) -> Result<Entry, StorageError>;
     /// Entries directly below `dir` ("" is the destination root); uploads in progress are hidden.
     async fn list(&self, dir: &Key) -> Result<Vec<Entry>, StorageError>;
+    /// One page of `dir`'s entries, from where the previous page's `next` says (`None`: the
+    /// start), so that a listing holds one page at a time. A store that reads a directory in
+    /// one go hands it out as one page.
+    async fn list_page(&self, dir: &Key, from: Option<String>) -> Result<ListPage, StorageError> {
+        if from.is_some() {
+            return Ok(ListPage::default());
+        }
+        Ok(ListPage {
+            entries: self.list(dir).await?,
+            next: None,
+        })
+    }
     async fn open(&self, key: &Key) -> Result<Box<dyn ObjectReader>, StorageError>;
     async fn remove(&self, key: &Key) -> Result<(), StorageError>;
     /// Renames without touching the content (the header keeps its object id); never

@@ -1,10 +1,12 @@
-//! An open directory. Its entries are listed once when it is opened (so pages are consistent),
-//! held compactly and charged to the memory budget, and handed out a page at a time: OpenSSH's
-//! client refuses replies over 256 KiB, and a 3,000-entry directory in one reply was 519 KB.
-//! Plaintext sizes follow from the stored lengths when every object has the fixed-length
-//! header of format version 3; otherwise (`storage.legacy_objects`) each file's header is read
-//! for the page being sent, a page's reads side by side.
+//! An open directory, listed a store page at a time (S3: one LIST request of up to 1,000
+//! entries) as the client reads on, so that a directory of any size holds one page. Each
+//! page is held compactly and charged to the memory budget, and handed out in client pages:
+//! OpenSSH's client refuses replies over 256 KiB, and a 3,000-entry directory in one reply was
+//! 519 KB. Plaintext sizes follow from the stored lengths when every object has the
+//! fixed-length header of format version 3; otherwise (`storage.legacy_objects`) each file's
+//! header is read for the page being sent, a page's reads side by side.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -13,7 +15,7 @@ use futures::StreamExt;
 use super::{FileInfo, TransferError, entry_info};
 use crate::budget::{MemoryBudget, Reservation};
 use crate::crypto::{HEADER_FIXED_LEN, plaintext_len};
-use crate::storage::{Destination, Entry, EntryKind};
+use crate::storage::{Destination, Entry, EntryKind, ListPage};
 
 /// One entry as held between pages: a fraction of what a finished reply entry takes.
 #[derive(Debug)]
@@ -47,62 +49,101 @@ pub struct DirListing {
     destination: Arc<dyn Destination>,
     /// The directory's store key ("" is the destination root).
     dir: String,
-    entries: std::vec::IntoIter<Listed>,
+    /// The current store page's entries not handed out yet.
+    entries: VecDeque<Listed>,
+    /// Where the store's next page starts; `None` after the last one.
+    next: Option<String>,
     sizes: ListingSizes,
-    _reserved: Reservation,
+    budget: MemoryBudget,
+    /// What the current store page holds of the budget.
+    reserved: Option<Reservation>,
 }
 
 impl std::fmt::Debug for DirListing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DirListing")
             .field("dir", &self.dir)
-            .field("remaining", &self.entries.len())
+            .field("page_remaining", &self.entries.len())
+            .field("more_pages", &self.next.is_some())
             .finish_non_exhaustive()
     }
 }
 
+/// A store page's entries in their compact form, with the budget they hold.
+fn hold(
+    entries: Vec<Entry>,
+    budget: &MemoryBudget,
+) -> Result<(VecDeque<Listed>, Reservation), TransferError> {
+    let cost: usize = entries.iter().map(|e| e.name.len() + LISTED_OVERHEAD).sum();
+    let Some(reserved) = budget.try_reserve(cost) else {
+        tracing::warn!(
+            entries = entries.len(),
+            cost,
+            "directory listing refused: memory budget in use"
+        );
+        return Err(TransferError::Failure(format!(
+            "a page of {} directory entries does not fit in the gateway's memory for open listings right now (part of storage.memory_budget); close other listings or try again later",
+            entries.len()
+        )));
+    };
+    let entries = entries
+        .into_iter()
+        .map(|e| Listed {
+            name: e.name.into_boxed_str(),
+            is_dir: e.kind == EntryKind::Dir,
+            sealed_len: e.sealed_len,
+            modified: e.modified,
+        })
+        .collect();
+    Ok((entries, reserved))
+}
+
 impl DirListing {
-    /// Holds `entries` of `dir`, if the budget has room for them.
-    pub(super) fn new(
+    /// Opens `dir`: its first store page is listed now, so that a missing directory fails
+    /// here, and each further page once the client has read the one before.
+    pub(super) async fn open(
         destination: Arc<dyn Destination>,
         dir: String,
-        entries: Vec<Entry>,
         budget: &MemoryBudget,
         sizes: ListingSizes,
     ) -> Result<DirListing, TransferError> {
-        let cost: usize = entries.iter().map(|e| e.name.len() + LISTED_OVERHEAD).sum();
-        let Some(reserved) = budget.try_reserve(cost) else {
-            tracing::warn!(
-                entries = entries.len(),
-                cost,
-                "directory listing refused: memory budget in use"
-            );
-            return Err(TransferError::Failure(format!(
-                "the directory's {} entries do not fit in the gateway's memory for open listings right now (part of storage.memory_budget); close other listings or try again later",
-                entries.len()
-            )));
-        };
-        let entries: Vec<Listed> = entries
-            .into_iter()
-            .map(|e| Listed {
-                name: e.name.into_boxed_str(),
-                is_dir: e.kind == EntryKind::Dir,
-                sealed_len: e.sealed_len,
-                modified: e.modified,
-            })
-            .collect();
+        let first = destination.list_page(&dir, None).await?;
+        DirListing::new(destination, dir, first, budget, sizes)
+    }
+
+    /// Holds the first store page `first` of `dir`, if the budget has room for it.
+    pub(super) fn new(
+        destination: Arc<dyn Destination>,
+        dir: String,
+        first: ListPage,
+        budget: &MemoryBudget,
+        sizes: ListingSizes,
+    ) -> Result<DirListing, TransferError> {
+        let (entries, reserved) = hold(first.entries, budget)?;
         Ok(DirListing {
             destination,
             dir,
-            entries: entries.into_iter(),
+            entries,
+            next: first.next,
             sizes,
-            _reserved: reserved,
+            budget: budget.clone(),
+            reserved: Some(reserved),
         })
     }
 
-    /// Entries not handed out yet.
-    pub fn remaining(&self) -> usize {
-        self.entries.len()
+    /// Replaces the handed-out page with the store's next one; `false` after the last.
+    async fn load_next(&mut self) -> Result<bool, TransferError> {
+        let Some(from) = self.next.take() else {
+            return Ok(false);
+        };
+        // The page before is handed out: its budget goes back before the next is held.
+        self.reserved = None;
+        let page = self.destination.list_page(&self.dir, Some(from)).await?;
+        let (entries, reserved) = hold(page.entries, &self.budget)?;
+        self.entries = entries;
+        self.reserved = Some(reserved);
+        self.next = page.next;
+        Ok(true)
     }
 
     /// The next page: at most `max_entries` entries whose names total at most `max_name_bytes`
@@ -114,10 +155,13 @@ impl DirListing {
         max_name_bytes: usize,
     ) -> Result<Option<Vec<FileInfo>>, TransferError> {
         loop {
+            if self.entries.is_empty() && !self.load_next().await? {
+                return Ok(None);
+            }
             let page = self.fill(max_entries, max_name_bytes).await;
             // A page whose entries were all skipped does not end the listing early.
-            if !page.is_empty() || self.entries.len() == 0 {
-                return Ok((!page.is_empty()).then_some(page));
+            if !page.is_empty() {
+                return Ok(Some(page));
             }
         }
     }
@@ -127,10 +171,12 @@ impl DirListing {
         let mut name_bytes = 0;
         while taken.len() < max_entries {
             let fits = |l: &Listed| taken.is_empty() || name_bytes + l.name.len() <= max_name_bytes;
-            if !self.entries.as_slice().first().is_some_and(fits) {
+            if !self.entries.front().is_some_and(fits) {
                 break;
             }
-            let Some(l) = self.entries.next() else { break };
+            let Some(l) = self.entries.pop_front() else {
+                break;
+            };
             name_bytes += l.name.len();
             taken.push(l);
         }
@@ -195,150 +241,5 @@ impl Listed {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::fs::FsDestination;
-
-    /// A store whose root holds `n` directories (listed without reading any header).
-    async fn store_with_dirs(n: usize) -> (tempfile::TempDir, Arc<dyn Destination>, Vec<Entry>) {
-        let dir = tempfile::tempdir().unwrap();
-        for i in 0..n {
-            std::fs::create_dir(dir.path().join(format!("d{i:05}"))).unwrap();
-        }
-        let store: Arc<dyn Destination> =
-            Arc::new(FsDestination::open("d", dir.path(), "DE").unwrap());
-        let entries = store.list("").await.unwrap();
-        assert_eq!(entries.len(), n);
-        (dir, store, entries)
-    }
-
-    /// A listing of the store's root that reads each file's header.
-    fn root_listing(
-        store: Arc<dyn Destination>,
-        entries: Vec<Entry>,
-        budget: &MemoryBudget,
-    ) -> Result<DirListing, TransferError> {
-        DirListing::new(
-            store,
-            String::new(),
-            entries,
-            budget,
-            ListingSizes::FromHeaders,
-        )
-    }
-
-    #[tokio::test]
-    async fn pages_hand_out_every_entry_once_within_their_bounds() {
-        let (_dir, store, entries) = store_with_dirs(3000).await;
-        let budget = MemoryBudget::new(16 << 20);
-        let mut l = root_listing(store, entries, &budget).unwrap();
-        let held = (16 << 20) - budget.available_bytes();
-        // Compact: well under 100 bytes an entry (it was about 350 as finished reply entries).
-        assert!(held <= 3000 * 100, "{held} bytes held for 3000 entries");
-        let mut seen = Vec::new();
-        while let Some(page) = l.next_page(100, 250).await.unwrap() {
-            assert!(page.len() <= 100);
-            let names: usize = page.iter().map(|e| e.name.len()).sum();
-            assert!(names <= 250, "{names} name bytes in a page");
-            seen.extend(page.into_iter().map(|e| e.name));
-        }
-        let want: Vec<String> = (0..3000).map(|i| format!("d{i:05}")).collect();
-        assert_eq!(seen, want, "all, in order, once");
-        assert!(l.next_page(100, 250).await.unwrap().is_none());
-        drop(l);
-        assert_eq!(budget.available_bytes(), 16 << 20, "the budget comes back");
-    }
-
-    #[tokio::test]
-    async fn a_listing_the_budget_cannot_hold_is_refused() {
-        let (_dir, store, entries) = store_with_dirs(3000).await;
-        let budget = MemoryBudget::new(1 << 20).share(64 << 10);
-        let e = root_listing(store, entries, &budget).unwrap_err();
-        assert!(e.to_string().contains("storage.memory_budget"), "{e}");
-        assert!(e.to_string().contains("3000 entries"), "{e}");
-        assert_eq!(budget.available_bytes(), 64 << 10, "nothing kept");
-    }
-
-    /// Every file of a listing of `store`'s root, with its size, in `sizes` mode.
-    async fn list_sizes(store: &Arc<dyn Destination>, sizes: ListingSizes) -> Vec<(String, u64)> {
-        let entries = store.list("").await.unwrap();
-        let budget = MemoryBudget::new(16 << 20);
-        let mut l = DirListing::new(store.clone(), String::new(), entries, &budget, sizes).unwrap();
-        let mut out = Vec::new();
-        while let Some(page) = l.next_page(100, 10_000).await.unwrap() {
-            out.extend(page.into_iter().map(|e| (e.name, e.size)));
-        }
-        out
-    }
-
-    fn sealed(layout: crate::crypto::Layout, plaintext_len: usize) -> Vec<u8> {
-        let ctx = crate::crypto::ObjectContext {
-            tenant: "acme".into(),
-            key_id: "k".into(),
-            key_version: 1,
-            object_id: [7; 16],
-            external: None,
-        };
-        let mut s = crate::crypto::Sealer::with_layout_material(
-            layout, &[1; 32], &ctx, &[2; 32], &[3; 32], &[4; 12],
-        )
-        .unwrap();
-        let mut out = s.header().to_vec();
-        s.push(&vec![0x5a; plaintext_len], &mut out).unwrap();
-        s.finish(&mut out).unwrap();
-        out
-    }
-
-    #[tokio::test]
-    async fn version_3_sizes_come_from_the_stored_length_without_a_read() {
-        use crate::crypto::{Layout, SEGMENT_SIZE};
-        let dir = tempfile::tempdir().unwrap();
-        let lens = [
-            0,
-            1,
-            SEGMENT_SIZE - 1,
-            SEGMENT_SIZE,
-            SEGMENT_SIZE + 1,
-            3 * SEGMENT_SIZE,
-        ];
-        for (i, len) in lens.iter().enumerate() {
-            std::fs::write(
-                dir.path().join(format!("v3-{i}")),
-                sealed(Layout::Fixed, *len),
-            )
-            .unwrap();
-        }
-        // Not an object at all, with the length of a 100-byte version 3 object: listed from its
-        // length alone, which shows that no header was read (a header read skips it).
-        std::fs::write(dir.path().join("w-unread"), vec![0u8; 2048 + 100 + 16]).unwrap();
-        // A version 1 object too short to be read as version 3: its header is read.
-        std::fs::write(dir.path().join("x-v1"), sealed(Layout::Compact, 100)).unwrap();
-        let store: Arc<dyn Destination> =
-            Arc::new(FsDestination::open("d", dir.path(), "DE").unwrap());
-
-        let fast = list_sizes(&store, ListingSizes::FromStoredLengths).await;
-        let mut want: Vec<(String, u64)> = lens
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (format!("v3-{i}"), *l as u64))
-            .collect();
-        want.push(("w-unread".into(), 100));
-        want.push(("x-v1".into(), 100));
-        assert_eq!(fast, want);
-
-        let read = list_sizes(&store, ListingSizes::FromHeaders).await;
-        want.retain(|(n, _)| n != "w-unread");
-        assert_eq!(read, want, "header reads skip what is not an object");
-    }
-
-    #[tokio::test]
-    async fn a_name_longer_than_the_page_bound_still_comes_out() {
-        let (_dir, store, entries) = store_with_dirs(3).await;
-        let budget = MemoryBudget::new(16 << 20);
-        let mut l = root_listing(store, entries, &budget).unwrap();
-        for _ in 0..3 {
-            assert_eq!(l.next_page(100, 1).await.unwrap().unwrap().len(), 1);
-        }
-        assert!(l.next_page(100, 1).await.unwrap().is_none());
-    }
-}
+#[path = "listing_tests.rs"]
+mod tests;

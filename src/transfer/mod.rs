@@ -536,14 +536,13 @@ impl Gateway {
         Self::need(who, who.permissions.read, "list directories")?;
         let route = self.route(who)?;
         let dir = Self::key_of(route, path);
-        let entries = route.destination.list(&dir).await?;
-        DirListing::new(
+        DirListing::open(
             route.destination.clone(),
             dir,
-            entries,
             &self.held_budget,
             self.listing_sizes,
         )
+        .await
     }
 
     /// A slot for one more open file or directory of `who`: counted per user across all of

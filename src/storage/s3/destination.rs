@@ -18,8 +18,8 @@ use super::{MemoryBudget, S3Error, S3Reader, S3Writer, Target, ops, probe_region
 use crate::config::{S3Credentials, S3DestinationConfig, SELF_HOSTED, StorageConfig};
 use crate::policy::{Evidence, Grant, Location};
 use crate::storage::{
-    Destination, Entry, EntryKind, Key, ObjectMeta, ObjectReader, Publish, StorageError, Upload,
-    Verification, VerificationState, check_grant, check_key,
+    Destination, Entry, EntryKind, Key, ListPage, ObjectMeta, ObjectReader, Publish, StorageError,
+    Upload, Verification, VerificationState, check_grant, check_key,
 };
 use reader::WindowReader;
 
@@ -176,6 +176,17 @@ impl S3Destination {
 
     fn is_root(&self, key: &str) -> bool {
         key.is_empty() || self.roots.read().map(|r| r.contains(key)).unwrap_or(false)
+    }
+
+    /// An empty listing is also what a missing prefix or a file's name gives: says which.
+    async fn check_listed_dir(&self, dir: &str) -> Result<(), StorageError> {
+        if self.is_root(dir) {
+            return Ok(());
+        }
+        match self.stat(dir).await?.kind {
+            EntryKind::Dir => Ok(()),
+            EntryKind::File => Err(StorageError::NotDir),
+        }
     }
 
     fn require_verified(&self) -> Result<(), StorageError> {
@@ -430,14 +441,23 @@ impl Destination for S3Destination {
     async fn list(&self, dir: &Key) -> Result<Vec<Entry>, StorageError> {
         check_key(dir)?;
         let entries = ops::list(&self.inner.target, dir).await?;
-        if entries.is_empty() && !self.is_root(dir) {
-            // An empty answer is also what a missing prefix gives.
-            match self.stat(dir).await?.kind {
-                EntryKind::Dir => {}
-                EntryKind::File => return Err(StorageError::NotDir),
-            }
+        if entries.is_empty() {
+            self.check_listed_dir(dir).await?;
         }
         Ok(entries.into_iter().map(entry).collect())
+    }
+
+    async fn list_page(&self, dir: &Key, from: Option<String>) -> Result<ListPage, StorageError> {
+        check_key(dir)?;
+        let first = from.is_none();
+        let (entries, next) = ops::list_page(&self.inner.target, dir, from).await?;
+        if first && entries.is_empty() && next.is_none() {
+            self.check_listed_dir(dir).await?;
+        }
+        Ok(ListPage {
+            entries: entries.into_iter().map(entry).collect(),
+            next,
+        })
     }
 
     async fn open(&self, key: &Key) -> Result<Box<dyn ObjectReader>, StorageError> {

@@ -68,21 +68,40 @@ pub async fn dir_exists(target: &Target, dir: &str) -> Result<bool, S3Error> {
 
 /// Entries directly below `dir` ("" = the destination root), following continuation tokens.
 pub async fn list(target: &Target, dir: &str) -> Result<Vec<S3Entry>, S3Error> {
+    let mut entries = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let (page, next) = list_page(target, dir, token.take()).await?;
+        entries.extend(page);
+        match next {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    Ok(entries)
+}
+
+/// One ListObjectsV2 page (up to 1,000 keys and common prefixes) of the entries directly below
+/// `dir`, from continuation token `token`, and the token of the next page if there is one.
+pub async fn list_page(
+    target: &Target,
+    dir: &str,
+    token: Option<String>,
+) -> Result<(Vec<S3Entry>, Option<String>), S3Error> {
     let prefix = if dir.is_empty() {
         target.prefix.clone()
     } else {
         format!("{}{}/", target.prefix, dir)
     };
     let mut entries = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
+    {
         let out = target
             .client
             .list_objects_v2()
             .bucket(&target.bucket)
             .prefix(&prefix)
             .delimiter("/")
-            .set_continuation_token(token.take())
+            .set_continuation_token(token)
             .send()
             .await
             .map_err(|e| S3Error::request("ListObjectsV2", e))?;
@@ -115,12 +134,12 @@ pub async fn list(target: &Target, dir: &str) -> Result<Vec<S3Entry>, S3Error> {
                 modified: modified(o.last_modified()),
             });
         }
-        match out.next_continuation_token() {
-            Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_string()),
-            _ => break,
-        }
+        let next = match out.next_continuation_token() {
+            Some(t) if out.is_truncated() == Some(true) => Some(t.to_string()),
+            _ => None,
+        };
+        Ok((entries, next))
     }
-    Ok(entries)
 }
 
 pub async fn remove(target: &Target, key: &str) -> Result<(), S3Error> {
