@@ -258,18 +258,18 @@ impl PolicyBundle {
             .and_then(|list| {
                 Entities::from_entities(list, Some(&self.rules.schema)).map_err(|e| e.to_string())
             })
-            .map_err(|m| entity_problem(&m))?;
+            .map_err(|m| schema_problem(ENTITY_SHAPE, &m))?;
         let probe = CedarRequest::new(
             Types::uid(&self.types.tenant, "schema-probe"),
             self.types.action.clone(),
             Types::uid(&self.types.destination, "schema-probe"),
             self.context("public", "probed", true, "u", "d", false)
-                .map_err(|m| schema_problem(&m))?,
+                .map_err(|m| schema_problem(REQUEST_SHAPE, &m))?,
             Some(&self.rules.schema),
         );
         probe
             .map(|_| ())
-            .map_err(|e| schema_problem(&e.to_string()))
+            .map_err(|e| schema_problem(REQUEST_SHAPE, &e.to_string()))
     }
 
     /// `sha256:<hex>` of the files this bundle was loaded from.
@@ -357,23 +357,16 @@ impl PolicyBundle {
     }
 }
 
-fn schema_problem(message: &str) -> PolicyError {
-    PolicyError::Invalid(vec![Problem {
-        file: SCHEMA.into(),
-        line: 0,
-        message: format!(
-            "the schema does not accept the engine's request (principal Tenant, action \"store\", resource Destination, context classification/evidence/user/destination_name: String, location_known/key_held_by_tenant: Bool): {message}"
-        ),
-    }])
-}
+/// What the engine's requests look like, for a schema that does not accept them.
+const REQUEST_SHAPE: &str = "request (principal Tenant, action \"store\", resource Destination, context classification/evidence/user/destination_name: String, location_known/key_held_by_tenant: Bool)";
+/// What the engine's entities look like, likewise.
+const ENTITY_SHAPE: &str = "entities (Tenant with attested_destinations: Set<Destination>; Destination in [Country] with provider_jurisdiction and operator_jurisdiction: Country; Country in [Zone])";
 
-fn entity_problem(message: &str) -> PolicyError {
+fn schema_problem(shape: &str, message: &str) -> PolicyError {
     PolicyError::Invalid(vec![Problem {
         file: SCHEMA.into(),
         line: 0,
-        message: format!(
-            "the schema does not accept the engine's entities (Tenant with attested_destinations: Set<Destination>; Destination in [Country] with provider_jurisdiction and operator_jurisdiction: Country; Country in [Zone]): {message}"
-        ),
+        message: format!("the schema does not accept the engine's {shape}: {message}"),
     }])
 }
 

@@ -1,5 +1,6 @@
 //! Tests of jurisdictions (providers.toml) and dated facts: who a decision says can reach the
 //! data, and which decisions and attestations count on which day.
+use super::tests::class;
 use super::*;
 use crate::policy::{Classification, Day, Evidence, FixedClock, Location, PolicyStore, Request};
 use proptest::prelude::*;
@@ -333,16 +334,6 @@ fn catalogue() -> Vec<String> {
         .destinations()
         .map(str::to_string)
         .collect()
-}
-
-fn class() -> impl Strategy<Value = Option<Classification>> {
-    prop_oneof![
-        Just(None),
-        Just(Some(Classification::Public)),
-        Just(Some(Classification::Internal)),
-        Just(Some(Classification::Personal)),
-        Just(Some(Classification::SpecialCategory)),
-    ]
 }
 
 /// Shipped facts plus an annulled US decision and a suspended Swiss one, so that more facts end.

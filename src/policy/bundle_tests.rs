@@ -307,7 +307,7 @@ fn equivalent_countries_still_decided_by_name() {
     assert!(d.allowed);
 }
 
-fn class() -> impl Strategy<Value = Option<Classification>> {
+pub(super) fn class() -> impl Strategy<Value = Option<Classification>> {
     prop_oneof![
         Just(None),
         Just(Some(Classification::Public)),
