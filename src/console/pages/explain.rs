@@ -363,6 +363,44 @@ mod tests {
     }
 
     #[test]
+    fn names_the_jurisdictions_and_decides_as_of_the_day_asked() {
+        let b = PolicyBundle::embedded();
+        let mut i = input("t", "wasabi:eu-west-1", "", "personal");
+        i.at = "2032-01-01".into();
+        let (r, html) = page(&b, &i);
+        assert_eq!(r, Ok(()));
+        assert!(html.contains(r#"<span class="deny">DENY</span>"#), "{html}");
+        assert!(html.contains(r#"<td id="as-of">2032-01-01</td>"#), "{html}");
+        assert!(
+            html.contains("Not counted as of 2032-01-01: GB's adequacy decision (EU) 2021/1772"),
+            "{html}"
+        );
+        i.at = "2030-01-01".into();
+        assert!(
+            page(&b, &i)
+                .1
+                .contains(r#"<span class="allow">ALLOW</span>"#)
+        );
+        let (_, html) = page(
+            &b,
+            &input("t", "alibaba-oss:oss-eu-central-1", "", "personal"),
+        );
+        assert!(html.contains(r#"<table id="jurisdictions">"#), "{html}");
+        assert!(
+            html.contains("<td>provider</td><td>CN</td><td>none</td>"),
+            "{html}"
+        );
+        let mut run_from_cn = input("t", "", "DE", "personal");
+        run_from_cn.operator_country = "CN".into();
+        assert!(page(&b, &run_from_cn).1.contains("provider-jurisdiction"));
+        i.at = "2032-02-30".into();
+        assert_eq!(
+            page(&b, &i).0,
+            Err("as of: '2032-02-30' is not a date: write YYYY-MM-DD (e.g. 2031-12-27)".into())
+        );
+    }
+
+    #[test]
     fn bad_input_names_the_field() {
         let b = PolicyBundle::embedded();
         let err = |i: Input| {
