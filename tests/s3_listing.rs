@@ -142,5 +142,9 @@ fn a_directory_of_several_store_pages_lists_every_entry_once() {
     assert_eq!(names.keys().cloned().collect::<Vec<_>>(), want);
     // The sub-directory between the pages' files is listed too.
     let out = gw.sftp_ok("erin", "ls -l /\n");
-    assert_eq!(out.lines().filter(|l| l.starts_with('d')).count(), 1, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with('d')).count(),
+        1,
+        "{out}"
+    );
 }
