@@ -539,3 +539,33 @@ fn check_reports_a_provider_missing_from_providers_toml() {
         stderr(&o)
     );
 }
+
+/// Moving a dated fact changes nothing today and something on the day it matters: `--at` shows
+/// which decisions an officer's edit of an end date turns.
+#[test]
+fn diff_at_shows_what_an_edited_end_date_turns_on_its_day() {
+    let new = copy_policies();
+    edit(
+        new.path(),
+        "jurisdictions.toml",
+        r#"valid_until = "2031-12-27""#,
+        r#"valid_until = "2029-12-31""#,
+    );
+    let old = policies_arg(&shipped());
+    let new = policies_arg(new.path());
+    let o = eugate(&["policy", "diff", &old, &new, "--at", "2027-01-01"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("0 decision(s) change"),
+        "{}",
+        stdout(&o)
+    );
+    let o = eugate(&["policy", "diff", &old, &new, "--at", "2030-06-01"]);
+    let out = stdout(&o);
+    assert!(out.ends_with(", as of 2030-06-01\n"), "{out}");
+    let wasabi_london = out
+        .lines()
+        .find(|l| l.starts_with("wasabi:eu-west-1") && l.contains(" personal "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(wasabi_london.contains("allow -> deny"), "{wasabi_london}");
+}

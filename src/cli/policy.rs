@@ -47,6 +47,10 @@ pub enum PolicyCommand {
         old: PathBuf,
         /// The policy directory after the change.
         new: PathBuf,
+        /// Decide both as of this day instead of today (UTC): what an edit of a dated fact
+        /// changes on the day it matters.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        at: Option<Day>,
     },
     /// Re-decide audited decisions under a proposed bundle: which real transfers would flip.
     /// Exit 0 (it is a report; see --fail-on-flips), 1 on error.
@@ -103,7 +107,7 @@ pub fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
         PolicyCommand::Check { at } => check(&args.policies, at.unwrap_or_else(Day::today_utc)),
         PolicyCommand::Explain(e) => explain(&args.policies, &e),
         PolicyCommand::Test { at } => test(&args.policies, at.unwrap_or_else(Day::today_utc)),
-        PolicyCommand::Diff { old, new } => diff(&old, &new),
+        PolicyCommand::Diff { old, new, at } => diff(&old, &new, at.unwrap_or_else(Day::today_utc)),
         PolicyCommand::Replay(r) => replay::run(&r),
     }
 }
@@ -245,11 +249,11 @@ fn test(dir: &Path, today: Day) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn diff(old_dir: &Path, new_dir: &Path) -> anyhow::Result<ExitCode> {
+fn diff(old_dir: &Path, new_dir: &Path, day: Day) -> anyhow::Result<ExitCode> {
     let (Some(old), Some(new)) = (load_or_report(old_dir)?, load_or_report(new_dir)?) else {
         return Ok(ExitCode::from(1));
     };
-    let changes = policy::diff::diff(&old, &new);
+    let changes = policy::diff::diff_at(&old, &new, day);
     for c in &changes {
         let class = c
             .classification
@@ -267,7 +271,7 @@ fn diff(old_dir: &Path, new_dir: &Path) -> anyhow::Result<ExitCode> {
         );
     }
     println!(
-        "{} decision(s) change ({} -> {})",
+        "{} decision(s) change ({} -> {}), as of {day}",
         changes.len(),
         old.hash(),
         new.hash()

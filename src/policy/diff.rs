@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Classification, Evidence, Location, PolicyBundle, Request};
+use super::{Classification, Day, Evidence, Location, PolicyBundle, Request};
 
 /// The tenant name used for "a tenant with no facts in tenants.toml".
 pub const OTHER_TENANT: &str = "(any other tenant)";
@@ -66,6 +66,12 @@ pub fn catalogue_request(
 /// question is asked for a tenant holding its own key and for one that does not; a change the
 /// same either way is listed once (`key_held_by_tenant: None`).
 pub fn diff(old: &PolicyBundle, new: &PolicyBundle) -> Vec<Change> {
+    diff_at(old, new, Day::today_utc())
+}
+
+/// [`diff`] with both bundles deciding as of `day`: what an edit of a dated fact changes on
+/// the day it matters.
+pub fn diff_at(old: &PolicyBundle, new: &PolicyBundle, day: Day) -> Vec<Change> {
     let destinations: BTreeSet<&str> = old.destinations().chain(new.destinations()).collect();
     let tenants = tenants(&[old, new]);
     let mut out = Vec::new();
@@ -73,9 +79,9 @@ pub fn diff(old: &PolicyBundle, new: &PolicyBundle) -> Vec<Change> {
         for classification in classifications() {
             for tenant in &tenants {
                 let mut req = catalogue_request(dest, classification, tenant, "policy-diff");
-                let without = change(old, new, &req);
+                let without = change(old, new, &req, day);
                 req.key_held_by_tenant = true;
-                let with = change(old, new, &req);
+                let with = change(old, new, &req, day);
                 match (without, with) {
                     (Some(a), Some(b)) if a.old == b.old && a.new == b.new => out.push(a),
                     (a, b) => out.extend(
@@ -91,9 +97,9 @@ pub fn diff(old: &PolicyBundle, new: &PolicyBundle) -> Vec<Change> {
 }
 
 /// The change `req`'s decision makes from `old` to `new`, if it changes.
-fn change(old: &PolicyBundle, new: &PolicyBundle, req: &Request) -> Option<Change> {
-    let (a, _) = old.decide(req);
-    let (b, _) = new.decide(req);
+fn change(old: &PolicyBundle, new: &PolicyBundle, req: &Request, day: Day) -> Option<Change> {
+    let (a, _) = old.decide_at(req, day);
+    let (b, _) = new.decide_at(req, day);
     (a.allowed != b.allowed).then(|| Change {
         destination: req.destination.clone(),
         classification: req.classification,
