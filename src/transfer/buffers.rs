@@ -1,4 +1,4 @@
-//! Recycled part buffers. Every uploaded MiB passes through one freshly sealed ~1 MiB buffer that
+//! Recycled part buffers. Every uploaded 256 KiB passes through one freshly sealed buffer that
 //! storage holds until the store acknowledged it, usually on another thread. Freed there and
 //! allocated anew here, those buffers made mimalloc (the allocator then) keep about 30 MiB more
 //! than the pipeline holds (1 GiB upload: 96 MiB peak RSS; returning memory to the OS at once

@@ -19,9 +19,10 @@ fn open_journal(
     Ok((Some(journal), pending))
 }
 
-/// Idle ~1 MiB part buffers kept for reuse: one upload circulates about 26 (a part being
-/// filled and two in flight, 8 each), so a busy gateway keeps this much for the next upload.
-const IDLE_PART_BUFFERS: usize = 64;
+/// Idle ~256 KiB part buffers kept for reuse (32 MiB): one upload circulates about 99 (a part
+/// being filled and two in flight, 32 each, and three being sealed), so a busy gateway keeps
+/// what the next upload needs.
+const IDLE_PART_BUFFERS: usize = 128;
 
 /// What clients merely hold (writes held ahead of a gap, open directory listings) may use half
 /// of the memory budget, and always leaves an S3 upload's first part: uploads that move are

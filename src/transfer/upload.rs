@@ -20,11 +20,13 @@ use crate::audit::{AuditError, AuditEvent, AuditLog};
 use crate::crypto::{CryptoError, PartSealer, SEGMENT_SIZE, Sealer};
 use crate::storage::{Destination, StorageError, Upload};
 
-/// Plaintext per storage write: each part is 16 sealed segments (≈ 1 MiB), plus the header in
-/// the first one. Sealing 1 MiB at a time keeps the bytes in cache from the receive copy through
-/// sealing and hashing; the sealed buffer is then handed to storage by value (an S3 part is a
-/// list of them), so it is never copied again.
-const PART_SIZE: usize = 1 << 20;
+/// Plaintext per storage write: each part is 4 sealed segments (≈ 256 KiB), plus the header in
+/// the first one. Sealing 256 KiB at a time keeps the bytes in cache from the receive copy
+/// through sealing and hashing; the sealed buffer is then handed to storage by value (an S3 part
+/// is a list of them), so it is never copied again. Small, because an upload waiting for the
+/// memory budget holds up to three of them outside it (one filling, one queued, one offered to
+/// storage): at 1 MiB, 64 waiting uploads held 192 MiB beyond the budget.
+const PART_SIZE: usize = 256 << 10;
 const SEGMENTS_PER_PART: usize = PART_SIZE / SEGMENT_SIZE;
 /// Sealed parts queued for the storage task: when it is full, `write_pieces` waits, and the SSH
 /// channel feels the backpressure.
@@ -680,7 +682,7 @@ mod tests {
 
     /// Every buffer an upload takes goes back to the pool, and no upload adds one: the idle
     /// pool stays the size one upload needs however many follow (it used to grow by the first
-    /// part's buffer, 1 MiB, per upload).
+    /// part's buffer per upload).
     #[tokio::test]
     async fn the_buffer_pool_does_not_grow_across_uploads() {
         let dir = tempfile::tempdir().unwrap();

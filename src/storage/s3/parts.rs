@@ -10,13 +10,13 @@ pub const MIN_PART_SIZE: usize = 8 << 20;
 /// S3's ceiling for one part.
 pub const MAX_PART_SIZE: usize = 5 << 30;
 const PARTS_PER_STEP: u32 = 1000;
-/// A part ends with the buffer that crosses its size. The transfer layer's buffers are 16 sealed
-/// segments, so eight of them cross 8 MiB by 2 KiB (plus the header in part 1): the budget
+/// A part ends with the buffer that crosses its size. The transfer layer's buffers are 4 sealed
+/// segments, so 32 of them cross 8 MiB by 2 KiB (plus the header in part 1): the budget
 /// reserved per part in memory covers that much beyond the part size.
 pub const PART_SLACK: usize = 64 * 1024;
 
 /// Size of part `number` (1-based). Every part but the last holds at least this much, and less
-/// than one more of the writer's buffers (≈ 1 MiB): parts are made of whole buffers.
+/// than one more of the writer's buffers (≈ 256 KiB): parts are made of whole buffers.
 pub fn part_size(number: u32) -> usize {
     let step = number.saturating_sub(1) / PARTS_PER_STEP;
     MIN_PART_SIZE
@@ -63,8 +63,8 @@ mod tests {
         assert!(capacity(128) >= 1 << 30 && capacity(127) < 1 << 30);
     }
 
-    /// The largest buffer the transfer layer hands over (16 sealed 64 KiB segments and the
-    /// header: about 1 MiB; twice that for margin).
+    /// The largest buffer the transfer layer hands over (4 sealed 64 KiB segments and the
+    /// header: about 256 KiB), with a wide margin: a buffer of up to 2 MiB still fits.
     const BUFFER_MAX: usize = 2 << 20;
 
     /// What one upload reserves at once while part `n` fills, with up to `in_flight` earlier
