@@ -2,6 +2,7 @@
 //! it overlaps. The last opened segment is kept, because clients read sequentially in pieces
 //! smaller than a segment.
 
+use bytes::BufMut;
 use prometheus_client::metrics::counter::Counter;
 use zeroize::Zeroizing;
 
@@ -61,13 +62,32 @@ impl DownloadHandle {
 
     /// Up to `len` plaintext bytes at `offset`; `None` at or past the end.
     pub async fn read(&mut self, offset: u64, len: u32) -> Result<Option<Vec<u8>>, TransferError> {
-        if offset >= self.plaintext_len {
-            return Ok(None);
-        }
+        let mut out = Vec::with_capacity(self.available(offset, len));
+        Ok(self.read_into(offset, len, &mut out).await?.map(|_| out))
+    }
+
+    /// How many bytes a read of `len` at `offset` returns: what [`DownloadHandle::read_into`]
+    /// appends, known before the read (an SFTP DATA reply states its length first).
+    pub fn available(&self, offset: u64, len: u32) -> usize {
         let end = offset
             .saturating_add(u64::from(len))
             .min(self.plaintext_len);
-        let mut out = Vec::with_capacity((end - offset) as usize);
+        end.saturating_sub(offset) as usize
+    }
+
+    /// Appends up to `len` plaintext bytes at `offset` to `out`, straight from the opened
+    /// segments, and returns how many ([`DownloadHandle::available`]); `None` at or past the
+    /// end. On an error some bytes may have been appended: the caller takes them back.
+    pub async fn read_into(
+        &mut self,
+        offset: u64,
+        len: u32,
+        out: &mut impl BufMut,
+    ) -> Result<Option<usize>, TransferError> {
+        if offset >= self.plaintext_len {
+            return Ok(None);
+        }
+        let end = offset + self.available(offset, len) as u64;
         let seg = SEGMENT_SIZE as u64;
         let mut pos = offset;
         while pos < end {
@@ -80,11 +100,12 @@ impl DownloadHandle {
                     "damaged object: segment shorter than expected".into(),
                 ));
             }
-            out.extend_from_slice(&plain[start..stop]);
+            out.put_slice(&plain[start..stop]);
             pos += (stop - start) as u64;
         }
-        self.bytes_out.inc_by(out.len() as u64);
-        Ok(Some(out))
+        let n = (end - offset) as usize;
+        self.bytes_out.inc_by(n as u64);
+        Ok(Some(n))
     }
 
     async fn segment(&mut self, index: u64) -> Result<&[u8], TransferError> {

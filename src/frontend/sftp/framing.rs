@@ -16,8 +16,6 @@ use bytes::{Buf, Bytes, BytesMut};
 
 /// `SSH_FXP_WRITE` (draft-ietf-secsh-filexfer-02, section 3).
 pub const SSH_FXP_WRITE: u8 = 6;
-/// `SSH_FXP_DATA`, the reply to READ.
-pub const SSH_FXP_DATA: u8 = 103;
 /// Our handles are short ("h17"); a longer one in a WRITE cannot name an open file.
 const MAX_HANDLE_LEN: usize = 256;
 
@@ -271,18 +269,6 @@ impl Inbox {
     }
 }
 
-/// An `SSH_FXP_DATA` reply, encoded with a single copy of `data`.
-pub fn data_reply(id: u32, data: &[u8]) -> Bytes {
-    let body = 1 + 4 + 4 + data.len();
-    let mut out = BytesMut::with_capacity(4 + body);
-    out.extend_from_slice(&(body as u32).to_be_bytes());
-    out.extend_from_slice(&[SSH_FXP_DATA]);
-    out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    out.extend_from_slice(data);
-    out.freeze()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,17 +469,6 @@ mod tests {
             Ok(Some(Request::Write { id: 5, data, .. })) if data.is_empty()
         ));
         assert_eq!(inbox.buffered(), 0);
-    }
-
-    #[test]
-    fn data_reply_matches_russh_sftp_encoding() {
-        use russh_sftp::protocol::{Data, Packet};
-        for len in [0usize, 1, 65536] {
-            let data = vec![0xa5; len];
-            let ours = data_reply(42, &data);
-            let theirs = Bytes::try_from(Packet::Data(Data { id: 42, data })).unwrap();
-            assert_eq!(ours, theirs);
-        }
     }
 
     proptest! {

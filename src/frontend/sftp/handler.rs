@@ -13,6 +13,7 @@ use russh_sftp::protocol::{
 };
 use russh_sftp::server::StatusReply;
 
+use super::outbox::Outbox;
 use crate::transfer::upload::Chunk;
 use crate::transfer::{
     DirListing, DownloadHandle, FileInfo, Gateway, HandlePermit, Principal, TransferError,
@@ -82,6 +83,47 @@ impl SftpSession {
             }
             Some(_) => Err(StatusCode::Failure.with_message("handle is not open for writing")),
             None => Err(bad_handle()),
+        }
+    }
+
+    /// READ, its `SSH_FXP_DATA` reply encoded straight into `out` (the plaintext is copied once,
+    /// from the opened segment). On `Err` nothing was added: the caller sends the STATUS.
+    pub async fn read_into(
+        &mut self,
+        id: u32,
+        handle: &str,
+        offset: u64,
+        len: u32,
+        out: &mut Outbox,
+    ) -> Result<(), StatusReply> {
+        let d = match self.item_mut(handle) {
+            Some(OpenItem::Download(d)) => d,
+            Some(_) => {
+                return Err(StatusCode::Failure.with_message("handle is not open for reading"));
+            }
+            None => return Err(bad_handle()),
+        };
+        let len = len.min(MAX_READ_WRITE_LEN as u32);
+        if offset >= d.len() {
+            return Err(StatusCode::Eof.into());
+        }
+        let mark = out.start_data(id, d.available(offset, len));
+        let whole = match d.read_into(offset, len, out.data()).await {
+            // `finish_data` takes a reply of the wrong length back.
+            Ok(Some(_)) => out.finish_data(mark),
+            Ok(None) => {
+                out.abandon(mark);
+                false
+            }
+            Err(e) => {
+                out.abandon(mark);
+                return Err(reply(e));
+            }
+        };
+        if whole {
+            Ok(())
+        } else {
+            Err(StatusCode::Failure.with_message("damaged object: a read came out short"))
         }
     }
 

@@ -9,6 +9,7 @@ pub mod handler;
 mod hostkeys;
 mod listener;
 mod offer;
+mod outbox;
 mod requests;
 mod server;
 

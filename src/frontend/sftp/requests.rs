@@ -1,6 +1,6 @@
 //! The request loop of one SFTP channel: cuts packets out of the channel data ([`Inbox`]),
-//! answers each through the [`Handler`], one at a time and in order, and sends the reply as
-//! owned bytes (russh slices them into channel packets without another copy).
+//! answers each through the [`Handler`], one at a time and in order, and sends the replies
+//! packed into whole channel packets ([`Outbox`]).
 //!
 //! This replaces `russh_sftp::server::run`, which reads through a byte stream and decodes
 //! WRITE data with serde: three copies and a zero-fill of every uploaded byte where this loop
@@ -10,13 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use russh::server::Msg;
 use russh::{ChannelMsg, ChannelWriteHalf};
 use russh_sftp::protocol::{Init, Packet, Status, StatusCode};
 use russh_sftp::server::{Handler, StatusReply};
 
-use super::framing::{FramingError, Inbox, Request, data_reply};
+use super::framing::{FramingError, Inbox, Request};
 use super::handler::SftpSession;
+use super::outbox::Outbox;
 use crate::frontend::killswitch::KillSwitch;
 
 /// `SSH_FXP_INIT`, the one request without a request id (its version sits there).
@@ -45,37 +47,57 @@ pub async fn serve(
     // Returning drops `rx`: russh's session task, if it waits to hand us data, goes on.
     let (mut rx, tx) = channel.split();
     let mut inbox = Inbox::new(max_packet);
+    let mut outbox = Outbox::new(tx.writable_packet_size().await);
     loop {
         loop {
-            let reply = match inbox.next_request() {
+            match inbox.next_request() {
                 Ok(None) => break,
-                Ok(Some(request)) => answer(request, &mut handler).await,
+                Ok(Some(request)) => answer(request, &mut handler, &mut outbox).await,
                 Err(e) if !e.is_fatal() => {
                     tracing::info!(error = %e, "bad SFTP request");
                     let id = match e {
                         FramingError::MalformedWrite { id, .. } => id,
                         _ => 0,
                     };
-                    encode(status(
+                    outbox.push(&encode(status(
                         id,
                         StatusCode::BadMessage.with_message(e.to_string()),
-                    ))
+                    )));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "SFTP framing broken; closing the channel");
+                    if let Some(rest) = outbox.rest() {
+                        send(&tx, rest, &stall).await;
+                    }
                     let _ = tx.close().await;
                     return;
                 }
-            };
-            if !send(&tx, reply, &stall).await {
+            }
+            if let Some(packets) = outbox.full_packets()
+                && !send(&tx, packets, &stall).await
+            {
                 return;
             }
         }
-        let msg = tokio::select! {
-            m = rx.wait() => m,
-            _ = stall.kill.killed() => {
-                tracing::debug!(reason = stall.kill.reason(), "connection ended; SFTP channel stops");
-                return;
+        // What the client has already sent is answered before the last partial packet goes:
+        // a pipelining client's requests arrive one channel message each, and flushing after
+        // every one would split each reply in two again.
+        let msg = match rx.wait().now_or_never() {
+            Some(msg) => msg,
+            None => {
+                // Nothing more to answer until the client sends: what waits goes now.
+                if let Some(rest) = outbox.rest()
+                    && !send(&tx, rest, &stall).await
+                {
+                    return;
+                }
+                tokio::select! {
+                    m = rx.wait() => m,
+                    _ = stall.kill.killed() => {
+                        tracing::debug!(reason = stall.kill.reason(), "connection ended; SFTP channel stops");
+                        return;
+                    }
+                }
             }
         };
         match msg {
@@ -214,7 +236,16 @@ fn decode(body: &mut Bytes) -> Result<Packet, Undecodable> {
     }
 }
 
-async fn answer(request: Request, handler: &mut SftpSession) -> Bytes {
+/// Answers one request into `out`.
+async fn answer(request: Request, handler: &mut SftpSession, out: &mut Outbox) {
+    if let Some(reply) = reply_to(request, handler, out).await {
+        out.push(&reply);
+    }
+}
+
+/// The encoded reply to one request; `None` when it was encoded into `out` already (a READ's
+/// data goes there straight from the opened segment).
+async fn reply_to(request: Request, handler: &mut SftpSession, out: &mut Outbox) -> Option<Bytes> {
     let mut body = match request {
         Request::Write {
             id,
@@ -223,7 +254,11 @@ async fn answer(request: Request, handler: &mut SftpSession) -> Bytes {
             data,
         } => {
             let pieces: Vec<&[u8]> = data.iter().map(|b| &b[..]).collect();
-            return call!(id, handler, write_pieces(id, &handle, offset, &pieces));
+            return Some(call!(
+                id,
+                handler,
+                write_pieces(id, &handle, offset, &pieces)
+            ));
         }
         Request::Other(body) => body,
     };
@@ -232,16 +267,19 @@ async fn answer(request: Request, handler: &mut SftpSession) -> Bytes {
         Ok(p) => p,
         Err(e) => {
             tracing::info!(kind = e.kind, id = e.id, error = %e, "undecodable SFTP request");
-            return encode(status(e.id, e.reply()));
+            return Some(encode(status(e.id, e.reply())));
         }
     };
     let id = packet.get_request_id();
-    match packet {
+    Some(match packet {
         Packet::Init(p) => call!(0, handler, init(p.version, p.extensions)),
         Packet::Open(p) => call!(p.id, handler, open(p.id, p.filename, p.pflags, p.attrs)),
         Packet::Close(p) => call!(p.id, handler, close(p.id, p.handle)),
-        Packet::Read(p) => match handler.read(p.id, p.handle, p.offset, p.len).await {
-            Ok(d) => data_reply(d.id, &d.data),
+        Packet::Read(p) => match handler
+            .read_into(p.id, &p.handle, p.offset, p.len, out)
+            .await
+        {
+            Ok(()) => return None,
             Err(e) => encode(status(p.id, e)),
         },
         // A WRITE the framing did not take (it takes them all); decoded the slow way.
@@ -268,7 +306,7 @@ async fn answer(request: Request, handler: &mut SftpSession) -> Bytes {
                 "SFTP packet of type {kind} is a reply, not a request"
             )),
         )),
-    }
+    })
 }
 
 #[cfg(test)]
