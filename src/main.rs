@@ -30,27 +30,33 @@ fn main() -> ExitCode {
 }
 
 /// glibc keeps what a burst of uploads took: its mmap threshold rises to the largest block freed,
-/// so later ~1 MiB part buffers come from the heap, which does not shrink. Pinned at 1 MiB, a
-/// burst's buffers go back to the kernel (docs/benchmarks.md: the download after 32 concurrent
-/// uploads peaked at 198 instead of 348 MiB, at the same CPU). glibc reads the setting only from
-/// the environment at startup (`mallopt` would need unsafe FFI), so a gateway re-executes itself
-/// once with it set. Already set, to anything: the operator's value stands.
+/// so later part buffers (~256 KiB) come from the heap, which does not shrink. Pinned at 256 KiB,
+/// a burst's buffers go back to the kernel (docs/benchmarks.md: the downloads after 64 concurrent
+/// uploads peaked at 271-303 instead of 401-478 MiB). Pinning it also pins the trim threshold,
+/// whose default (128 KiB) made every heap return its top as soon as the 32 KiB SSH messages of
+/// an upload were freed, and fault it back in for the next ones: raised to 8 MiB, an upload
+/// took 0.07-0.18 CPU-s/GiB less (4 interleaved pairs). glibc reads these only from the
+/// environment at startup (`mallopt` would need unsafe FFI), so a gateway re-executes itself
+/// once with them set. The mmap threshold already set, to anything: the operator's values stand.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn pin_malloc_mmap_threshold() {
     use std::os::unix::process::CommandExt;
     const VAR: &str = "MALLOC_MMAP_THRESHOLD_";
+    const TRIM: &str = "MALLOC_TRIM_THRESHOLD_";
     if std::env::var_os(VAR).is_some() {
         return;
     }
     let Ok(exe) = std::env::current_exe() else {
         return;
     };
-    let err = std::process::Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .env(VAR, "1048576")
-        .exec();
+    let mut again = std::process::Command::new(exe);
+    again.args(std::env::args_os().skip(1)).env(VAR, "262144");
+    if std::env::var_os(TRIM).is_none() {
+        again.env(TRIM, "8388608");
+    }
+    let err = again.exec();
     // `exec` returns only if it failed (e.g. the binary was replaced on disk): go on as we are.
-    eprintln!("warning: could not re-execute with {VAR}=1048576 ({err}); continuing without it");
+    eprintln!("warning: could not re-execute with {VAR}=262144 ({err}); continuing without it");
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]

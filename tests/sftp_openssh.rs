@@ -32,15 +32,19 @@ fn put_get_ls_mkdir_rename_rm_and_ciphertext_at_rest() {
     assert!(!out.contains("reports"), "{out}");
 }
 
-/// `serve` re-executes itself with glibc's mmap threshold pinned, so the memory a burst of
-/// uploads took goes back to the kernel (src/main.rs); it still serves afterwards, same PID.
+/// `serve` re-executes itself with glibc's mmap and trim thresholds pinned, so the memory a burst
+/// of uploads took goes back to the kernel (src/main.rs); it still serves afterwards, same PID.
 #[test]
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn serve_runs_with_the_malloc_mmap_threshold_pinned() {
     let g = Gateway::start();
     let env = g.environ();
     assert!(
-        env.iter().any(|v| v == "MALLOC_MMAP_THRESHOLD_=1048576"),
+        env.iter().any(|v| v == "MALLOC_MMAP_THRESHOLD_=262144"),
+        "{env:?}"
+    );
+    assert!(
+        env.iter().any(|v| v == "MALLOC_TRIM_THRESHOLD_=8388608"),
         "{env:?}"
     );
     std::fs::write(g.path("m.txt"), b"after exec").unwrap();
