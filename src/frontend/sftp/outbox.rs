@@ -6,7 +6,8 @@
 //! us, and read and decrypted by the client. Here replies are appended to one byte stream (SFTP
 //! is a stream; packet boundaries mean nothing to it) and only whole packets leave while the
 //! loop has more requests to answer; when it runs out, the rest leaves too, so no reply waits
-//! for a request that has not come.
+//! for a request that has not come. Only a DATA reply's tail waits for requests already
+//! received (see [`Outbox::ends_in_data`]).
 //!
 //! A READ reply is encoded here directly: its header, then the plaintext the download appends,
 //! so the data is copied once between the opened segment and russh's packet buffer.
@@ -23,6 +24,8 @@ const MAX_PACKED: usize = 256 << 10;
 pub struct Outbox {
     pending: BytesMut,
     packet: usize,
+    /// Whether the last reply appended was a DATA reply.
+    last_was_data: bool,
 }
 
 /// Where a DATA reply begins in the outbox, to finish or take it back.
@@ -39,12 +42,14 @@ impl Outbox {
         Outbox {
             pending: BytesMut::new(),
             packet: packet.clamp(1, MAX_PACKED),
+            last_was_data: false,
         }
     }
 
     /// Appends an encoded reply.
     pub fn push(&mut self, reply: &[u8]) {
         self.pending.extend_from_slice(reply);
+        self.last_was_data = false;
     }
 
     /// Starts an `SSH_FXP_DATA` reply of exactly `len` data bytes, which the caller then appends
@@ -70,6 +75,7 @@ impl Outbox {
     /// length, or every later reply on the channel would be misread.
     pub fn finish_data(&mut self, mark: DataMark) -> bool {
         if self.pending.len() == mark.start + 13 + mark.len {
+            self.last_was_data = true;
             return true;
         }
         self.abandon(mark);
@@ -79,6 +85,15 @@ impl Outbox {
     /// Takes back a DATA reply begun with `mark` (its read failed; a STATUS goes instead).
     pub fn abandon(&mut self, mark: DataMark) {
         self.pending.truncate(mark.start);
+        self.last_was_data = false;
+    }
+
+    /// Whether what waits ends with part of a DATA reply, worth holding for the next reply to
+    /// fill its packet. Small replies (STATUS to WRITEs) are not held: a client waiting for them
+    /// stops sending, so holding them while its earlier requests are answered would make an
+    /// upload stop and start once per window of requests.
+    pub fn ends_in_data(&self) -> bool {
+        self.last_was_data && !self.pending.is_empty()
     }
 
     /// The whole packets waiting, if any; the remainder stays for the next reply.
@@ -130,6 +145,24 @@ mod tests {
         assert_eq!(out.full_packets().unwrap().len(), 32 << 10);
         assert_eq!(out.rest().unwrap().len(), 26);
         assert!(out.rest().is_none());
+    }
+
+    #[test]
+    fn only_a_data_tail_is_worth_holding() {
+        let mut out = Outbox::new(32 << 10);
+        assert!(!out.ends_in_data(), "nothing waits");
+        data_reply(&mut out, 1, &[1; 32 << 10]);
+        let _ = out.full_packets();
+        assert!(out.ends_in_data(), "13 bytes of a DATA reply wait");
+        out.push(b"a STATUS");
+        assert!(!out.ends_in_data());
+        data_reply(&mut out, 2, &[2; 100]);
+        assert!(out.ends_in_data());
+        let _ = out.rest();
+        assert!(!out.ends_in_data(), "nothing waits any more");
+        let mark = out.start_data(3, 10);
+        out.abandon(mark);
+        assert!(!out.ends_in_data());
     }
 
     #[test]

@@ -79,10 +79,15 @@ pub async fn serve(
                 return;
             }
         }
-        // What the client has already sent is answered before the last partial packet goes:
-        // a pipelining client's requests arrive one channel message each, and flushing after
-        // every one would split each reply in two again.
-        let msg = match rx.wait().now_or_never() {
+        // Where a DATA reply's tail waits, what the client has already sent is answered
+        // before it goes: a pipelining client's READs arrive one channel message each, and
+        // flushing after every one would split each reply in two again.
+        let ready = if outbox.ends_in_data() {
+            rx.wait().now_or_never()
+        } else {
+            None
+        };
+        let msg = match ready {
             Some(msg) => msg,
             None => {
                 // Nothing more to answer until the client sends: what waits goes now.
