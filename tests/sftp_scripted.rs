@@ -214,6 +214,37 @@ fn reads_at_any_offset() {
     }
 }
 
+/// Replies are packed into whole channel packets (frontend/sftp/outbox.rs): READs of odd sizes,
+/// all in flight at once, on channels whose packets are odd sizes, come back in order and whole,
+/// every byte where it belongs.
+#[test]
+fn pipelined_reads_come_back_whole_whatever_the_packet_size() {
+    let g = Gateway::start();
+    let plain = data(3 * 65536 + 12_345, 23);
+    std::fs::write(g.path("p.bin"), &plain).unwrap();
+    g.sftp_ok("alice", "put p.bin\n");
+    for packet in [4096usize, 20_000, 32_768, 65_536, 1 << 20] {
+        let out = g.script_raw(
+            "alice",
+            &[
+                "pipelined-reads",
+                "--path",
+                "/p.bin",
+                "--offset",
+                &plain.len().to_string(),
+                "--count",
+                &packet.to_string(),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "packet {packet}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout == plain, "packet {packet}: the data differs");
+    }
+}
+
 #[test]
 fn residency_policy_denial_names_the_rule() {
     let g = Gateway::start();

@@ -33,11 +33,11 @@ class RawSftp:
     """SFTP spoken by hand on a raw channel, to send what no client library sends and to see
     every reply exactly as the server wrote it."""
 
-    def __init__(self, a):
+    def __init__(self, a, max_packet=None):
         import struct
         self.struct = struct
         self.t, _ = connect(a, a.password)
-        self.ch = self.t.open_session()
+        self.ch = self.t.open_session(max_packet_size=max_packet)
         self.ch.invoke_subsystem("sftp")
         self.send(bytes([1]) + struct.pack(">I", 3))  # INIT v3
         head = self.recv_exact(4)
@@ -350,6 +350,42 @@ def main():
             f.close()
             sys.stdout.buffer.write(data)
             t.close()
+            return
+        elif a.cmd == "pipelined-reads":
+            # All READs of a file sent before any reply is read, in sizes that are no multiple
+            # of anything, on a channel whose packets are at most --count bytes: DATA replies
+            # straddle packets. Writes the replies' data, in request order, to stdout; exits 1
+            # naming the first reply that is not the DATA or EOF expected.
+            st = __import__("struct")
+            raw = RawSftp(a, max_packet=a.count)
+            h = raw.open(1, a.path, 0x01)["handle"].encode()
+            sizes = [32768, 1, 65536, 20000, 13, 32755, 4096, 65535, 7]
+            reqs, off, rid = [], 0, 100
+            while off <= a.offset:  # --offset: the file's length; one READ past the end
+                n = sizes[len(reqs) % len(sizes)]
+                reqs.append((rid, off, n))
+                off, rid = off + n, rid + 1
+            raw.ch.sendall(b"".join(
+                raw.packet(bytes([5]) + st.pack(">I", i) + raw.sstr(h) + st.pack(">QI", o, n))
+                for i, o, n in reqs))
+            out = []
+            for i, o, n in reqs:
+                (ln,) = st.unpack(">I", raw.recv_exact(4))
+                body = raw.recv_exact(ln)
+                kind, got = body[0], st.unpack(">I", body[1:5])[0]
+                want_eof = o >= a.offset
+                if got != i or kind != (101 if want_eof else 103):
+                    print(f"request {i} at {o}: reply type {kind} for id {got}", file=sys.stderr)
+                    sys.exit(1)
+                if kind == 103:
+                    (dl,) = st.unpack(">I", body[5:9])
+                    if dl != min(n, a.offset - o) or len(body) != 9 + dl:
+                        print(f"request {i} at {o}: {dl} bytes for {n}", file=sys.stderr)
+                        sys.exit(1)
+                    out.append(body[9:])
+            raw.close(2, h)
+            sys.stdout.buffer.write(b"".join(out))
+            raw.t.close()
             return
         elif a.cmd == "symlink":
             t, s = connect(a, a.password)
