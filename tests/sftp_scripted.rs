@@ -183,10 +183,7 @@ fn session_limit_per_user() {
 
 #[test]
 fn reads_at_any_offset() {
-    let g = Gateway::start();
-    let plain = data(5 * 65536 + 100, 11);
-    std::fs::write(g.path("r.bin"), &plain).unwrap();
-    g.sftp_ok("alice", "put r.bin\n");
+    let (g, plain) = gateway_with_upload("r.bin", 5 * 65536 + 100, 11);
     for (offset, count) in [
         (0usize, 10usize),
         (65530, 20),
@@ -219,10 +216,7 @@ fn reads_at_any_offset() {
 /// every byte where it belongs.
 #[test]
 fn pipelined_reads_come_back_whole_whatever_the_packet_size() {
-    let g = Gateway::start();
-    let plain = data(3 * 65536 + 12_345, 23);
-    std::fs::write(g.path("p.bin"), &plain).unwrap();
-    g.sftp_ok("alice", "put p.bin\n");
+    let (g, plain) = gateway_with_upload("p.bin", 3 * 65536 + 12_345, 23);
     for packet in [4096usize, 20_000, 32_768, 65_536, 1 << 20] {
         let out = g.script_raw(
             "alice",
@@ -301,4 +295,13 @@ fn idle_sessions_are_dropped_and_active_ones_kept() {
     let r = g.script("alice", &["idle", "--count", "5"]);
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(r["second_ok"], false, "{r}\n{}", g.log());
+}
+
+/// A gateway where alice has put `name`: `len` bytes of seeded data, returned for comparison.
+fn gateway_with_upload(name: &str, len: usize, seed: u64) -> (Gateway, Vec<u8>) {
+    let g = Gateway::start();
+    let plain = data(len, seed);
+    std::fs::write(g.path(name), &plain).unwrap();
+    g.sftp_ok("alice", &format!("put {name}\n"));
+    (g, plain)
 }
