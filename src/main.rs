@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         cli.command,
         eugate::cli::Command::Serve(_) | eugate::cli::Command::Demo(_)
     ) {
-        pin_malloc_mmap_threshold();
+        pin_malloc_thresholds();
     }
     eugate::cli::init_tracing(cli.verbose, cli.log_format);
     match eugate::cli::run(cli) {
@@ -39,25 +39,26 @@ fn main() -> ExitCode {
 /// environment at startup (`mallopt` would need unsafe FFI), so a gateway re-executes itself
 /// once with them set. The mmap threshold already set, to anything: the operator's values stand.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn pin_malloc_mmap_threshold() {
+fn pin_malloc_thresholds() {
     use std::os::unix::process::CommandExt;
-    const VAR: &str = "MALLOC_MMAP_THRESHOLD_";
-    const TRIM: &str = "MALLOC_TRIM_THRESHOLD_";
-    if std::env::var_os(VAR).is_some() {
+    const MMAP: (&str, &str) = ("MALLOC_MMAP_THRESHOLD_", "262144");
+    const TRIM: (&str, &str) = ("MALLOC_TRIM_THRESHOLD_", "8388608");
+    if std::env::var_os(MMAP.0).is_some() {
         return;
     }
     let Ok(exe) = std::env::current_exe() else {
         return;
     };
     let mut again = std::process::Command::new(exe);
-    again.args(std::env::args_os().skip(1)).env(VAR, "262144");
-    if std::env::var_os(TRIM).is_none() {
-        again.env(TRIM, "8388608");
+    again.args(std::env::args_os().skip(1)).env(MMAP.0, MMAP.1);
+    if std::env::var_os(TRIM.0).is_none() {
+        again.env(TRIM.0, TRIM.1);
     }
     let err = again.exec();
     // `exec` returns only if it failed (e.g. the binary was replaced on disk): go on as we are.
-    eprintln!("warning: could not re-execute with {VAR}=262144 ({err}); continuing without it");
+    let (var, value) = MMAP;
+    eprintln!("warning: could not re-execute with {var}={value} ({err}); continuing without it");
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn pin_malloc_mmap_threshold() {}
+fn pin_malloc_thresholds() {}

@@ -356,8 +356,8 @@ def main():
             # of anything, on a channel whose packets are at most --count bytes: DATA replies
             # straddle packets. Writes the replies' data, in request order, to stdout; exits 1
             # naming the first reply that is not the DATA or EOF expected.
-            st = __import__("struct")
             raw = RawSftp(a, max_packet=a.count)
+            st = raw.struct
             h = raw.open(1, a.path, 0x01)["handle"].encode()
             sizes = [32768, 1, 65536, 20000, 13, 32755, 4096, 65535, 7]
             reqs, off, rid = [], 0, 100
