@@ -166,7 +166,9 @@ impl Demo {
             .arg(common::scripts().join("ftps_client.py"))
             .arg(args[0])
             .args(["--port", &self.ftps_port.to_string(), "--user", "demo"])
-            .args(["--password", &self.password(), "--cafile", cafile])
+            // `--password=…`: a password may begin with `-`, which argparse takes for an option.
+            .arg(format!("--password={}", self.password()))
+            .args(["--cafile", cafile])
             .args(&args[1..])
             .current_dir(&self.cwd)
             .output()

@@ -74,8 +74,9 @@ fn mode_of(path: &Path) -> anyhow::Result<u32> {
     Ok(meta.permissions().mode() & 0o7777)
 }
 
-/// The demo user's password: read from `dir/demo_user_password`, or made (144 random bits,
-/// base64url, so it needs no quoting in a shell or URL) and written 0600 there.
+/// The demo user's password: read from `dir/demo_user_password`, or made (144 random bits as
+/// lowercase hex) and written 0600 there. Hex needs no quoting in a shell or URL, and unlike
+/// base64url it never begins with `-`, which command-line tools would read as an option.
 pub fn password(dir: &Path) -> anyhow::Result<Zeroizing<String>> {
     let path = dir.join(PASSWORD_FILE);
     if path.exists() {
@@ -93,15 +94,19 @@ pub fn password(dir: &Path) -> anyhow::Result<Zeroizing<String>> {
         }
         return Ok(password);
     }
-    let mut bytes = Zeroizing::new([0u8; 18]);
+    new_hex_secret(&path, 18)
+}
+
+/// `bytes` random bytes as lowercase hex, written 0600 to `path` (a new file) and returned.
+pub fn new_hex_secret(path: &Path, bytes: usize) -> anyhow::Result<Zeroizing<String>> {
+    let mut random = Zeroizing::new(vec![0u8; bytes]);
     ring::rand::SystemRandom::new()
-        .fill(bytes.as_mut())
+        .fill(&mut random)
         .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
-    use base64::Engine;
-    let password = Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(*bytes));
-    let line = Zeroizing::new(format!("{}\n", password.as_str()));
-    write_secret(&path, line.as_bytes())?;
-    Ok(password)
+    let secret = Zeroizing::new(hex::encode(&*random));
+    let line = Zeroizing::new(format!("{}\n", secret.as_str()));
+    write_secret(path, line.as_bytes())?;
+    Ok(secret)
 }
 
 #[cfg(test)]
@@ -112,7 +117,13 @@ mod tests {
     fn secrets_are_0600_and_readable_ones_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let p = password(dir.path()).unwrap();
-        assert_eq!(p.len(), 24);
+        assert_eq!(p.len(), 36);
+        assert!(
+            p.bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)),
+            "{}",
+            p.as_str()
+        );
         let file = dir.path().join(PASSWORD_FILE);
         assert_eq!(mode_of(&file).unwrap(), 0o600);
         // A second call reads the same password back.

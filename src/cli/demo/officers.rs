@@ -10,11 +10,10 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
 };
-use ring::rand::SecureRandom;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use super::files::{check_secret, write_public, write_secret};
+use super::files::{check_secret, new_hex_secret, write_public, write_secret};
 use super::tls::{load_key, now, pem, set_validity};
 
 pub const DIR: &str = "officers";
@@ -107,13 +106,7 @@ fn password(dir: &Path) -> anyhow::Result<String> {
             .with_context(|| format!("reading {}", file.display()))?;
         return Ok(text.trim().to_string());
     }
-    let mut bytes = zeroize::Zeroizing::new([0u8; 12]);
-    ring::rand::SystemRandom::new()
-        .fill(bytes.as_mut())
-        .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
-    let password = hex::encode(bytes.as_ref());
-    write_secret(&file, format!("{password}\n").as_bytes())?;
-    Ok(password)
+    Ok(new_hex_secret(&file, 12)?.as_str().to_owned())
 }
 
 fn issue(dir: &Path, name: &str, ca_key: &KeyPair, password: &str) -> anyhow::Result<()> {
