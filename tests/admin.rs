@@ -11,7 +11,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::{
-    BOB_PASSWORD, Gateway, Options, bin, data, eventually, free_port, run_ok, ssh_banner,
+    BOB_PASSWORD, Gateway, Options, bin, data, eventually, free_port, free_ports, run_ok,
+    ssh_banner,
 };
 
 /// Names the clients use in these tests: none may appear in the metrics.
@@ -45,7 +46,7 @@ fn start(s: Setup) -> Admin {
     let ca = certs.path().join("ca");
     demo_ca(&ca);
     let (port, ftps_port) = (free_port(), free_port());
-    let passive = free_port().clamp(1024, 65000);
+    let passive = free_ports(21);
     let mut o = s.options;
     o.extra_toml.push_str(&format!(
         r#"
@@ -181,7 +182,8 @@ fn ftps_put_as(a: &Admin, password: &str, local: &str, name: &str) -> serde_json
         .arg(common::scripts().join("ftps_client.py"))
         .arg("put")
         .args(["--port", &a.ftps_port.to_string()])
-        .args(["--user", "bob", "--password", password])
+        .args(["--user", "bob"])
+        .arg(format!("--password={password}"))
         .arg("--cafile")
         .arg(a.ca.join("ca.pem"))
         .args(["--local", local, "--name", name])

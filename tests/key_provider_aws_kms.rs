@@ -16,6 +16,11 @@ use eugate::keys::provider::{
 };
 use zeroize::Zeroizing;
 
+// Only the port reservations of the shared harness: nothing else of it is needed here.
+#[path = "common/ports.rs"]
+#[allow(dead_code)]
+mod ports;
+
 const REGION: &str = "eu-central-1";
 
 /// A `moto_server` on a free loopback port; killed on drop.
@@ -26,10 +31,7 @@ struct Moto {
 
 impl Moto {
     fn start() -> Moto {
-        let port = {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        let port = ports::free_port();
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
@@ -182,10 +184,7 @@ async fn an_unknown_key_is_not_found() {
 
 #[tokio::test]
 async fn nothing_listening_is_unreachable() {
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = ports::free_port();
     let p = AwsKmsProvider::connect(&config(
         &format!("http://127.0.0.1:{port}"),
         "alias/eugate",

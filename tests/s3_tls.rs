@@ -153,11 +153,7 @@ fn stunnel_bin() -> PathBuf {
 }
 
 fn start_stunnel(pki: &Pki, backend: u16) -> Stunnel {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let conf = pki.path("stunnel.conf");
     std::fs::write(
         &conf,

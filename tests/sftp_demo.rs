@@ -81,11 +81,7 @@ fn run_printed_sftp(cwd: &std::path::Path, printed: &str, batch: &str) {
 #[test]
 fn demo_from_scratch_then_reuse() {
     let cwd = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let plain = data(2 * 1024 * 1024 + 3, 42);
     std::fs::write(cwd.path().join("report.pdf"), &plain).unwrap();
 

@@ -3,6 +3,8 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod openbao;
+mod ports;
+pub use ports::{free_port, free_ports};
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -150,14 +152,6 @@ pub fn keygen(path: &Path, comment: &str) {
             .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
             .arg(path),
     );
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Gateway {

@@ -44,18 +44,6 @@ pub struct OpenBao {
     paused: bool,
 }
 
-/// A port `p` with `p + 1` free too: dev mode puts its cluster listener on the next port.
-fn free_port_pair() -> u16 {
-    for _ in 0..50 {
-        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = a.local_addr().unwrap().port();
-        if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no free pair of loopback ports");
-}
-
 fn random_hex(n: usize) -> String {
     use rand::RngCore;
     let mut b = vec![0u8; n];
@@ -76,7 +64,8 @@ impl OpenBao {
 
     fn start_with(tls: bool) -> OpenBao {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port_pair();
+        // Dev mode puts its cluster listener on the next port.
+        let port = super::free_ports(2);
         let root_token = format!("root-{}", random_hex(16));
         let log = std::fs::File::create(dir.path().join("bao.log")).unwrap();
         let mut cmd = Command::new(bao_bin());

@@ -102,9 +102,21 @@ def find(docs, kind, name):
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port that no other caller got in this run: reserved with a file in the same
+    directory as the Rust harness's (tests/common/ports.rs), since the kernel may hand the same
+    free port to two callers, and then one server fails with "Address already in use"."""
+    reservations = Path(tempfile.gettempdir()) / "eugate-test-ports"
+    reservations.mkdir(exist_ok=True)
+    for _ in range(1000):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            os.close(os.open(reservations / str(port), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return port
+        except FileExistsError:
+            continue
+    raise AssertionError(f"no unreserved loopback port after 1000 tries; see {reservations}")
 
 
 def eventually(secs, f):

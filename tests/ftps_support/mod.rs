@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::common::{self, BOB_PASSWORD, Gateway, Options, bin, free_port, run_ok, run_with_stdin};
+use crate::common::{
+    self, BOB_PASSWORD, Gateway, Options, bin, free_port, free_ports, run_ok, run_with_stdin,
+};
 use serde_json::Value;
 
 pub struct Ftps {
@@ -76,7 +78,7 @@ pub fn start_with(certs: tempfile::TempDir, o: FtpsOptions) -> Ftps {
     let ca_dir = certs.path().join("ca");
     let port = free_port();
     let implicit_port = free_port();
-    let passive = free_port().clamp(1024, 65000);
+    let passive = free_ports(21);
     // frank: bob's password, and allowed to delete.
     let hash = run_with_stdin(
         Command::new(bin()).arg("passwd"),

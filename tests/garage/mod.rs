@@ -5,14 +5,13 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Moved to tests/common; re-exported so that `garage::eventually` keeps working.
 pub use crate::common::eventually;
-use crate::common::{Gateway, scripts};
+use crate::common::{Gateway, free_port, scripts};
 
 pub const ACCESS_KEY: &str = "GK0123456789abcdef01234567";
 pub const SECRET_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -44,14 +43,6 @@ pub fn garage_bin() -> PathBuf {
         "the Garage S3 server is not installed: run scripts/test (it installs garage), \
          or set EUGATE_GARAGE_BIN to a garage binary"
     );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Garage {
