@@ -35,6 +35,7 @@ pub fn free_port() -> u16 {
 /// The first of `len` consecutive ports, all reserved and free when this returns (OpenBao's
 /// dev mode puts its cluster listener on the port after its API; an FTPS passive range).
 pub fn free_ports(len: u16) -> u16 {
+    assert!(len > 0, "free_ports(0): ask for at least one port");
     'next: for _ in 0..1000 {
         let first = ephemeral_port();
         let Some(end) = first.checked_add(len - 1) else {
@@ -72,10 +73,13 @@ fn dir() -> PathBuf {
 
 /// True if this call created the port's reservation file.
 fn reserve(port: u16) -> bool {
-    static CLEAN: Once = Once::new();
+    // Once per process: the directory, once made, stays (nothing removes it).
+    static PREPARE: Once = Once::new();
     let dir = dir();
-    std::fs::create_dir_all(&dir).unwrap();
-    CLEAN.call_once(|| remove_stale(&dir));
+    PREPARE.call_once(|| {
+        std::fs::create_dir_all(&dir).unwrap();
+        remove_stale(&dir);
+    });
     match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
