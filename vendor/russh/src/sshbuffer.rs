@@ -224,6 +224,56 @@ async fn automatic_rekey_read_counter_tracks_payload_bytes() {
     assert_eq!(buffer.bytes, payload.len());
 }
 
+// eugate: the read path hands packets out as `Bytes`; these pin what it promises.
+#[cfg(test)]
+#[tokio::test]
+async fn consecutive_packets_are_read_whole_and_apart() {
+    let mut writer = PacketWriter::clear();
+    writer.packet_raw(b"\x5efirst packet").unwrap();
+    writer.packet_raw(&[0x5e; 40_000]).unwrap();
+    writer.packet_raw(b"\x5ethird").unwrap();
+    let encoded = writer.buffer().buffer.clone();
+    let (mut reader, mut sender) = tokio::io::duplex(encoded.len());
+    sender.write_all(&encoded).await.unwrap();
+    drop(sender);
+
+    let mut buffer = SSHBuffer::new();
+    let mut opening_key = cipher::clear::Key {};
+    let mut payloads = Vec::new();
+    for _ in 0..3 {
+        cipher::read(&mut reader, &mut buffer, &mut opening_key)
+            .await
+            .unwrap();
+        payloads.push(buffer.packet.slice(5..));
+    }
+    assert_eq!(&payloads[0][..], b"\x5efirst packet");
+    assert_eq!(&payloads[1][..], &[0x5e; 40_000][..]);
+    assert_eq!(&payloads[2][..], b"\x5ethird");
+    // Each packet has its own buffer: holding one does not hold the others.
+    assert_ne!(payloads[0].as_ptr(), payloads[1].as_ptr());
+    assert!(
+        cipher::read(&mut reader, &mut buffer, &mut opening_key)
+            .await
+            .is_err(),
+        "the stream is at its end"
+    );
+}
+
+#[test]
+fn view_or_copy_shares_what_lies_inside_and_copies_the_rest() {
+    let whole = bytes::Bytes::from(b"0123456789".to_vec());
+    let inside = view_or_copy(&whole, &whole[2..6]);
+    assert_eq!(&inside[..], b"2345");
+    assert_eq!(inside.as_ptr(), whole[2..].as_ptr(), "a view, not a copy");
+
+    let elsewhere = b"2345".to_vec();
+    let copied = view_or_copy(&whole, &elsewhere);
+    assert_eq!(&copied[..], b"2345");
+    assert_ne!(copied.as_ptr(), elsewhere.as_ptr());
+
+    assert!(view_or_copy(&whole, &[]).is_empty());
+}
+
 #[test]
 fn test_write_packet_restores_output_buffer_on_error() {
     let mut writer = PacketWriter::clear();
