@@ -41,8 +41,8 @@ impl Session {
         handler: &mut H,
         pkt: &mut IncomingSshPacket,
     ) -> Result<(), H::Error> {
-        let whole = pkt.buffer.clone();
-        self.process_packet_in(handler, &whole, Some(&whole)).await
+        self.process_packet_in(handler, &pkt.buffer, &pkt.buffer)
+            .await
     }
 
     pub(crate) async fn process_packet<H: Handler + Send>(
@@ -50,16 +50,16 @@ impl Session {
         handler: &mut H,
         buf: &[u8],
     ) -> Result<(), H::Error> {
-        self.process_packet_in(handler, buf, None).await
+        self.process_packet_in(handler, buf, &Bytes::new()).await
     }
 
-    /// `whole`: the packet `buf` lies in, when there is one: channel data is handed on as a
-    /// view of it instead of a copy.
+    /// `whole`: the packet `buf` lies in (empty if none): channel data inside it is handed on
+    /// as a view of it instead of a copy.
     async fn process_packet_in<H: Handler + Send>(
         &mut self,
         handler: &mut H,
         buf: &[u8],
-        whole: Option<&Bytes>,
+        whole: &Bytes,
     ) -> Result<(), H::Error> {
         let rejection_wait_until =
             tokio::time::Instant::now() + self.common.config.auth_rejection_time;
@@ -1454,7 +1454,7 @@ impl Session {
         handler: &mut H,
         msg: u8,
         r: &mut &[u8],
-        whole: Option<&Bytes>,
+        whole: &Bytes,
     ) -> Result<(), H::Error> {
         match msg {
             msg::CHANNEL_OPEN => self.server_handle_channel_open(handler, r).await,
@@ -1507,10 +1507,7 @@ impl Session {
                     return Err(crate::Error::from(ssh_encoding::Error::Length).into());
                 };
                 *r = rest;
-                let data = match whole {
-                    Some(whole) => crate::sshbuffer::view_or_copy(whole, data),
-                    None => Bytes::copy_from_slice(data),
-                };
+                let data = crate::sshbuffer::view_or_copy(whole, data);
                 map_err!(ensure_end(r))?;
                 let target = self.target_window_size;
 
