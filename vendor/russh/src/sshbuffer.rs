@@ -249,9 +249,8 @@ async fn consecutive_packets_are_read_whole_and_apart() {
     assert_eq!(&payloads[0][..], b"\x5efirst packet");
     assert_eq!(&payloads[1][..], &[0x5e; 40_000][..]);
     assert_eq!(&payloads[2][..], b"\x5ethird");
-    // Small packets are copied out of the chunk the large one is a view of.
+    // Each packet has its own buffer: holding one does not hold the others.
     assert_ne!(payloads[0].as_ptr(), payloads[1].as_ptr());
-    assert!(!contiguous(&payloads[1], &payloads[2]));
     assert!(
         cipher::read(&mut reader, &mut buffer, &mut opening_key)
             .await
@@ -379,12 +378,6 @@ pub struct SSHBuffer {
     pub buffer: Vec<u8>,
     /// The last packet read: length, padding length, payload (decrypted, padding removed).
     pub packet: bytes::Bytes,
-    /// Bytes read from the stream and not yet taken as packets (still encrypted): the head of
-    /// a read-ahead chunk that earlier packets are views of.
-    pub ahead: bytes::BytesMut,
-    /// The size of the last packet read (with length and tag): read-ahead chunks are sized in
-    /// whole packets of this size.
-    pub last_total: usize,
     pub bytes: usize, // total payload bytes read/written since the last rekey
     // Sequence numbers are on 32 bits and wrap.
     // https://tools.ietf.org/html/rfc4253#section-6.4
@@ -396,8 +389,6 @@ impl SSHBuffer {
         SSHBuffer {
             buffer: Vec::new(),
             packet: bytes::Bytes::new(),
-            ahead: bytes::BytesMut::new(),
-            last_total: 0,
             bytes: 0,
             seqn: Wrapping(0),
         }
@@ -687,212 +678,5 @@ pub(crate) fn view_or_copy(whole: &bytes::Bytes, part: &[u8]) -> bytes::Bytes {
         whole.slice_ref(part)
     } else {
         bytes::Bytes::copy_from_slice(part)
-    }
-}
-
-/// An `AsyncRead` over a byte string that returns at most `limits[i % len]` bytes on its i-th
-/// read and counts the reads that returned data.
-#[cfg(test)]
-struct CountingReader {
-    data: Vec<u8>,
-    at: usize,
-    limits: Vec<usize>,
-    reads: usize,
-}
-
-#[cfg(test)]
-impl tokio::io::AsyncRead for CountingReader {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let limit = self.limits[self.reads % self.limits.len()];
-        let n = limit.min(buf.remaining()).min(self.data.len() - self.at);
-        if n > 0 {
-            let at = self.at;
-            buf.put_slice(&self.data[at..at + n]);
-            self.at += n;
-            self.reads += 1;
-        }
-        std::task::Poll::Ready(Ok(()))
-    }
-}
-
-/// `b` starts where `a` ends, packet framing apart: both are views of one read-ahead chunk.
-#[cfg(test)]
-fn contiguous(a: &[u8], b: &[u8]) -> bool {
-    // What lies between two payloads: the first one's padding (4 to 11 bytes with the clear
-    // cipher's 8-byte blocks), the second one's length and padding length. Two chunks that the
-    // allocator placed back to back have its bookkeeping (16 bytes or more) between them too.
-    let gap = (b.as_ptr() as usize).wrapping_sub(a.as_ptr() as usize + a.len());
-    (4 + 5..=11 + 5).contains(&gap)
-}
-
-#[cfg(test)]
-fn encode(payloads: &[Vec<u8>]) -> Vec<u8> {
-    let mut writer = PacketWriter::clear();
-    for p in payloads {
-        writer.packet_raw(p).unwrap();
-    }
-    writer.buffer().buffer.clone()
-}
-
-#[cfg(test)]
-async fn read_all(reader: &mut CountingReader, count: usize) -> Vec<Bytes> {
-    let mut buffer = SSHBuffer::new();
-    let mut opening_key = cipher::clear::Key {};
-    let mut out = Vec::new();
-    for _ in 0..count {
-        cipher::read(reader, &mut buffer, &mut opening_key)
-            .await
-            .unwrap();
-        out.push(buffer.packet.slice(5..));
-    }
-    // The stream is consumed: nothing is left read ahead, and no more than one chunk is held.
-    assert!(buffer.ahead.is_empty());
-    assert!(buffer.ahead.capacity() <= 128 * 1024);
-    assert!(
-        cipher::read(reader, &mut buffer, &mut opening_key)
-            .await
-            .is_err(),
-        "the stream is at its end"
-    );
-    out
-}
-
-#[cfg(test)]
-#[tokio::test]
-async fn one_read_serves_several_large_packets() {
-    let payloads: Vec<Vec<u8>> = (0..32u8).map(|i| vec![i; 32 * 1024]).collect();
-    let mut reader = CountingReader {
-        data: encode(&payloads),
-        at: 0,
-        limits: vec![usize::MAX],
-        reads: 0,
-    };
-    let got = read_all(&mut reader, payloads.len()).await;
-    assert_eq!(got, payloads);
-    // Two reads per packet without read-ahead (its first block, then the rest): 64 here. With
-    // 128 KiB chunks about four packets share a read, plus one first block per chunk.
-    assert!(reader.reads <= 20, "{} reads for 32 packets", reader.reads);
-    assert!(got.windows(2).any(|w| contiguous(&w[0], &w[1])));
-}
-
-#[cfg(test)]
-#[tokio::test]
-async fn packets_of_any_size_come_through_whole_however_the_stream_is_split() {
-    // xorshift: sizes from 0 to 200 000 bytes (small ones copied, large ones viewed, some larger
-    // than a chunk), read in pieces from 1 byte to more than a chunk.
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move |m: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        (x % m) as usize
-    };
-    let payloads: Vec<Vec<u8>> = (0..200)
-        .map(|i| {
-            let len = match i % 4 {
-                0 => next(64),
-                1 => next(5000),
-                2 => next(100_000),
-                _ => next(200_000),
-            };
-            (0..len).map(|j| (i * 7 + j) as u8).collect()
-        })
-        .map(|mut p: Vec<u8>| {
-            p.insert(0, 0x5e);
-            p
-        })
-        .collect();
-    let limits: Vec<usize> = (0..97).map(|_| 1 + next(200_000)).collect();
-    let mut reader = CountingReader {
-        data: encode(&payloads),
-        at: 0,
-        limits,
-        reads: 0,
-    };
-    let got = read_all(&mut reader, payloads.len()).await;
-    assert_eq!(got.len(), payloads.len());
-    for (i, (g, p)) in got.iter().zip(&payloads).enumerate() {
-        assert_eq!(&g[..], &p[..], "packet {i}");
-    }
-}
-
-#[cfg(test)]
-#[tokio::test]
-async fn a_small_packet_after_large_ones_is_copied_out_of_their_chunk() {
-    let payloads = vec![vec![1; 40_000], b"\x5esmall".to_vec(), vec![2; 40_000]];
-    let mut reader = CountingReader {
-        data: encode(&payloads),
-        at: 0,
-        limits: vec![usize::MAX],
-        reads: 0,
-    };
-    let got = read_all(&mut reader, 3).await;
-    assert_eq!(got, payloads);
-    // The small one sits elsewhere; the large ones before and after it share one chunk.
-    assert!(!contiguous(&got[0], &got[1]));
-    let (a, c) = (got[0].as_ptr() as usize, got[2].as_ptr() as usize);
-    assert!(c > a && c - a < 128 * 1024, "one chunk holds both large packets");
-}
-
-#[cfg(test)]
-#[tokio::test]
-async fn chunks_of_an_upload_hold_whole_packets() {
-    let payloads: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 32 * 1024]).collect();
-    let data = encode(&payloads);
-    // Equal payloads, equal packets. Each read returns one packet, as a socket does when the
-    // client's writes are read as they come.
-    let total = data.len() / payloads.len();
-    let mut reader = CountingReader {
-        data,
-        at: 0,
-        limits: vec![total],
-        reads: 0,
-    };
-    let got = read_all(&mut reader, payloads.len()).await;
-    assert_eq!(got, payloads);
-    // Where a packet does not follow the one before in memory, a chunk begins: every
-    // `per_chunk` packets, each chunk holding only whole ones.
-    let per_chunk = crate::cipher::READ_AHEAD / total;
-    let starts: Vec<usize> = (1..got.len())
-        .filter(|&i| !contiguous(&got[i - 1], &got[i]))
-        .collect();
-    assert!(starts.len() >= 3, "chunk starts at {starts:?}");
-    for w in starts.windows(2) {
-        assert_eq!(w[1] - w[0], per_chunk, "chunk starts at {starts:?}");
-    }
-}
-
-#[cfg(test)]
-#[tokio::test]
-async fn a_fresh_chunk_ends_where_a_packet_does() {
-    let stream = vec![7u8; 3 * crate::cipher::READ_AHEAD];
-    for packet in [1000, 32_789, 70_000, crate::cipher::READ_AHEAD + 1] {
-        let mut reader = &stream[..];
-        let mut ahead = BytesMut::new();
-        // The first block of the next packet, in a stream of `packet`-byte ones.
-        crate::cipher::fill(&mut reader, &mut ahead, 16, packet)
-            .await
-            .unwrap();
-        assert_eq!(ahead.capacity() % packet, 0, "packets of {packet} bytes");
-        assert!(ahead.capacity() >= packet.min(crate::cipher::READ_AHEAD / 2));
-        assert!(ahead.capacity() <= crate::cipher::READ_AHEAD.max(packet));
-        // The head of a packet that does not fit moves to a chunk that starts with it.
-        let have = ahead.len();
-        let _ = ahead.split_to(have - 10);
-        crate::cipher::fill(&mut reader, &mut ahead, packet, packet)
-            .await
-            .unwrap();
-        assert_eq!(ahead.capacity() % packet, 0, "packets of {packet} bytes");
-        assert!(ahead.len() >= packet);
-        // Nothing known yet: a chunk of the default size.
-        let mut ahead = BytesMut::new();
-        crate::cipher::fill(&mut reader, &mut ahead, 16, 0)
-            .await
-            .unwrap();
-        assert_eq!(ahead.capacity(), crate::cipher::READ_AHEAD);
     }
 }

@@ -294,33 +294,21 @@ pub(crate) trait SealingKey {
     }
 }
 
-/// How much one `recv` may read ahead: a stream of 32 KiB packets is served about four packets
-/// per system call instead of two system calls per packet.
-pub(crate) const READ_AHEAD: usize = 128 * 1024;
-/// Packets up to this size are copied out of a read-ahead chunk into a buffer of their own, so
-/// that a small packet kept for long (a request, a key exchange message) never pins a chunk.
-const COPY_UP_TO: usize = 4096;
-
 /// Reads and opens one packet into `buffer.packet` (length, padding length, payload; the
-/// padding removed). Packets are read into chunks of up to `READ_AHEAD` bytes (still
-/// encrypted: each is decrypted only when its turn comes, with the key in force then), decrypted
-/// in place there and handed out as `Bytes` views, so that channel data reaches the handler
-/// without a copy; nothing is zero-filled before a read fills it.
-///
-/// Memory: a view keeps its whole chunk alive, so chunks are never grown (a chunk without room
-/// for the next packet is left to its views and the packet's head moves to a fresh one), and
-/// small packets are copied out (`COPY_UP_TO`). A session holds at most one chunk beyond those
-/// its views pin: the one it reads into, also while it waits.
+/// padding removed). Each packet is read into its own buffer, decrypted in place there and
+/// handed out as `Bytes`, so that channel data reaches the handler without a copy; the buffer
+/// is not zero-filled before the read fills it.
 pub(crate) async fn read<R: AsyncRead + Unpin>(
     stream: &mut R,
     buffer: &mut SSHBuffer,
     cipher: &mut (dyn OpeningKey + Send),
 ) -> Result<usize, Error> {
     let l = cipher.packet_length_to_read_for_block_length();
-    fill(stream, &mut buffer.ahead, l, buffer.last_total).await?;
+    buffer.buffer.clear();
+    buffer.buffer.resize(l, 0);
+    stream.read_exact(&mut buffer.buffer).await?;
     let seqn = buffer.seqn.0;
-    #[allow(clippy::indexing_slicing)] // fill read at least l bytes
-    let len = cipher.decrypt_packet_length(seqn, &buffer.ahead[..l]);
+    let len = cipher.decrypt_packet_length(seqn, &buffer.buffer);
     let len = BigEndian::read_u32(&len) as usize;
     trace!("reading, seqn = {seqn:?}, len = {len:?}");
 
@@ -335,16 +323,14 @@ pub(crate) async fn read<R: AsyncRead + Unpin>(
         return Err(Error::PacketSize(len));
     }
     let total = PACKET_LENGTH_LEN + len + cipher.tag_len();
-    fill(stream, &mut buffer.ahead, total, total).await?;
-    buffer.last_total = total;
-    let mut packet = if total <= COPY_UP_TO {
-        #[allow(clippy::indexing_slicing)] // fill read at least total bytes
-        let own = bytes::BytesMut::from(&buffer.ahead[..total]);
-        bytes::Buf::advance(&mut buffer.ahead, total);
-        own
-    } else {
-        buffer.ahead.split_to(total)
-    };
+    let mut packet = bytes::BytesMut::with_capacity(total);
+    packet.extend_from_slice(&buffer.buffer);
+    while packet.len() < total {
+        let missing = (total - packet.len()) as u64;
+        if (&mut *stream).take(missing).read_buf(&mut packet).await? == 0 {
+            return Err(Error::IO(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+    }
     let plaintext = cipher.open(seqn, &mut packet)?;
 
     let padding_length = *plaintext.first().to_owned().unwrap_or(&0) as usize;
@@ -365,36 +351,6 @@ pub(crate) async fn read<R: AsyncRead + Unpin>(
     buffer.packet = packet.freeze();
 
     Ok(plaintext_end + 4)
-}
-
-/// Reads until `ahead` holds at least `n` bytes, each read taking as much as the chunk has room
-/// for. A chunk without room for `n` bytes is not grown (`reserve` on a chunk that views share
-/// may double it, and every view would pin the larger one): what it holds of the packet moves
-/// to a fresh chunk. A fresh chunk holds a whole number of packets of `packet` bytes (the
-/// packet being read, or else the last one): in a stream of equal packets, such as an upload's,
-/// every chunk then ends where a packet does, and nothing is ever moved.
-pub(crate) async fn fill<R: AsyncRead + Unpin>(
-    stream: &mut R,
-    ahead: &mut bytes::BytesMut,
-    n: usize,
-    packet: usize,
-) -> Result<(), Error> {
-    if ahead.capacity() < n {
-        let whole = if packet == 0 {
-            READ_AHEAD
-        } else {
-            (READ_AHEAD / packet).max(1) * packet
-        };
-        let mut chunk = bytes::BytesMut::with_capacity(whole.max(n));
-        chunk.extend_from_slice(ahead);
-        *ahead = chunk;
-    }
-    while ahead.len() < n {
-        if stream.read_buf(ahead).await? == 0 {
-            return Err(Error::IO(std::io::ErrorKind::UnexpectedEof.into()));
-        }
-    }
-    Ok(())
 }
 
 pub(crate) const PACKET_LENGTH_LEN: usize = 4;
