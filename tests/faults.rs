@@ -199,6 +199,39 @@ fn frozen_store_fails_the_close_and_leaves_nothing_once_thawed() {
     gw.assert_audit_verifies();
 }
 
+/// Garage stops reading for longer than the AWS SDK's stalled-stream grace (5 s) but well
+/// inside the request timeout. The SDK used to give up on such a part upload and send the part
+/// again while the first attempt was still alive at the store; when the first attempt then
+/// failed under a later stamp, Garage refused the commit with InvalidPart (docs/benchmarks.md).
+/// Each part must be sent once, and the upload must land.
+#[test]
+fn a_store_stalled_for_seconds_gets_each_part_once_and_the_upload_lands() {
+    let r = rig("parts_in_flight = 2", None);
+    let (gw, store) = (&r.gw, r.garage.store());
+    // 9 MiB first, so that the multipart upload exists; then 20 MiB into the stalled store: two
+    // full 8 MiB parts, more than the kernel's socket buffers take from a peer that does not read.
+    let p = Paused::start(gw, "erin", "stalled.bin", 9, 20);
+    wait_paused_in_garage(&p, &store, gw);
+
+    let pid = r.garage.pid().expect("garage runs");
+    signal_pid(pid, "STOP");
+    p.go();
+    std::thread::sleep(Duration::from_secs(9));
+    signal_pid(pid, "CONT");
+    let out = wait_child(p.child, 300, "CLOSE after the store stalled", gw);
+    let said = report(&out);
+    assert_eq!(said["ok"], true, "CLOSE must succeed: {said}\n{}", gw.log());
+    assert_store_holds(&store, gw, &[key("stalled.bin")]);
+    assert!(stored_plaintext(gw, &store, "stalled.bin") == put_pause_bytes(29));
+    // An attempt abandoned mid-body shows in Garage's log when it reads the rest of it.
+    let log = r.garage.log();
+    assert!(
+        !log.contains("error reading a body"),
+        "a part upload was abandoned mid-body and sent again:\n{log}"
+    );
+    gw.assert_audit_verifies();
+}
+
 /// The store freezes exactly when the multipart upload is to be created: the request times out,
 /// so the gateway never learns an upload id, yet the store creates the upload(s) once thawed.
 /// The gateway must find and abort them.

@@ -206,6 +206,11 @@ admin_token = "eugate-test-admin-token"
         self.dir.path()
     }
 
+    /// What the node has logged (warnings and errors) so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("garage.log")).unwrap_or_default()
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

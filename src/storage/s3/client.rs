@@ -8,8 +8,8 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{
-    Region, RequestChecksumCalculation, ResponseChecksumValidation, retry::RetryConfig,
-    timeout::TimeoutConfig,
+    Region, RequestChecksumCalculation, ResponseChecksumValidation, StalledStreamProtectionConfig,
+    retry::RetryConfig, timeout::TimeoutConfig,
 };
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use serde::Deserialize;
@@ -94,6 +94,7 @@ pub async fn build_client(s: &S3Settings) -> Result<aws_sdk_s3::Client, S3Error>
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
         .timeout_config(timeouts)
+        .stalled_stream_protection(stalled_stream_protection())
         .retry_config(RetryConfig::standard().with_max_attempts(3));
     if let Some(endpoint) = &s.endpoint {
         builder = builder.endpoint_url(endpoint);
@@ -107,6 +108,21 @@ pub async fn build_client(s: &S3Settings) -> Result<aws_sdk_s3::Client, S3Error>
         ),
     };
     Ok(aws_sdk_s3::Client::from_conf(builder.build()))
+}
+
+/// The SDK's stalled-stream protection, for response bodies only. On an upload it gives up on
+/// an attempt whose body the store has not read for 5 s, and the retry sends the part again
+/// while the first attempt may still be alive at the store. Garage stamps each attempt when its
+/// first block arrives and completes a multipart upload with the latest stamp of each part, so
+/// a stalled first attempt that fails after the retry succeeded made the commit fail with
+/// `InvalidPart` (2 of 64 concurrent uploads in one benchmark run, docs/benchmarks.md). The
+/// attempt timeout bounds an upload attempt as a whole, stalls included.
+fn stalled_stream_protection() -> StalledStreamProtectionConfig {
+    StalledStreamProtectionConfig::enabled()
+        .upload_enabled(false)
+        // The SDK's default for downloads (BehaviorVersion 2024-03-28 and later).
+        .grace_period(Duration::from_secs(5))
+        .build()
 }
 
 /// The standard AWS credential chain's provider (environment, profile, IMDS…), resolved over
@@ -182,4 +198,15 @@ fn read_credential_file(path: &Path) -> Result<Credentials, S3Error> {
         None,
         "eugate-file",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_stalled_upload_attempt_is_left_to_the_attempt_timeout() {
+        let c = super::stalled_stream_protection();
+        assert!(!c.upload_enabled());
+        assert!(c.is_enabled() && c.download_enabled());
+        assert_eq!(c.grace_period(), std::time::Duration::from_secs(5));
+    }
 }
