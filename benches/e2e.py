@@ -42,6 +42,9 @@ terminates TLS on a loopback port and forwards to Garage. eugate gets `endpoint 
 `ca_bundle`, rclone gets `--ca-cert`. stunnel's CPU is its own column (work neither gateway does). The
 table's header says which transport ran, and which TLS version / cipher suite stunnel negotiated; each S3
 peer's TCP connections are sampled from /proc to show it talked to the TLS port, never Garage's port.
+EUGATE_BENCH_LOG, if set, is the gateway's RUST_LOG (default "warn"), e.g.
+"warn,aws_smithy_runtime::client::retries=debug" to see the S3 client's retries in eugate.log
+(kept with --keep).
 --s3-plain-http keeps the plain-HTTP path (no stunnel). Every server is started without the CA
 variables of the caller's environment (SSL_CERT_FILE, AWS_CA_BUNDLE, ...), so only the files named
 here are trusted.
@@ -547,7 +550,7 @@ key = {d}/server.key
         subprocess.run(keys + ["init"], check=True, capture_output=True)
         subprocess.run(keys + ["add-tenant", "bench"], check=True, capture_output=True)
         port = free_port()
-        env = server_env(RUST_LOG="warn", NO_COLOR="1")
+        env = server_env(RUST_LOG=os.environ.get("EUGATE_BENCH_LOG", "warn"), NO_COLOR="1")
         if self.a.eugate_dest == "s3":
             ca = f'ca_bundle = "{self.ca_pem}"\n' if self.tls_port else ""
             dest = f"""[destinations.eu]
