@@ -120,7 +120,7 @@ pub async fn build_client(s: &S3Settings) -> Result<aws_sdk_s3::Client, S3Error>
 fn stalled_stream_protection() -> StalledStreamProtectionConfig {
     StalledStreamProtectionConfig::enabled()
         .upload_enabled(false)
-        // The SDK's default for downloads (BehaviorVersion 2024-03-28 and later).
+        // The SDK's default grace, kept for response bodies.
         .grace_period(Duration::from_secs(5))
         .build()
 }
@@ -207,6 +207,6 @@ mod tests {
         let c = super::stalled_stream_protection();
         assert!(!c.upload_enabled());
         assert!(c.is_enabled() && c.download_enabled());
-        assert_eq!(c.grace_period(), std::time::Duration::from_secs(5));
+        assert_eq!(c.grace_period(), super::Duration::from_secs(5));
     }
 }
