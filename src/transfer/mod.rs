@@ -223,6 +223,8 @@ pub struct Gateway {
     reorder: reorder::ReorderLimits,
     /// `reorder.budget`, which open directory listings share with held writes.
     held_budget: MemoryBudget,
+    /// What SSH channels hold received and not yet consumed (see `frontend::sftp::inflow`).
+    inflow_budget: MemoryBudget,
     /// How a listing learns plaintext sizes (`storage.legacy_objects`).
     listing_sizes: ListingSizes,
     handles: HandleLimits,
@@ -248,6 +250,11 @@ impl Gateway {
     /// The brute-force guard every front end consults before checking a credential.
     pub fn guard(&self) -> &AuthGuard {
         &self.guard
+    }
+
+    /// The share of the memory budget that data received and not yet consumed draws on.
+    pub fn inflow_budget(&self) -> &MemoryBudget {
+        &self.inflow_budget
     }
 
     /// Takes one of the user's session slots (whatever the protocol), held until dropped; the

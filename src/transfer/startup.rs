@@ -144,6 +144,8 @@ impl Gateway {
         }
         let auth_throttle = auth_record::throttle(config, &audit);
         let held_budget = client_held_share(&budget);
+        let inflow_budget =
+            budget.share(crate::storage::s3::inflow_share_bytes(budget.total_bytes()));
         let metrics = Arc::new(crate::admin::Metrics::new());
         let policy_reloads = reloads::observe(&keys, &policy, &audit, &metrics);
         Ok(Gateway {
@@ -163,6 +165,7 @@ impl Gateway {
                 budget: held_budget.clone(),
             },
             held_budget,
+            inflow_budget,
             listing_sizes: if config.storage.legacy_objects {
                 ListingSizes::FromHeaders
             } else {
@@ -200,6 +203,35 @@ mod tests {
         assert_eq!(
             client_held_share(&MemoryBudget::new(256 << 20)).total_bytes(),
             128 << 20
+        );
+    }
+
+    #[test]
+    fn every_share_spent_still_leaves_uploads_their_first_part() {
+        use crate::storage::s3::{inflow_share_bytes, read_ahead_share_bytes};
+        for total in [16usize << 20, 32 << 20, 256 << 20, 64 << 30] {
+            let budget = MemoryBudget::new(total);
+            let shares = [
+                client_held_share(&budget),
+                budget.share(read_ahead_share_bytes(total)),
+                budget.share(inflow_share_bytes(total)),
+            ];
+            // A share is at least one unit, so the smallest budgets are checked by sum.
+            let spent: Vec<_> = shares
+                .iter()
+                .map(|s| s.try_reserve(s.total_bytes()).unwrap())
+                .collect();
+            assert!(
+                budget
+                    .try_reserve(crate::storage::s3::MIN_PART_BUDGET)
+                    .is_some(),
+                "a first part still fits beside every spent share ({total})"
+            );
+            drop(spent);
+        }
+        assert_eq!(
+            inflow_share_bytes(256 << 20),
+            (64 << 20) - crate::storage::s3::MIN_PART_BUDGET
         );
     }
 }

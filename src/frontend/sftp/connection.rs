@@ -12,6 +12,7 @@ use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
 use russh::{Channel, ChannelId, MethodKind, MethodSet};
 use zeroize::Zeroizing;
 
+use super::inflow::Inflow;
 use super::{handler, requests};
 use crate::config::{Algorithms, LimitsConfig};
 use crate::frontend::admission::{Admission, Entry};
@@ -65,6 +66,8 @@ pub(super) struct Connection {
     channels: HashMap<ChannelId, Channel<Msg>>,
     /// Session channels open, for `[limits] max_channels_per_connection`.
     open_channels: HashSet<ChannelId>,
+    /// What each SFTP channel has received and its loop not yet consumed.
+    inflows: HashMap<ChannelId, Arc<Inflow>>,
     key_failure_counted: bool,
     /// Ends the connection (socket and SFTP tasks); thrown when this handler is dropped.
     kill: Arc<KillSwitch>,
@@ -85,6 +88,7 @@ impl Connection {
             slot: None,
             channels: HashMap::new(),
             open_channels: HashSet::new(),
+            inflows: HashMap::new(),
             key_failure_counted: false,
             kill,
             entry,
@@ -391,16 +395,28 @@ impl russh::server::Handler for Connection {
     ) -> Result<(), Self::Error> {
         self.open_channels.remove(&channel);
         self.channels.remove(&channel);
+        self.inflows.remove(&channel);
         Ok(())
     }
 
     async fn data(
         &mut self,
-        _channel: ChannelId,
+        channel: ChannelId,
         data: &[u8],
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.check_packet(data.len())
+        self.check_packet(data.len())?;
+        // Beyond its allowance, a channel's unconsumed data waits for the memory budget: this
+        // connection reads no further until it fits (the client waits through TCP).
+        if let Some(inflow) = self.inflows.get(&channel) {
+            tokio::select! {
+                r = inflow.received(data.len()) => if let Err(e) = r {
+                    tracing::warn!(error = %e, "received data not charged to the memory budget");
+                },
+                () = self.kill.killed() => {}
+            }
+        }
+        Ok(())
     }
 
     async fn extended_data(
@@ -435,11 +451,14 @@ impl russh::server::Handler for Connection {
             kill: self.kill.clone(),
             reply_timeout: self.shared.limits.reply_timeout,
         };
+        let inflow = Inflow::new(self.shared.gateway.inflow_budget().clone());
+        self.inflows.insert(channel_id, inflow.clone());
         tokio::spawn(requests::serve(
             channel,
             sftp,
             handler::MAX_PACKET_LEN + 1024,
             stall,
+            inflow,
         ));
         Ok(())
     }

@@ -7,6 +7,7 @@ mod connection;
 mod framing;
 pub mod handler;
 mod hostkeys;
+mod inflow;
 mod listener;
 mod offer;
 mod outbox;

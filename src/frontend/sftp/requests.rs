@@ -18,6 +18,7 @@ use russh_sftp::server::{Handler, StatusReply};
 
 use super::framing::{FramingError, Inbox, Request};
 use super::handler::SftpSession;
+use super::inflow::{CloseOnDrop, Inflow};
 use super::outbox::Outbox;
 use crate::frontend::killswitch::KillSwitch;
 
@@ -43,9 +44,14 @@ pub async fn serve(
     mut handler: SftpSession,
     max_packet: u32,
     stall: Stall,
+    inflow: Arc<Inflow>,
 ) {
-    // Returning drops `rx`: russh's session task, if it waits to hand us data, goes on.
+    // Returning drops `rx`: russh's session task, if it waits to hand us data, goes on; and
+    // gives back what the channel's data held of the memory budget.
+    let _inflow = CloseOnDrop(inflow.clone());
     let (mut rx, tx) = channel.split();
+    // Bytes of the last channel message, consumed once its requests are answered.
+    let mut pushed = 0;
     let mut inbox = Inbox::new(max_packet);
     let mut outbox = Outbox::new(tx.writable_packet_size().await);
     loop {
@@ -79,6 +85,8 @@ pub async fn serve(
                 return;
             }
         }
+        // What is left of it in the inbox is at most a part of one request.
+        inflow.consumed(std::mem::take(&mut pushed));
         // Where a DATA reply's tail waits, what the client has already sent is answered
         // before it goes: a pipelining client's READs arrive one channel message each, and
         // flushing after every one would split each reply in two again.
@@ -106,7 +114,10 @@ pub async fn serve(
             }
         };
         match msg {
-            Some(ChannelMsg::Data { data }) => inbox.push(data),
+            Some(ChannelMsg::Data { data }) => {
+                pushed = data.len();
+                inbox.push(data);
+            }
             Some(ChannelMsg::Eof | ChannelMsg::Close) | None => break,
             Some(_) => {}
         }

@@ -30,19 +30,37 @@ pub use writer::{Committed, S3Writer};
 pub const MIN_PART_BUDGET: usize = parts::MIN_PART_SIZE + parts::PART_SLACK;
 
 /// What clients merely hold (writes held ahead of a gap, open directory listings) may use of
-/// a memory budget of `total` bytes: half, and never an S3 upload's first part.
+/// a memory budget of `total` bytes: half, and never an S3 upload's first part, nor the one
+/// unit each of the two other shares holds at least (a share is never empty).
 pub fn held_share_bytes(total: usize) -> usize {
-    (total / 2).min(total.saturating_sub(MIN_PART_BUDGET))
+    (total / 2).min(
+        total
+            .saturating_sub(MIN_PART_BUDGET)
+            .saturating_sub(2 * crate::budget::UNIT),
+    )
 }
 
 /// What downloads' windows (the one being read and those fetched ahead) may use of a memory
 /// budget of `total` bytes: a quarter, and never what the held share and an upload's first part
-/// need, so that uploads always move.
+/// need (nor the unit the inflow share holds at least), so that uploads always move.
 pub fn read_ahead_share_bytes(total: usize) -> usize {
     (total / 4).min(
         total
             .saturating_sub(MIN_PART_BUDGET)
-            .saturating_sub(held_share_bytes(total)),
+            .saturating_sub(held_share_bytes(total))
+            .saturating_sub(crate::budget::UNIT),
+    )
+}
+
+/// What SSH channels may hold received and not yet consumed, beyond each channel's small
+/// allowance, of a memory budget of `total` bytes: a quarter, and never what an upload's first
+/// part, the held share and the read-ahead share need, so that uploads always move.
+pub fn inflow_share_bytes(total: usize) -> usize {
+    (total / 4).min(
+        total
+            .saturating_sub(MIN_PART_BUDGET)
+            .saturating_sub(held_share_bytes(total))
+            .saturating_sub(read_ahead_share_bytes(total)),
     )
 }
 
