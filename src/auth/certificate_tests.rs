@@ -190,3 +190,60 @@ fn source_address_admits_listed_clients_only() {
         Err(CertificateRefusal::BadSourceAddress(_))
     ));
 }
+
+/// `string` as SSH encodes it: a big-endian u32 length, then the bytes.
+fn ssh_string(bytes: &[u8]) -> Vec<u8> {
+    let mut v = (bytes.len() as u32).to_be_bytes().to_vec();
+    v.extend_from_slice(bytes);
+    v
+}
+
+#[test]
+fn a_certificate_signed_by_a_certificate_is_refused() {
+    // OpenSSH has no chains: a CA key that is itself a certificate is refused even when the key
+    // it certifies, and the CA that certified it, are both trusted. Built by hand, because
+    // `Builder` signs only as a plain key: alice's certificate from key 3, whose signature key
+    // field is then replaced by an (intermediate) certificate of key 3 from the trusted key 1,
+    // and re-signed by key 3.
+    let intermediate = cert_by(&key(1), |s| s.principals = vec!["ca"]);
+    let by_key3 = cert_by(&key(3), |_| {});
+    let bytes = by_key3.to_bytes().unwrap();
+    let key3_blob = ssh_string(&key(3).public_key().to_bytes().unwrap());
+    let signature_field = {
+        use russh::keys::ssh_encoding::Encode;
+        let mut v = Vec::new();
+        by_key3.signature().encode(&mut v).unwrap();
+        ssh_string(&v)
+    };
+    let body_end = bytes.len() - signature_field.len();
+    assert_eq!(&bytes[body_end..], &signature_field[..]);
+    let key_at = body_end - key3_blob.len();
+    assert_eq!(&bytes[key_at..body_end], &key3_blob[..]);
+
+    let mut body = bytes[..key_at].to_vec();
+    body.extend_from_slice(&ssh_string(&intermediate.to_bytes().unwrap()));
+    let signer = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[3; 32]).unwrap();
+    let mut signature = ssh_string(b"ssh-ed25519");
+    signature.extend_from_slice(&ssh_string(signer.sign(&body).as_ref()));
+    let mut chained = body;
+    chained.extend_from_slice(&ssh_string(&signature));
+
+    let both = TrustedCas::new(&[key(1).public_key().clone(), key(3).public_key().clone()]);
+    match Certificate::from_bytes(&chained) {
+        // ssh-key 0.7.0-rc.12 (russh 0.65.2) refuses such a certificate when parsing it.
+        Err(_) => {}
+        // Before that it parses, its signature key an opaque key named after the certificate
+        // type, whose fingerprint is no trusted CA's.
+        Ok(c) => assert_eq!(
+            both.check(&c, "alice", local(), NOW),
+            Err(CertificateRefusal::UntrustedCa)
+        ),
+    }
+    // The splice itself is sound: the same steps with key 3's own blob give a good certificate.
+    let mut plain = bytes[..body_end].to_vec();
+    let mut resigned = ssh_string(b"ssh-ed25519");
+    resigned.extend_from_slice(&ssh_string(signer.sign(&plain).as_ref()));
+    plain.extend_from_slice(&ssh_string(&resigned));
+    let c = Certificate::from_bytes(&plain).unwrap();
+    assert_eq!(both.check(&c, "alice", local(), NOW), Ok(()));
+}
