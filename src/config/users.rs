@@ -218,6 +218,12 @@ pub fn parse_authorized_key(line: &str) -> Result<Option<PublicKey>, String> {
             first.chars().take(40).collect::<String>()
         ));
     }
+    if first.ends_with("-cert-v01@openssh.com") {
+        return Err(format!(
+            "`{}` is a certificate, not a public key; paste the line of the .pub file (a CA's own key for [auth] user_ca_keys: certificates do not chain)",
+            first.chars().take(60).collect::<String>()
+        ));
+    }
     PublicKey::from_openssh(line).map(Some).map_err(|e| {
         format!("not a valid OpenSSH public key ({e}); paste the line of the .pub file")
     })

@@ -216,3 +216,31 @@ pub(super) fn keys_of(p: &[Problem]) -> Vec<String> {
 mod keys;
 mod sections;
 mod storage;
+
+#[test]
+fn a_certificate_is_not_taken_for_a_key() {
+    use russh::keys::PrivateKey;
+    use russh::keys::ssh_key::certificate::{Builder, CertType};
+    use russh::keys::ssh_key::private::Ed25519Keypair;
+    let ca = PrivateKey::from(Ed25519Keypair::from_seed(&[1; 32]));
+    let subject = PrivateKey::from(Ed25519Keypair::from_seed(&[2; 32]));
+    let mut b = Builder::new(
+        [7; 16],
+        subject.public_key().key_data().clone(),
+        0,
+        u64::MAX,
+    )
+    .unwrap();
+    b.cert_type(CertType::User).unwrap();
+    b.all_principals_valid().unwrap();
+    let line = b.sign(&ca).unwrap().to_openssh().unwrap();
+    assert!(
+        line.starts_with("ssh-ed25519-cert-v01@openssh.com "),
+        "{line}"
+    );
+    let e = parse_authorized_key(&line).unwrap_err();
+    assert!(e.contains("a certificate") && e.contains(".pub"), "{e}");
+    // In [auth] user_ca_keys too: a certificate is never a CA key (OpenSSH has no chains).
+    let toml = format!("{}\n[auth]\nuser_ca_keys = [\"{line}\"]\n", good());
+    assert_eq!(keys_of(&problems(&toml)), ["auth.user_ca_keys[0]"]);
+}
